@@ -1,0 +1,38 @@
+"""The `irsa-webhook` command line: one subcommand per job.
+
+Subcommands live in their own modules and register themselves here through a
+``register(subparsers)`` function, so this file stays a dispatcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from webhook import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="irsa-webhook",
+        description="IAM Roles for Service Accounts (IRSA) for any Kubernetes cluster.",
+    )
+    parser.add_argument("--version", action="version", version=f"irsa-webhook {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from webhook.selfhosted import commands as selfhosted_commands
+
+    selfhosted_commands.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_in)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    result: int = func(args)
+    return result

@@ -1,0 +1,1 @@
+"""Tooling for self-hosted IRSA: signing keys, OIDC discovery/JWKS, IAM trust policies."""

@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+# The irsa-webhook image: `make image` (docker build -t irsa-webhook:dev .).
+#
+# Two stages: the builder fills a virtualenv at /opt/venv (dependencies in their own cached layer,
+# then the package), the final stage copies only that venv onto the same slim Python base. No
+# compiler, no pip, no setuptools and no source tree end up in the final image.
+# tests/deploy/test_entrypoint.py runs this file's ENTRYPOINT, ENV and /webhook shim in a fresh venv
+# on a read-only filesystem; keep them simple enough to be read back from here.
+
+# Pinned by full version (and, for releases, by digest: --build-arg PYTHON_IMAGE=python:...@sha256:...).
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+RUN python -m venv /opt/venv
+WORKDIR /src
+# Dependencies first, read from pyproject.toml alone: this layer is rebuilt only when the dependency
+# list changes, not on every source edit. All of them ship manylinux wheels, so no compiler is needed.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > requirements.txt \
+    && /opt/venv/bin/pip install --requirement requirements.txt
+# Then the package itself, non-editable and without dependency resolution (all installed above). pip
+# byte-compiles everything here, so the read-only image never needs to write a .pyc at run time.
+# pip and setuptools leave the venv afterwards: nothing installs anything at run time.
+COPY README.md ./
+COPY webhook ./webhook
+RUN /opt/venv/bin/pip install --no-deps . \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="irsa-webhook" \
+      org.opencontainers.image.description="IAM Roles for Service Accounts mutating admission webhook" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# Read-only root filesystem: nothing may write a .pyc, a cache or a dotfile. HOME points nowhere, so
+# a library that looks for ~/.something finds nothing instead of writing there.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/nonexistent
+COPY --from=builder /opt/venv /opt/venv
+# Upstream compatibility: the AWS webhook's manifests run `command: ["/webhook", FLAGS...]` (its
+# binary's path, no subcommand). /webhook is `irsa-webhook serve FLAGS...`, with upstream's default
+# certificate paths stated first so that FLAGS can still override them (the last flag wins).
+RUN printf '%s\n' \
+        '#!/bin/sh' \
+        'exec irsa-webhook serve --tls-cert=/etc/webhook/certs/tls.crt --tls-key=/etc/webhook/certs/tls.key "$@"' \
+        > /webhook \
+    && chmod 0555 /webhook
+# The distroless "nonroot" uid/gid; the Deployment's securityContext says the same.
+USER 65532:65532
+WORKDIR /
+# No HEALTHCHECK: Kubernetes probes /healthz and /readyz (see .hadolint.yaml).
+ENTRYPOINT ["irsa-webhook", "serve"]

@@ -1,0 +1,133 @@
+"""Render the kustomize overlays in manifests/ the way a user would, with the project's own kubectl.
+
+Shared by the deploy tests, the e2e server-side dry run and `make lint-deploy`:
+
+    python -m tests.deploy.render --out DIR     writes DIR/<overlay>.yaml for every overlay
+
+The overlays are rendered from a copy of manifests/ so that the self-signed component's
+certificates (normally copied in by `make self-signed-certs`, git-ignored) can be generated for the
+run without touching the checkout. kubectl is the one the e2e suite builds (``KUBEBUILDER_ASSETS``,
+else .cache/envtest/bin), never whatever happens to be on PATH: the kustomize version it embeds is
+pinned with the Kubernetes release.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = REPO / "manifests"
+DEFAULT_ASSETS = REPO / ".cache" / "envtest" / "bin"
+# Where the self-signed component reads ca.crt, tls.crt and tls.key (see its kustomization.yaml).
+SELF_SIGNED_GENERATED = Path("components") / "self-signed" / "generated"
+CERT_FILES = ("ca.crt", "tls.crt", "tls.key")
+# kustomize of a few files takes well under a second; this only bounds a hung process.
+KUBECTL_TIMEOUT = 60
+
+
+class MissingKubectl(RuntimeError):
+    """The project's kubectl is not built yet."""
+
+
+def find_kubectl() -> Path:
+    """kubectl from KUBEBUILDER_ASSETS or .cache/envtest/bin, or MissingKubectl with the remedy."""
+    configured = os.environ.get("KUBEBUILDER_ASSETS")
+    folder = Path(configured) if configured else DEFAULT_ASSETS
+    kubectl = folder / "kubectl"
+    if not os.access(kubectl, os.X_OK):
+        raise MissingKubectl(
+            f"no kubectl in {folder}: run `make envtest` (builds it once) or set KUBEBUILDER_ASSETS"
+        )
+    return kubectl
+
+
+def overlays() -> list[str]:
+    """Every overlay under manifests/overlays, so a new one is rendered and tested without a list."""
+    return sorted(p.name for p in (MANIFESTS / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
+
+
+def make_certs(out: Path) -> None:
+    """`irsa-webhook certs --out OUT` from the project's own CLI (what `make certs` runs)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook", "certs", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"irsa-webhook certs failed ({result.returncode}): {result.stderr}{result.stdout}")
+    for name in CERT_FILES:
+        if not (out / name).is_file():
+            raise RuntimeError(f"irsa-webhook certs did not write {out / name}")
+
+
+def stage(dest: Path, certs: Path) -> Path:
+    """Copy manifests/ to DEST/manifests with CERTS' files in the self-signed component; return it."""
+    root = dest / "manifests"
+    shutil.copytree(MANIFESTS, root, ignore=shutil.ignore_patterns(*CERT_FILES))
+    for name in CERT_FILES:
+        shutil.copy2(certs / name, root / SELF_SIGNED_GENERATED / name)
+    return root
+
+
+def kustomize(kubectl: Path, directory: Path) -> str:
+    """`kubectl kustomize DIRECTORY`; RuntimeError with kubectl's message when it fails."""
+    result = subprocess.run(
+        [str(kubectl), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=KUBECTL_TIMEOUT,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl kustomize {directory} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def documents(text: str) -> list[dict[str, Any]]:
+    """The objects of a multi-document YAML stream (empty documents dropped)."""
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def render_all(workdir: Path, kubectl: Path | None = None) -> dict[str, str]:
+    """Render every overlay from a staged copy in WORKDIR: {overlay: YAML text}."""
+    kubectl = kubectl or find_kubectl()
+    certs = workdir / "certs"
+    certs.mkdir(parents=True)
+    make_certs(certs)
+    root = stage(workdir, certs)
+    return {name: kustomize(kubectl, root / "overlays" / name) for name in overlays()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.deploy.render", description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="folder for <overlay>.yaml (replaced)")
+    args = parser.parse_args(argv)
+    out: Path = args.out
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        rendered = render_all(out / "work")
+    except (MissingKubectl, RuntimeError) as exc:
+        print(f"render: {exc}", file=sys.stderr)
+        return 1
+    shutil.rmtree(out / "work")
+    for name, text in rendered.items():
+        (out / f"{name}.yaml").write_text(text)
+        print(f"render: {out / name}.yaml ({len(documents(text))} objects)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

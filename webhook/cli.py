@@ -11,6 +11,12 @@ import sys
 from collections.abc import Sequence
 
 from webhook import __version__
+from webhook.commands import certs, mutate, serve
+from webhook.config import MUTATION_FLAGS, SERVER_FLAGS
+from webhook.flags import normalise_argv
+from webhook.selfhosted import commands as selfhosted_commands
+
+_GO_FLAGS = (*SERVER_FLAGS, *MUTATION_FLAGS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,16 +26,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"irsa-webhook {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from webhook.selfhosted import commands as selfhosted_commands
-
+    serve.register(sub)
+    mutate.register(sub)
+    certs.register(sub)
     selfhosted_commands.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
+    # Upstream's image runs the binary with flags only (`/webhook --in-cluster=false ...`): that is `serve`.
+    if args_in and args_in[0].startswith("-") and args_in[0] not in ("-h", "--help", "--version"):
+        args_in.insert(0, "serve")
     parser = build_parser()
-    args = parser.parse_args(args_in)
+    args = parser.parse_args(normalise_argv(args_in, _GO_FLAGS))
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

@@ -27,7 +27,9 @@ def validate_https_url(url: str, what: str) -> str:
     if not url:
         raise InputError(f"{what} is empty")
     parts = urlsplit(url)
-    if parts.scheme != "https":
+    # startswith, not parts.scheme: urlsplit lowercases the scheme, and "HTTPS://" would then
+    # survive into the provider name (host_path strips only the lowercase prefix).
+    if not url.startswith("https://"):
         raise InputError(f"{what} {url!r} must start with https:// (IAM accepts only https OIDC providers)")
     if not parts.hostname:
         raise InputError(f"{what} {url!r} has no host")

@@ -1,0 +1,76 @@
+# irsa-webhook: the single entry point for humans and CI. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8443
+METRICS_PORT ?= 9999
+# Where `make envtest` caches kube-apiserver, etcd and kubectl (the controller-runtime layout).
+ENVTEST_DIR := .cache/envtest
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/irsa-webhook: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: install
+install: $(BIN)/irsa-webhook ## Create .venv and install the package with its dev tools
+
+.PHONY: certs
+certs: install ## Generate a throwaway CA and serving certificate into certs/
+	$(BIN)/irsa-webhook certs --out certs
+
+.PHONY: run
+run: install ## Serve the webhook on https://127.0.0.1:$(PORT) with dev certs and examples/ (no cluster)
+	@test -f certs/tls.crt || $(BIN)/irsa-webhook certs --out certs
+	$(BIN)/irsa-webhook serve --port $(PORT) --metrics-port $(METRICS_PORT) \
+		--tls-cert certs/tls.crt --tls-key certs/tls.key \
+		--service-accounts examples/service-accounts.yaml --aws-default-region us-west-2
+
+.PHONY: envtest
+envtest: ## Provide kube-apiserver, etcd and kubectl for the e2e suite (built once, cached)
+	bash tests/e2e/envtest/build.sh $(ENVTEST_DIR)
+
+.PHONY: test
+test: install envtest ## Run the whole test suite (unit, server, conformance and e2e)
+	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$(CURDIR)/$(ENVTEST_DIR)/bin}" $(BIN)/pytest
+
+.PHONY: test-unit
+test-unit: install ## Run everything but the e2e suite (no control plane needed)
+	$(BIN)/pytest -m 'not e2e'
+
+.PHONY: lint
+lint: install lint-python lint-deploy ## ruff, mypy strict, hadolint and the manifest checks
+
+.PHONY: lint-python
+lint-python:
+	$(BIN)/ruff check webhook tests
+	$(BIN)/ruff format --check webhook tests
+	$(BIN)/mypy
+
+.PHONY: fmt
+fmt: install ## Format and autofix
+	$(BIN)/ruff format webhook tests
+	$(BIN)/ruff check --fix webhook tests
+
+.PHONY: bench
+bench: install ## Load-test the real server over TLS and print the figures
+	$(BIN)/python -m tests.bench
+
+.PHONY: all
+all: lint test ## What CI runs
+
+# --- deploy (issue 6): targets below are owned by the deployment work ---
+.PHONY: lint-deploy
+lint-deploy:
+	@true
+# --- end deploy ---

@@ -1,0 +1,132 @@
+"""AdmissionReview in, AdmissionReview out: decoding, validation and the one place responses are built.
+
+The envelope is checked just enough to answer correctly (SPEC section 2); the pod inside stays a raw
+dict. Everything here is pure: the HTTP layer feeds it bytes and an identity lookup result.
+
+Errors:
+    BadReview  the body is not an AdmissionReview we can answer (HTTP 400, JSON ``{"error": ...}``).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from webhook.types import AdmissionWarning, PatchOp
+
+V1 = "admission.k8s.io/v1"
+V1BETA1 = "admission.k8s.io/v1beta1"
+REVIEW_KIND = "AdmissionReview"
+
+
+class BadReview(ValueError):
+    """The request body cannot be answered with an AdmissionReview (HTTP 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PodRequest:
+    """What the webhook needs to know about one Pod CREATE."""
+
+    uid: str
+    namespace: str
+    service_account: str
+    pod: dict[str, Any]
+    pod_name: str
+    dry_run: bool
+
+
+def parse_review(body: bytes) -> dict[str, Any]:
+    """Decode and check the envelope; raises :class:`BadReview` naming what is wrong."""
+    try:
+        review = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadReview(f"body is not valid JSON: {exc}") from None
+    if not isinstance(review, dict):
+        raise BadReview(f"body is a JSON {type(review).__name__}, not an AdmissionReview object")
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise BadReview("AdmissionReview has no 'request' object")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise BadReview("AdmissionReview request has no 'uid'")
+    return review
+
+
+def is_pod_create(request: Mapping[str, Any]) -> bool:
+    """Only CREATE of core/v1 Pod is mutated [ours: upstream treats any object as a pod]."""
+    kind = request.get("kind")
+    if not isinstance(kind, Mapping):
+        return False
+    return (
+        request.get("operation") == "CREATE"
+        and kind.get("group", "") == ""
+        and kind.get("version") == "v1"
+        and kind.get("kind") == "Pod"
+        and not request.get("subResource")
+    )
+
+
+def pod_request(request: Mapping[str, Any]) -> PodRequest | str:
+    """A :class:`PodRequest`, or the reason the Pod CREATE must be refused (status 400)."""
+    pod = request.get("object")
+    if not isinstance(pod, dict):
+        return "request.object is missing or is not a Pod object"
+    meta = pod.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    spec = pod.get("spec")
+    spec = spec if isinstance(spec, Mapping) else {}
+    # generateName pods have neither metadata.name nor request.name yet.
+    namespace = request.get("namespace") or meta.get("namespace") or "default"
+    service_account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    pod_name = meta.get("name") or request.get("name") or meta.get("generateName") or ""
+    return PodRequest(
+        uid=str(request["uid"]),
+        namespace=str(namespace),
+        service_account=str(service_account),
+        pod=pod,
+        pod_name=str(pod_name),
+        dry_run=bool(request.get("dryRun")),
+    )
+
+
+def response(
+    review: Mapping[str, Any],
+    *,
+    allowed: bool = True,
+    patch: Sequence[PatchOp] = (),
+    warnings: Sequence[AdmissionWarning] = (),
+    code: int | None = None,
+    message: str | None = None,
+) -> bytes:
+    """The encoded AdmissionReview answering ``review``.
+
+    Echoes its apiVersion, kind and request uid (a v1 response without them is rejected by
+    kube-apiserver, upstream #225). An empty patch is omitted together with ``patchType``, which is
+    what makes reinvocation safe: a second pass that has nothing to add says so.
+    """
+    api_version = review.get("apiVersion")
+    if api_version not in (V1, V1BETA1):
+        api_version = V1
+    body: dict[str, Any] = {"uid": review["request"]["uid"], "allowed": allowed}
+    if patch:
+        body["patchType"] = "JSONPatch"
+        body["patch"] = base64.b64encode(orjson.dumps(list(patch))).decode("ascii")
+    if warnings:
+        body["warnings"] = [w.message for w in warnings]
+    if code is not None or message is not None:
+        status: dict[str, Any] = {}
+        if code is not None:
+            status["code"] = code
+        if message is not None:
+            status["message"] = message
+        body["status"] = status
+    return orjson.dumps({"apiVersion": api_version, "kind": REVIEW_KIND, "response": body})
+
+
+def error_body(message: str) -> bytes:
+    """The JSON body of a non-200 answer: ``{"error": "..."}``."""
+    return orjson.dumps({"error": message})

@@ -1,0 +1,1 @@
+"""One module per ``irsa-webhook`` subcommand, each with ``register(subparsers)``."""

@@ -1,0 +1,71 @@
+"""From a Pod CREATE and its ServiceAccount's identity to an admission decision (pure).
+
+Shared by the HTTPS handler and the offline ``mutate`` command so both answer the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from webhook.admission import PodRequest
+from webhook.mutate import Mutation, mutate
+from webhook.settings import Settings
+from webhook.types import AdmissionWarning, Identity, PatchOp, Pod
+
+SA_NOT_FOUND = "service-account-not-found"
+DENIED_STRICT = "denied-strict"
+# Warnings that are problems of the ServiceAccount's or pod's configuration: with --strict they deny
+# the pod. A ServiceAccount we could not find is not one of them: it may be our lookup that failed,
+# and kube-apiserver's own ServiceAccount admission already refuses pods whose account is missing.
+CONFIG_PROBLEMS = frozenset(
+    {
+        "invalid-role-arn",
+        "invalid-sts-regional-endpoints",
+        "invalid-token-expiration",
+        "token-expiration-too-low",
+        "token-expiration-too-high",
+        "volume-conflict",
+        "mount-path-conflict",
+        "unknown-skip-container",
+    }
+)
+
+
+@dataclass(slots=True)
+class Decision:
+    allowed: bool
+    decision: str
+    pod: Pod
+    patch: list[PatchOp] = field(default_factory=list)
+    warnings: list[AdmissionWarning] = field(default_factory=list)
+    role_arn: str = ""
+    message: str | None = None
+
+
+def decide(request: PodRequest, identity: Identity | None, settings: Settings) -> Decision:
+    """``identity`` None means the ServiceAccount does not exist (after every lookup was tried)."""
+    if identity is None:
+        warning = AdmissionWarning.make(
+            SA_NOT_FOUND,
+            f"serviceaccount {request.namespace}/{request.service_account} not found; no AWS credentials injected",
+        )
+        return Decision(True, SA_NOT_FOUND, request.pod, warnings=[warning])
+
+    result: Mutation = mutate(request.pod, identity, settings)
+    decision = Decision(
+        allowed=True,
+        decision=result.decision,
+        pod=result.pod,
+        patch=result.patch,
+        warnings=result.warnings,
+        role_arn=identity.role_arn,
+    )
+    if settings.strict:
+        problems = [w.message for w in result.warnings if w.kind in CONFIG_PROBLEMS]
+        if problems:
+            decision.allowed = False
+            decision.decision = DENIED_STRICT
+            decision.pod = request.pod
+            decision.patch = []
+            decision.message = "irsa-webhook --strict: " + "; ".join(problems)
+    return decision

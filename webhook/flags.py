@@ -1,0 +1,135 @@
+"""Go-style command-line flags with an environment variable for each.
+
+Upstream's Deployment args must work unchanged, so this accepts what Go's ``flag`` package accepts:
+``--flag=value``, ``--flag value``, a single dash (``-flag=value``), booleans as ``--flag`` or
+``--flag=false``, and durations such as ``100ms`` or ``1m30s``. Precedence, literally: a flag on the
+command line beats its environment variable (``IRSA_WEBHOOK_<NAME>``), which beats the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.identity import parse_go_bool
+
+ENV_PREFIX = "IRSA_WEBHOOK_"
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class FlagError(ValueError):
+    """A flag or environment variable has a value of the wrong shape."""
+
+
+def parse_duration(text: str) -> float:
+    """Go's ``time.ParseDuration`` in seconds (a bare number is taken as seconds for convenience)."""
+    value = text.strip()
+    if not value:
+        raise FlagError("empty duration")
+    sign = -1.0 if value.startswith("-") else 1.0
+    value = value.lstrip("+-")
+    if value == "0":
+        return 0.0
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return sign * float(value)
+    pos, total = 0, 0.0
+    while pos < len(value):
+        match = _DURATION_PART.match(value, pos)
+        if not match:
+            raise FlagError(f"invalid duration {text!r} (examples: 500ms, 10s, 1m30s)")
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    return sign * total
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    name: str
+    kind: str  # "str", "int", "bool", "duration"
+    default: Any
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper().replace("-", "_")
+
+    def convert(self, raw: str, source: str) -> Any:
+        try:
+            if self.kind == "int":
+                return int(raw)
+            if self.kind == "bool":
+                parsed = parse_go_bool(raw)
+                if parsed is None:
+                    raise FlagError(f"{raw!r} is not a boolean (true/false)")
+                return parsed
+            if self.kind == "duration":
+                return parse_duration(raw)
+        except (ValueError, FlagError) as exc:
+            raise FlagError(f"invalid value for {source}: {exc}") from None
+        return raw
+
+
+def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag], title: str) -> None:
+    group = parser.add_argument_group(title)
+    for flag in flags:
+        help_text = f"{flag.help} (env {flag.env}; default {_show(flag.default)})"
+        if flag.kind == "bool":
+            group.add_argument(
+                f"--{flag.name}",
+                dest=flag.dest,
+                nargs="?",
+                const="true",
+                default=None,
+                metavar="BOOL",
+                help=help_text,
+            )
+        else:
+            group.add_argument(
+                f"--{flag.name}", dest=flag.dest, default=None, metavar=flag.kind.upper(), help=help_text
+            )
+
+
+def resolve(
+    args: argparse.Namespace, flags: Sequence[Flag], environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Final values: command line, else environment, else default. Raises FlagError."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for flag in flags:
+        raw = getattr(args, flag.dest, None)
+        if raw is not None:
+            values[flag.dest] = flag.convert(str(raw), f"--{flag.name}")
+        elif flag.env in env:
+            values[flag.dest] = flag.convert(env[flag.env], flag.env)
+        else:
+            values[flag.dest] = flag.default
+    return values
+
+
+def normalise_argv(argv: Sequence[str], flags: Sequence[Flag]) -> list[str]:
+    """Turn Go's single-dash long flags (``-port=443``) into argparse's ``--port=443``."""
+    names = {f.name for f in flags}
+    out: list[str] = []
+    for token in argv:
+        if token.startswith("-") and not token.startswith("--") and len(token) > 2:
+            if token[1:].split("=", 1)[0] in names:
+                token = "-" + token
+        out.append(token)
+    return out
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value == "" or value is None:
+        return "unset"
+    return str(value)

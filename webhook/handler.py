@@ -1,0 +1,166 @@
+"""``POST /mutate`` as a plain ASGI callable: the hot path, kept off any framework.
+
+PERF-NOTES.md measured FastAPI with a raw body at ~200 µs per request over a plain ASGI callable and
+with a pydantic model at ~500 µs; our whole handler costs less than that. So the app routes
+``/mutate`` here before FastAPI sees the request (see ``webhook.server``), and this module reads the
+body, answers, logs and counts, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from webhook import admission, metrics
+from webhook.cache import Resolver
+from webhook.decision import SA_NOT_FOUND, decide
+from webhook.settings import Settings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("irsa_webhook.admission")
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or []
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class MutateEndpoint:
+    def __init__(self, resolver: Resolver, settings: Settings, max_body: int = 8 << 20) -> None:
+        self.resolver = resolver
+        self.settings = settings
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        fields: dict[str, Any] = {}  # filled as the request is understood; logged either way
+        try:
+            body = await self._read(scope, receive)
+            status, payload = await self.review(body, fields)
+        except HTTPError as exc:
+            metrics.REQUESTS.labels("bad_request").inc()
+            log.info("rejected request", extra={"fields": {"status": exc.status, "error": exc.message}})
+            await _send(send, exc.status, admission.error_body(exc.message), exc.headers)
+            return
+        except Exception:
+            # Input errors never get here; this is a bug. The uid (if known) is in the log, the
+            # webhook configuration's failurePolicy decides what happens to the pod.
+            metrics.REQUESTS.labels("error").inc()
+            log.exception("internal error answering admission request", extra={"fields": fields})
+            await _send(send, 500, admission.error_body("internal error"))
+            return
+        elapsed = time.perf_counter() - start
+        metrics.LATENCY.observe(elapsed)
+        fields["duration_ms"] = round(elapsed * 1000, 3)
+        log.info("admission", extra={"fields": fields})
+        await _send(send, status, payload)
+
+    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+        if scope["method"] != "POST":
+            raise HTTPError(405, f"method {scope['method']} not allowed; use POST", [(b"allow", b"POST")])
+        content_type = (_header(scope, b"content-type") or b"").split(b";", 1)[0].strip().lower()
+        if content_type != b"application/json":
+            raise HTTPError(
+                415, f"Content-Type must be application/json, got {content_type.decode(errors='replace')!r}"
+            )
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            raise HTTPError(413, f"body of {int(length)} bytes is over the {self.max_body}-byte limit")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise HTTPError(400, "client disconnected before sending the body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise HTTPError(413, f"body is over the {self.max_body}-byte limit")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+    async def review(self, body: bytes, fields: dict[str, Any]) -> tuple[int, bytes]:
+        """Answer one AdmissionReview body: (HTTP status, response bytes); fills the log ``fields``."""
+        try:
+            review = admission.parse_review(body)
+        except admission.BadReview as exc:
+            raise HTTPError(400, str(exc)) from None
+        request = review["request"]
+        fields["uid"] = request["uid"]
+        if not admission.is_pod_create(request):
+            metrics.REQUESTS.labels("ignored").inc()
+            fields["decision"] = "ignored"
+            fields["operation"] = request.get("operation")
+            return 200, admission.response(review)
+
+        pod_request = admission.pod_request(request)
+        if isinstance(pod_request, str):
+            metrics.REQUESTS.labels("denied").inc()
+            fields.update(decision="bad-object", error=pod_request)
+            return 200, admission.response(review, allowed=False, code=400, message=pod_request)
+
+        identity = self.resolver.cached(pod_request.namespace, pod_request.service_account)
+        if identity is None:
+            loop = asyncio.get_running_loop()
+            identity = await loop.run_in_executor(
+                None, self.resolver.slow, pod_request.namespace, pod_request.service_account
+            )
+        result = decide(pod_request, identity, self.settings)
+
+        for warning in result.warnings:
+            metrics.WARNINGS.labels(warning.kind).inc()
+        if result.decision == SA_NOT_FOUND:
+            metrics.MISSING_SERVICE_ACCOUNTS.inc()
+        if not result.allowed:
+            outcome = "denied"
+        elif result.patch:
+            outcome = "mutated"
+            metrics.MUTATIONS.labels("irsa").inc()
+        else:
+            outcome = "not_mutated"
+        metrics.REQUESTS.labels(outcome).inc()
+        fields.update(
+            namespace=pod_request.namespace,
+            pod=pod_request.pod_name,
+            service_account=pod_request.service_account,
+            decision=result.decision,
+            role_arn=result.role_arn or None,
+            dry_run=pod_request.dry_run,
+        )
+        if result.warnings:
+            fields["warnings"] = [w.kind for w in result.warnings]
+        payload = admission.response(
+            review,
+            allowed=result.allowed,
+            patch=result.patch,
+            warnings=result.warnings,
+            code=None if result.allowed else 400,
+            message=result.message,
+        )
+        return 200, payload
+
+
+async def _send(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

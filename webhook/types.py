@@ -1,0 +1,54 @@
+"""Small immutable records shared by the mutation core, the cache and the admission layer.
+
+The pod itself is never typed: it stays the raw ``dict`` decoded from the request, so fields this
+code does not know survive untouched (STYLE.md habit 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+JSON = Any
+"""A decoded JSON value. Pods and patches stay raw dicts and lists on purpose."""
+
+Pod = dict[str, Any]
+PatchOp = dict[str, Any]
+
+# Kubernetes prints each admission warning on one line; SPEC asks for < 120 characters.
+MAX_WARNING_CHARS = 119
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionWarning:
+    """One problem worth telling the user about, returned in the AdmissionResponse ``warnings``.
+
+    ``kind`` is a stable machine name (it labels the ``warnings_total`` metric); ``message`` is what
+    kubectl prints.
+    """
+
+    kind: str
+    message: str
+
+    @classmethod
+    def make(cls, kind: str, message: str) -> AdmissionWarning:
+        if len(message) > MAX_WARNING_CHARS:
+            message = message[: MAX_WARNING_CHARS - 3] + "..."
+        return cls(kind, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What a ServiceAccount's prefixed annotations mean, parsed once when the object is seen.
+
+    ``role_arn`` empty means the ServiceAccount exists but asks for no IRSA mutation. ``warnings``
+    are the problems found while parsing; they are returned with every pod that uses the account.
+    """
+
+    namespace: str
+    name: str
+    role_arn: str = ""
+    audience: str = "sts.amazonaws.com"
+    sts_regional_endpoints: bool = False
+    token_expiration: int = 86400
+    warnings: tuple[AdmissionWarning, ...] = ()

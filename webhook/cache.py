@@ -93,11 +93,7 @@ class IdentityStore:
 
 
 def _documents(path: Path) -> Iterator[Any]:
-    files = (
-        sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
-        if path.is_dir()
-        else [path]
-    )
+    files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() else [path]
     for file in files:
         with file.open(encoding="utf-8") as fh:
             yield from yaml.safe_load_all(fh)
@@ -130,7 +126,7 @@ def load_manifests(
     return identities
 
 
-LiveGet = Callable[[str, str], "Identity | None | bool"]
+LiveGet = Callable[[str, str], "Identity | bool | None"]
 
 
 class Resolver:

@@ -29,9 +29,7 @@ SERVER_FLAGS = (
     Flag("port", "int", 443, "HTTPS port serving /mutate, /healthz and /readyz"),
     Flag("metrics-port", "int", 9999, "plain-HTTP port serving /metrics"),
     Flag("bind-address", "str", "0.0.0.0", "address both ports listen on"),  # noqa: S104 - a pod serves its IP
-    Flag(
-        "tls-cert", "str", "/etc/webhook/certs/tls.crt", "serving certificate (PEM), reloaded when it changes"
-    ),
+    Flag("tls-cert", "str", "/etc/webhook/certs/tls.crt", "serving certificate (PEM), reloaded when it changes"),
     Flag("tls-key", "str", "/etc/webhook/certs/tls.key", "serving key (PEM), reloaded when it changes"),
     Flag("tls-min-version", "str", "1.2", "minimum TLS version: 1.2 or 1.3 (VersionTLS12 spellings too)"),
     Flag(
@@ -43,18 +41,14 @@ SERVER_FLAGS = (
     Flag("kubeconfig", "str", "", "kubeconfig file (default: in-cluster config)"),
     Flag("kube-api", "str", "", "API server URL, overriding the kubeconfig's"),
     Flag("service-accounts", "str", "", "serve from ServiceAccount manifests on disk instead of a cluster"),
-    Flag(
-        "service-account-lookup-grace-period", "duration", 0.0, "wait this long for the watch on a cache miss"
-    ),
+    Flag("service-account-lookup-grace-period", "duration", 0.0, "wait this long for the watch on a cache miss"),
     Flag(
         "service-account-live-lookup",
         "bool",
         True,
         "GET a ServiceAccount from the API server on a cache miss",
     ),
-    Flag(
-        "resync-period", "duration", 300.0, "restart the ServiceAccount watch this often (resumes, no relist)"
-    ),
+    Flag("resync-period", "duration", 300.0, "restart the ServiceAccount watch this often (resumes, no relist)"),
     Flag("max-request-bytes", "int", 8 << 20, "largest AdmissionReview body accepted (413 above)"),
     Flag("shutdown-timeout", "duration", 20.0, "on SIGTERM, wait at most this long for in-flight requests"),
     Flag("namespace", "str", "", "the webhook's own namespace (upstream compatibility; used in logs)"),

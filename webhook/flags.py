@@ -120,10 +120,8 @@ def normalise_argv(argv: Sequence[str], flags: Sequence[Flag]) -> list[str]:
     names = {f.name for f in flags}
     out: list[str] = []
     for token in argv:
-        if token.startswith("-") and not token.startswith("--") and len(token) > 2:
-            if token[1:].split("=", 1)[0] in names:
-                token = "-" + token
-        out.append(token)
+        single_dash = token.startswith("-") and not token.startswith("--") and len(token) > 2
+        out.append("-" + token if single_dash and token[1:].split("=", 1)[0] in names else token)
     return out
 
 

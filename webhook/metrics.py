@@ -24,9 +24,7 @@ MISSING_SERVICE_ACCOUNTS = Counter(
     "irsa_webhook_service_account_not_found_total", "Pods whose ServiceAccount could not be found."
 )
 CACHE_SIZE = Gauge("irsa_webhook_service_account_cache_size", "ServiceAccounts held in the cache.")
-CACHE_SYNCED = Gauge(
-    "irsa_webhook_service_account_cache_synced", "1 once the first ServiceAccount list completed."
-)
+CACHE_SYNCED = Gauge("irsa_webhook_service_account_cache_synced", "1 once the first ServiceAccount list completed.")
 LIVE_LOOKUPS = Counter(
     "irsa_webhook_service_account_live_lookups_total",
     "Live GETs of a ServiceAccount on a cache miss, by result (found, not_found, error, rate_limited).",
@@ -40,6 +38,4 @@ WATCH_RESTARTS = Counter(
 CERT_EXPIRY = Gauge(
     "irsa_webhook_certificate_expiry_timestamp_seconds", "NotAfter of the serving certificate, Unix time."
 )
-CERT_RELOADS = Counter(
-    "irsa_webhook_certificate_reloads_total", "Serving certificate reloads, by result.", ["result"]
-)
+CERT_RELOADS = Counter("irsa_webhook_certificate_reloads_total", "Serving certificate reloads, by result.", ["result"])

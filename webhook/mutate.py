@@ -84,9 +84,7 @@ def _token_volume(identity: Identity, expiration: int) -> dict[str, Any]:
     return {"name": VOLUME_NAME, "projected": {"sources": [{"serviceAccountToken": token}]}}
 
 
-def _append(
-    parent: dict[str, Any], key: str, items: list[dict[str, Any]], path: str, patch: list[PatchOp]
-) -> None:
+def _append(parent: dict[str, Any], key: str, items: list[dict[str, Any]], path: str, patch: list[PatchOp]) -> None:
     """Append ``items`` to ``parent[key]`` (a fresh list) and record the matching add operations."""
     existing = parent.get(key)
     if isinstance(existing, list):
@@ -100,9 +98,7 @@ def _append(
 def _copy(item: dict[str, Any]) -> dict[str, Any]:
     # The patch and the mutated pod must not share mutable dicts: a caller editing one would
     # silently change the other. Our additions are at most two levels deep.
-    return {
-        k: _copy(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v for k, v in item.items()
-    }
+    return {k: _copy(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v for k, v in item.items()}
 
 
 def _env_additions(
@@ -239,9 +235,7 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings) -> Mutation:
     unknown = sorted(skipped - seen)
     if unknown:
         result.warnings.append(
-            AdmissionWarning.make(
-                "unknown-skip-container", f"skip-containers names no container: {', '.join(unknown)}"
-            )
+            AdmissionWarning.make("unknown-skip-container", f"skip-containers names no container: {', '.join(unknown)}")
         )
 
     if patch:

@@ -63,9 +63,7 @@ def cipher_string(suites: str) -> str | None:
         if name in TLS13_SUITES:
             continue
         if name not in CIPHERS:
-            raise TLSConfigError(
-                f"unknown or insecure TLS cipher suite {name!r}; known: {', '.join(sorted(CIPHERS))}"
-            )
+            raise TLSConfigError(f"unknown or insecure TLS cipher suite {name!r}; known: {', '.join(sorted(CIPHERS))}")
         openssl.append(CIPHERS[name])
     return ":".join(openssl) or None
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from webhook import metrics
@@ -99,13 +99,13 @@ class ServiceAccountWatcher:
 
     def _list(self) -> str:
         identities: list[Identity] = []
-        token: str | None = None
+        continue_token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"limit": LIST_PAGE, "_preload_content": False, "_request_timeout": 30}
-            if token:
-                kwargs["_continue"] = token
+            if continue_token:
+                kwargs["_continue"] = continue_token
             try:
-                raw = self._api.list_service_account_for_all_namespaces(**kwargs)
+                raw: Any = self._api.list_service_account_for_all_namespaces(**kwargs)
             except ApiException as exc:
                 if exc.status == 410:  # the continue token expired mid-list: start over
                     raise Gone from exc
@@ -113,8 +113,8 @@ class ServiceAccountWatcher:
             page = orjson.loads(raw.data)
             identities.extend(parse_service_account(item, self._settings) for item in page.get("items") or ())
             meta = page.get("metadata") or {}
-            token = meta.get("continue")
-            if not token:
+            continue_token = meta.get("continue")
+            if not continue_token:
                 self._store.replace_all(identities)
                 metrics.CACHE_SIZE.set(len(self._store))
                 metrics.CACHE_SYNCED.set(1)
@@ -122,7 +122,8 @@ class ServiceAccountWatcher:
                 return str(meta.get("resourceVersion") or "")
 
     def _watch(self, resource_version: str) -> str:
-        response = self._api.list_service_account_for_all_namespaces(
+        # _preload_content=False: the raw urllib3 response, not the client's typed model.
+        response: Any = self._api.list_service_account_for_all_namespaces(
             watch=True,
             resource_version=resource_version,
             allow_watch_bookmarks=True,
@@ -133,7 +134,7 @@ class ServiceAccountWatcher:
         )
         self._response = response
         try:
-            for line in iter_resp_lines(response):
+            for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
                 if self._stop.is_set():
                     break
                 resource_version = self._handle(orjson.loads(line), resource_version)
@@ -197,7 +198,7 @@ class LiveLookup:
             metrics.LIVE_LOOKUPS.labels("rate_limited").inc()
             return False
         try:
-            raw = self._api.read_namespaced_service_account(
+            raw: Any = self._api.read_namespaced_service_account(
                 name, namespace, _preload_content=False, _request_timeout=LIVE_GET_TIMEOUT
             )
         except ApiException as exc:

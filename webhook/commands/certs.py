@@ -38,7 +38,5 @@ def run(args: argparse.Namespace) -> int:
         return 2
     names = [*devcerts.default_dns_names(args.service_name, args.namespace), *args.dns_name]
     files = devcerts.generate(args.out, names, ips, days=args.days, new_ca=args.new_ca)
-    print(
-        f"wrote {files.ca_cert}, {files.cert}, {files.key} and {files.ca_bundle} (SANs: {', '.join(names + ips)})"
-    )
+    print(f"wrote {files.ca_cert}, {files.cert}, {files.key} and {files.ca_bundle} (SANs: {', '.join(names + ips)})")
     return 0

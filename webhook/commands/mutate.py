@@ -26,9 +26,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "warning on stderr as a line starting with 'warning: '. Exit 0 on success, 1 when --strict denies "
         "the pod, 2 on unreadable input.",
     )
-    parser.add_argument(
-        "--pod", required=True, metavar="FILE", help="the pod manifest (YAML or JSON; - for stdin)"
-    )
+    parser.add_argument("--pod", required=True, metavar="FILE", help="the pod manifest (YAML or JSON; - for stdin)")
     parser.add_argument(
         "--service-account",
         action="append",
@@ -39,12 +37,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--namespace", default=None, help="namespace of a pod without metadata.namespace (default: default)"
     )
-    parser.add_argument(
-        "--patch", action="store_true", help="print the JSON Patch instead of the mutated pod"
-    )
-    parser.add_argument(
-        "-o", "--output", choices=("yaml", "json"), default="yaml", help="output format (default yaml)"
-    )
+    parser.add_argument("--patch", action="store_true", help="print the JSON Patch instead of the mutated pod")
+    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format (default yaml)")
     add_flags(parser, MUTATION_FLAGS, "mutation")
     parser.set_defaults(func=run, flags=MUTATION_FLAGS)
 
@@ -64,14 +58,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = mutation_settings(resolve(args, MUTATION_FLAGS))
         pod = _load_pod(args.pod)
-        meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+        meta: dict[str, Any] = pod["metadata"] if isinstance(pod.get("metadata"), dict) else {}
         namespace = str(meta.get("namespace") or args.namespace or "default")
         store = IdentityStore()
         store.replace_all(load_manifests(args.service_account, settings, default_namespace=namespace))
     except (FlagError, OSError, ValueError, yaml.YAMLError) as exc:
         print(f"irsa-webhook mutate: {_one_line(exc)}", file=sys.stderr)
         return 2
-    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    spec: dict[str, Any] = pod["spec"] if isinstance(pod.get("spec"), dict) else {}
     service_account = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
     request = PodRequest(
         uid="offline",

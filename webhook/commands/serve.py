@@ -100,9 +100,11 @@ def _cluster_resolver(config: ServeConfig, store: IdentityStore) -> tuple[Resolv
 
     configuration = client.Configuration()
     if config.kubeconfig:
-        kube_config.load_kube_config(config_file=config.kubeconfig, client_configuration=configuration)
+        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=config.kubeconfig, client_configuration=configuration
+        )
     else:
-        kube_config.load_incluster_config(client_configuration=configuration)
+        kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     if config.kube_api:
         configuration.host = config.kube_api
     api_client = client.ApiClient(configuration)

@@ -48,9 +48,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    generate.add_argument(
-        "--out", required=True, metavar="DIR", help="directory to write the keys to (created)"
-    )
+    generate.add_argument("--out", required=True, metavar="DIR", help="directory to write the keys to (created)")
     generate.add_argument(
         "--type",
         choices=("rsa", "ec"),

@@ -73,9 +73,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     discovery.add_argument("--issuer", required=True, metavar="URL", help="the service-account issuer URL")
-    discovery.add_argument(
-        "--jwks-uri", metavar="URL", help="where keys.json is served (default: ISSUER/keys.json)"
-    )
+    discovery.add_argument("--jwks-uri", metavar="URL", help="where keys.json is served (default: ISSUER/keys.json)")
     discovery.add_argument("--key", action="append", default=[], metavar="PUB", help=KEY_HELP)
     discovery.add_argument("--out", metavar="DIR", help="write the files under DIR instead of printing")
     discovery.set_defaults(func=run_discovery)

@@ -94,15 +94,11 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="ID",
         help="AWS account of the OIDC provider (required without --provider-arn)",
     )
-    parser.add_argument(
-        "--partition", default="aws", help="AWS partition (default aws; aws-cn, aws-us-gov, ...)"
-    )
+    parser.add_argument("--partition", default="aws", help="AWS partition (default aws; aws-cn, aws-us-gov, ...)")
     parser.add_argument(
         "--provider-arn", metavar="ARN", help="the OIDC provider ARN, instead of --account-id/--partition"
     )
-    parser.add_argument(
-        "--namespace", metavar="NS", help="namespace of --service-account values written without NS:"
-    )
+    parser.add_argument("--namespace", metavar="NS", help="namespace of --service-account values written without NS:")
     parser.add_argument(
         "--service-account",
         action="append",
@@ -166,9 +162,7 @@ def run_generate(args: argparse.Namespace) -> int:
         note(message)
     wildcards = [ref.subject for ref in refs if ref.has_wildcard]
     if wildcards:
-        note(
-            f"note: namespace wildcard: the sub condition uses StringLike and matches {', '.join(wildcards)}"
-        )
+        note(f"note: namespace wildcard: the sub condition uses StringLike and matches {', '.join(wildcards)}")
     elif args.namespace_wildcard:
         note("note: --namespace-wildcard given but no namespace has * or ?; the policy uses StringEquals")
     print(to_json(document), end="")
@@ -180,15 +174,11 @@ def _request(args: argparse.Namespace) -> tuple[WebIdentityRequest, bool]:
     direct = (args.issuer, args.namespace, args.service_account)
     if args.token is not None:
         if any(value is not None for value in direct) or args.audience:
-            raise InputError(
-                "use either --token or --issuer/--namespace/--service-account/--audience, not both"
-            )
+            raise InputError("use either --token or --issuer/--namespace/--service-account/--audience, not both")
         claims = decode_unverified(files.read_text(args.token, "token file"))
         return WebIdentityRequest(claims.issuer, claims.subject, claims.audiences), True
     if args.issuer is None or args.service_account is None:
-        raise InputError(
-            "trust-policy check needs --token FILE, or --issuer, --namespace and --service-account"
-        )
+        raise InputError("trust-policy check needs --token FILE, or --issuer, --namespace and --service-account")
     issuer = validate_issuer(args.issuer)
     ref = parse_service_accounts([args.service_account], args.namespace)[0]
     audiences = tuple(dict.fromkeys(args.audience or [DEFAULT_AUDIENCE]))
@@ -215,9 +205,7 @@ def run_check(args: argparse.Namespace) -> int:
     return code
 
 
-def _as_text(
-    request: WebIdentityRequest, from_token: bool, decision: Decision, findings: list[Finding]
-) -> str:
+def _as_text(request: WebIdentityRequest, from_token: bool, decision: Decision, findings: list[Finding]) -> str:
     lines = [f"{'ALLOWED' if decision.allowed else 'DENIED'}: {decision.reason}"]
     lines.append(
         f"request: sts:AssumeRoleWithWebIdentity via provider {request.provider!r}, "

@@ -122,9 +122,7 @@ def load_public_keys(pem: bytes, source: str = "<input>") -> list[LoadedKey]:
         where = source if len(blocks) == 1 else f"{source} (PEM block {number})"
         label = block.group(1)
         key, from_private = _parse_block(label, block.group(0), where)
-        loaded.append(
-            LoadedKey(key=_check_supported(key, where), source=where, from_private_key=from_private)
-        )
+        loaded.append(LoadedKey(key=_check_supported(key, where), source=where, from_private_key=from_private))
     return loaded
 
 

@@ -95,17 +95,13 @@ def evaluate_statement(statement: Statement, request: WebIdentityRequest) -> Sta
         if statement.not_principal:
             return StatementResult(statement, False, "NotPrincipal names this provider")
         named = ", ".join(statement.principals.federated + statement.principals.other) or "nothing"
-        return StatementResult(
-            statement, False, f"Principal ({named}) is not the OIDC provider {request.provider!r}"
-        )
+        return StatementResult(statement, False, f"Principal ({named}) is not the OIDC provider {request.provider!r}")
     context = request.context()
     for condition in statement.conditions:
         if not evaluate(condition.operator, condition.key, condition.values, context):
             actual = context.get(condition.key.lower())
             got = "absent from the request" if not actual else _show(actual)
-            return StatementResult(
-                statement, False, f"condition {condition.describe()} is false (value: {got})"
-            )
+            return StatementResult(statement, False, f"condition {condition.describe()} is false (value: {got})")
     held = len(statement.conditions)
     suffix = f"and all {held} condition(s) hold" if held else "and it has no conditions"
     return StatementResult(statement, True, f"action and principal match {suffix}")

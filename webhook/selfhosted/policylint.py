@@ -88,9 +88,7 @@ def lint_statement(statement: Statement) -> list[Finding]:
     providers = _providers(statement)
     for condition in statement.conditions:
         if condition.key.lower().startswith("https://"):
-            found.append(
-                Finding("https-in-key", index, f"condition key {condition.key!r}: drop the https://")
-            )
+            found.append(Finding("https-in-key", index, f"condition key {condition.key!r}: drop the https://"))
             continue
         parsed = _claim(condition.key)
         if parsed and providers and parsed[0] not in providers:
@@ -99,23 +97,18 @@ def lint_statement(statement: Statement) -> list[Finding]:
                 Finding(
                     "provider-key-mismatch",
                     index,
-                    f"condition key {condition.key!r} is for provider {parsed[0]!r}, "
-                    f"the principal is {expected!r}",
+                    f"condition key {condition.key!r} is for provider {parsed[0]!r}, the principal is {expected!r}",
                 )
             )
     if not any(c.operator.positive for c in _on_claim(statement, "aud")):
         found.append(Finding("missing-aud", index, "no StringEquals condition on <provider>:aud"))
     subs = [c for c in _on_claim(statement, "sub") if c.operator.positive]
     if not subs:
-        found.append(
-            Finding("missing-sub", index, "no condition on <provider>:sub: any service account can assume")
-        )
+        found.append(Finding("missing-sub", index, "no condition on <provider>:sub: any service account can assume"))
     for condition in subs:
         wild = [v for v in condition.values if condition.operator.is_like and _has_wildcard(v)]
         if wild:
-            found.append(
-                Finding("wildcard-sub", index, f"{condition.operator.text} on :sub with wildcards {wild}")
-            )
+            found.append(Finding("wildcard-sub", index, f"{condition.operator.text} on :sub with wildcards {wild}"))
     return found
 
 
@@ -152,9 +145,7 @@ def lint(statements: Sequence[Statement], audiences: Sequence[str] = ()) -> list
     wildcarded = sorted(ns for ns in namespaces if _has_wildcard(ns))
     if len(namespaces) > 1 or wildcarded:
         shown = ", ".join(sorted(namespaces))
-        found.append(
-            Finding("shared-across-namespaces", None, f"the role is assumable from namespaces: {shown}")
-        )
+        found.append(Finding("shared-across-namespaces", None, f"the role is assumable from namespaces: {shown}"))
     if len(audiences) > 1:
         for statement in statements:
             for condition in _on_claim(statement, "aud"):

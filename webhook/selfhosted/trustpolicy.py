@@ -37,9 +37,7 @@ SUBJECT_PREFIX = "system:serviceaccount:"
 
 _ACCOUNT_ID = re.compile(r"\d{12}")
 _PARTITION = re.compile(r"aws(-[a-z]+)*")
-_PROVIDER_ARN = re.compile(
-    r"arn:(?P<partition>aws(?:-[a-z]+)*):iam::(?P<account>\d{12}):oidc-provider/(?P<name>.+)"
-)
+_PROVIDER_ARN = re.compile(r"arn:(?P<partition>aws(?:-[a-z]+)*):iam::(?P<account>\d{12}):oidc-provider/(?P<name>.+)")
 # Namespace: an RFC 1123 label (what Kubernetes enforces), optionally with IAM's * and ? wildcards.
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _NAMESPACE_PATTERN = re.compile(r"[-a-z0-9*?]{1,63}")
@@ -91,20 +89,14 @@ def _validate(ref: ServiceAccountRef, value: str, allow_wildcard: bool) -> None:
     if ":" in ref.namespace:
         raise InputError(f"--service-account {value!r}: write NS:NAME with exactly one ':'")
     if any(ch in ref.name for ch in "*?"):
-        raise InputError(
-            f"service account name {ref.name!r}: wildcards are not allowed in names, only namespaces"
-        )
+        raise InputError(f"service account name {ref.name!r}: wildcards are not allowed in names, only namespaces")
     if len(ref.name) > _SA_NAME_MAX or not _SA_NAME.fullmatch(ref.name):
         raise InputError(f"service account name {ref.name!r} is not a valid Kubernetes name")
     if ref.has_wildcard:
         if not allow_wildcard:
-            raise InputError(
-                f"namespace {ref.namespace!r} contains a wildcard; pass --namespace-wildcard to allow it"
-            )
+            raise InputError(f"namespace {ref.namespace!r} contains a wildcard; pass --namespace-wildcard to allow it")
         if not _NAMESPACE_PATTERN.fullmatch(ref.namespace):
-            raise InputError(
-                f"namespace pattern {ref.namespace!r} is not a valid Kubernetes namespace pattern"
-            )
+            raise InputError(f"namespace pattern {ref.namespace!r} is not a valid Kubernetes namespace pattern")
     elif not _NAMESPACE.fullmatch(ref.namespace):
         raise InputError(f"namespace {ref.namespace!r} is not a valid Kubernetes namespace name")
 
@@ -123,9 +115,7 @@ def parse_provider_arn(arn: str) -> tuple[str, str, str]:
     """``(partition, account, provider name)`` of an OIDC provider ARN; raises for anything else."""
     match = _PROVIDER_ARN.fullmatch(arn)
     if match is None:
-        raise InputError(
-            f"{arn!r} is not an OIDC provider ARN (arn:aws:iam::<account>:oidc-provider/<host/path>)"
-        )
+        raise InputError(f"{arn!r} is not an OIDC provider ARN (arn:aws:iam::<account>:oidc-provider/<host/path>)")
     return match["partition"], match["account"], match["name"]
 
 

@@ -137,6 +137,8 @@ class ServiceAccountWatcher:
             for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
                 if self._stop.is_set():
                     break
+                if not line:  # keep-alive blank lines between events
+                    continue
                 resource_version = self._handle(orjson.loads(line), resource_version)
         finally:
             self._response = None

@@ -36,7 +36,8 @@ def test_store_upsert_and_delete() -> None:
     store.upsert(ident("a", "x", "arn:aws:iam::111122223333:role/two"))
     assert len(store) == 1
     found = store.get("a", "x")
-    assert found is not None and found.role_arn.endswith("/two")
+    assert found is not None
+    assert found.role_arn.endswith("/two")
     store.delete("a", "x")
     store.delete("a", "missing")  # deleting what is not there is fine (watch replays)
     assert store.get("a", "x") is None

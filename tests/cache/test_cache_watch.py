@@ -136,7 +136,8 @@ def test_paginated_list_then_watch_events(api_client: client.ApiClient) -> None:
         assert api.list_calls == 2  # two pages, one list
         assert store.get("a", "one") is None
         two = store.get("b", "two")
-        assert two is not None and two.role_arn == "arn:aws:iam::111122223333:role/now"
+        assert two is not None
+        assert two.role_arn == "arn:aws:iam::111122223333:role/now"
         assert store.get("c", "three") is not None
         # the first watch starts at the list's RV; the next resumes after the bookmark, no relist
         assert api.watch_rvs[:2] == ["10", "20"]
@@ -177,7 +178,7 @@ def test_list_failure_backs_off_and_retries(api_client: client.ApiClient) -> Non
 def test_stop_closes_a_blocked_watch_promptly(api_client: client.ApiClient) -> None:
     api = FakeAPI()
     api.lists = [page([], "1")]
-    watcher, store = start(api, api_client)
+    watcher, _store = start(api, api_client)
     wait_until(lambda: len(api.watch_rvs) == 1)
     begin = time.monotonic()
     watcher.stop(timeout=5)
@@ -191,7 +192,8 @@ def test_live_lookup_found_not_found_and_errors(api_client: client.ApiClient) ->
     live = LiveLookup(api_client, store, SETTINGS)
     live._api = api  # type: ignore[assignment]
     found = live("n", "s")
-    assert not isinstance(found, bool) and found is not None
+    assert not isinstance(found, bool)
+    assert found is not None
     assert found.role_arn.endswith("/live")
     assert store.get("n", "s") == found  # remembered until the watch says otherwise
     assert live("n", "missing") is None

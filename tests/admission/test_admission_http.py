@@ -1,0 +1,150 @@
+"""SPEC section 2 over HTTP, through the composed ASGI app (no sockets): status codes and bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from webhook.cache import IdentityStore, Resolver, load_manifests
+from webhook.handler import MutateEndpoint
+from webhook.server import build_app
+from webhook.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = (ROOT / "tests" / "samples" / "admissionreview-pod.json").read_bytes()
+
+
+def make_app(max_body: int = 8 << 20, ready: bool = True) -> Any:
+    store = IdentityStore()
+    if ready:
+        store.replace_all(load_manifests([ROOT / "examples" / "service-accounts.yaml"], Settings()))
+    return build_app(MutateEndpoint(Resolver(store), Settings(), max_body), store, None)
+
+
+def call(method: str, path: str, app: Any = None, **kw: Any) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app or make_app())
+        async with httpx.AsyncClient(transport=transport, base_url="https://webhook") as client:
+            return await client.request(method, path, **kw)
+
+    return asyncio.run(go())
+
+
+JSON = {"content-type": "application/json"}
+
+
+def test_sample_is_mutated_over_http() -> None:
+    response = call("POST", "/mutate", content=SAMPLE, headers=JSON)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["response"]["patchType"] == "JSONPatch"
+
+
+def test_charset_parameter_is_fine() -> None:
+    response = call("POST", "/mutate", content=SAMPLE, headers={"content-type": "application/json; charset=utf-8"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_other_methods_get_405(method: str) -> None:
+    response = call(method, "/mutate", headers=JSON)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert "error" in response.json()
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/yaml", ""])
+def test_wrong_content_type_gets_415(content_type: str) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = call("POST", "/mutate", content=SAMPLE, headers=headers)
+    assert response.status_code == 415
+    assert "application/json" in response.json()["error"]
+
+
+def test_body_over_the_limit_gets_413_by_header() -> None:
+    response = call("POST", "/mutate", app=make_app(max_body=1000), content=SAMPLE, headers=JSON)
+    assert response.status_code == 413
+    assert "1000" in response.json()["error"]
+
+
+def test_body_over_the_limit_gets_413_while_streaming() -> None:
+    def chunks() -> Any:  # no content-length: the limit is enforced as the body arrives
+        yield SAMPLE[:800]
+        yield SAMPLE[800:]
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=make_app(max_body=1000))
+        async with httpx.AsyncClient(transport=transport, base_url="https://webhook") as client:
+
+            async def agen() -> Any:
+                for c in chunks():
+                    yield c
+
+            return await client.post("/mutate", content=agen(), headers=JSON)
+
+    response = asyncio.run(go())
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        pytest.param(b"{not json", "not valid JSON", id="not-json"),
+        pytest.param(b"", "not valid JSON", id="empty"),
+        pytest.param(b"[1, 2]", "JSON list", id="array"),
+        pytest.param(b'"x"', "JSON str", id="string"),
+        pytest.param(b'{"apiVersion": "admission.k8s.io/v1"}', "no 'request'", id="no-request"),
+        pytest.param(b'{"request": []}', "no 'request'", id="request-not-object"),
+        pytest.param(b'{"request": {"kind": {}}}', "no 'uid'", id="no-uid"),
+        pytest.param(b'{"request": {"uid": 7}}', "no 'uid'", id="uid-not-string"),
+        pytest.param(b'{"request": {"uid": ""}}', "no 'uid'", id="uid-empty"),
+        pytest.param(b"\xff\xfe", "not valid JSON", id="not-utf8"),
+    ],
+)
+def test_malformed_bodies_get_400_naming_the_problem(body: bytes, needle: str) -> None:
+    response = call("POST", "/mutate", content=body, headers=JSON)
+    assert response.status_code == 400
+    assert needle in response.json()["error"]
+
+
+def test_internal_error_is_a_500_logged_with_the_uid(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("webhook.handler.decide", boom)
+    with caplog.at_level(logging.ERROR, logger="irsa_webhook.admission"):
+        response = call("POST", "/mutate", content=SAMPLE, headers=JSON)
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error"}
+    record = next(r for r in caplog.records if r.levelno == logging.ERROR)
+    assert record.fields["uid"] == json.loads(SAMPLE)["request"]["uid"]  # type: ignore[attr-defined]
+
+
+def test_one_log_line_per_admission(caplog: Any) -> None:
+    with caplog.at_level(logging.INFO, logger="irsa_webhook.admission"):
+        call("POST", "/mutate", content=SAMPLE, headers=JSON)
+    lines = [r for r in caplog.records if r.name == "irsa_webhook.admission"]
+    assert len(lines) == 1
+    fields = lines[0].fields  # type: ignore[attr-defined]
+    assert fields["namespace"] == "webhook-demo"
+    assert fields["pod"] == "demo-pod"
+    assert fields["service_account"] == "app"
+    assert fields["decision"] == "mutated"
+    assert fields["role_arn"] == "arn:aws:iam::111122223333:role/demo-app"
+    assert fields["duration_ms"] > 0
+
+
+def test_health_and_readiness() -> None:
+    assert call("GET", "/healthz").status_code == 200
+    ready = call("GET", "/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
+    not_ready = call("GET", "/readyz", app=make_app(ready=False))
+    assert not_ready.status_code == 503
+    assert not_ready.json()["checks"]["serviceAccountCacheSynced"] is False

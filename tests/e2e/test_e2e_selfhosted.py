@@ -111,9 +111,7 @@ def test_trust_policy_check_with_real_projected_tokens(
 
     right = tmp_path / "right.jwt"
     right.write_text(_token(kube, home, "app"))
-    code, out, err = _run(
-        capsys, "trust-policy", "check", "--policy", str(policy_file), "--token", str(right)
-    )
+    code, out, err = _run(capsys, "trust-policy", "check", "--policy", str(policy_file), "--token", str(right))
     assert (code, err) == (0, ""), out
     assert out.startswith("ALLOWED: allowed by statement 0")
     assert f"system:serviceaccount:{home}:app" in out

@@ -35,9 +35,7 @@ def _one_error_line(err: str) -> str:
 @pytest.mark.parametrize(
     ("argv", "phrase"),
     [
-        pytest.param(
-            ["keys", "generate", "--help"], "--service-account-signing-key-file", id="keys-generate"
-        ),
+        pytest.param(["keys", "generate", "--help"], "--service-account-signing-key-file", id="keys-generate"),
         pytest.param(["oidc", "discovery", "--help"], "jwks_uri is ISSUER/keys.json", id="oidc-discovery"),
         pytest.param(["oidc", "jwks", "--help"], "exactly as kube-apiserver derives it", id="oidc-jwks"),
         pytest.param(["trust-policy", "--help"], "--namespace-wildcard", id="trust-policy"),
@@ -116,12 +114,8 @@ def test_jwks_out_dir(cli: Runner, tmp_path: Path) -> None:
             "unsupported key type Ed25519",
             id="ed25519",
         ),
-        pytest.param(
-            ["oidc", "jwks", "--key", str(TESTDATA / "README.md")], "no PEM block found", id="not-pem"
-        ),
-        pytest.param(
-            ["oidc", "discovery", "--issuer", "http://x.example.com"], "must start with https://", id="http"
-        ),
+        pytest.param(["oidc", "jwks", "--key", str(TESTDATA / "README.md")], "no PEM block found", id="not-pem"),
+        pytest.param(["oidc", "discovery", "--issuer", "http://x.example.com"], "must start with https://", id="http"),
         pytest.param(["oidc", "discovery", "--issuer", ISSUER + "/"], "ends with '/'", id="trailing-slash"),
         pytest.param(
             ["oidc", "discovery", "--issuer", ISSUER, "--key", str(TESTDATA / "ed25519-private.pem")],
@@ -180,8 +174,7 @@ def test_trust_policy_wildcard_says_so_on_stderr(cli: Runner) -> None:
     result = cli(*GENERATE, "--service-account", "team-*:api", "--namespace-wildcard")
     assert result.code == 0
     assert result.err_lines == [
-        "note: namespace wildcard: the sub condition uses StringLike and matches "
-        "system:serviceaccount:team-*:api"
+        "note: namespace wildcard: the sub condition uses StringLike and matches system:serviceaccount:team-*:api"
     ]
     assert "StringLike" in json.loads(result.out)["Statement"][0]["Condition"]
 
@@ -196,9 +189,7 @@ def test_trust_policy_provider_arn_instead_of_account(cli: Runner) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        pytest.param(
-            ["trust-policy", "--service-account", "app:api"], "--issuer is required", id="no-issuer"
-        ),
+        pytest.param(["trust-policy", "--service-account", "app:api"], "--issuer is required", id="no-issuer"),
         pytest.param(
             ["trust-policy", "--issuer", ISSUER, "--service-account", "app:api"],
             "--account-id",
@@ -206,9 +197,7 @@ def test_trust_policy_provider_arn_instead_of_account(cli: Runner) -> None:
         ),
         pytest.param([*GENERATE], "at least one --service-account", id="no-sa"),
         pytest.param([*GENERATE, "--service-account", "api"], "has no namespace", id="no-namespace"),
-        pytest.param(
-            [*GENERATE, "--service-account", "*:api"], "pass --namespace-wildcard", id="wildcard-no-flag"
-        ),
+        pytest.param([*GENERATE, "--service-account", "*:api"], "pass --namespace-wildcard", id="wildcard-no-flag"),
         pytest.param(
             ["trust-policy", "--issuer", ISSUER + "/", "--account-id", ACCOUNT, "--service-account", "a:b"],
             "ends with '/'",
@@ -288,9 +277,7 @@ def policy_file(cli: Runner, tmp_path: Path) -> Path:
         ),
     ],
 )
-def test_check_exit_codes(
-    policy_file: Path, request_args: list[str], code: int, first_line: str, cli: Runner
-) -> None:
+def test_check_exit_codes(policy_file: Path, request_args: list[str], code: int, first_line: str, cli: Runner) -> None:
     result = cli("trust-policy", "check", "--policy", str(policy_file), *request_args)
     assert (result.code, result.err) == (code, "")
     assert result.out.splitlines()[0] == first_line
@@ -317,15 +304,10 @@ def test_check_denied_explains_the_condition(policy_file: Path, cli: Runner) -> 
 def test_check_allowed_with_findings_exits_3(tmp_path: Path, cli: Runner) -> None:
     policy = tmp_path / "loose.json"
     policy.write_text(cli(*GENERATE, "--service-account", "app:api", "--service-account", "batch:api").out)
-    result = cli(
-        "trust-policy", "check", "--policy", str(policy), "--issuer", ISSUER, "--service-account", "app:api"
-    )
+    result = cli("trust-policy", "check", "--policy", str(policy), "--issuer", ISSUER, "--service-account", "app:api")
     assert result.code == 3
     assert result.out.splitlines()[0] == "ALLOWED: allowed by statement 0"
-    assert (
-        "lint: shared-across-namespaces (role): the role is assumable from namespaces: app, batch"
-        in result.out
-    )
+    assert "lint: shared-across-namespaces (role): the role is assumable from namespaces: app, batch" in result.out
 
 
 def test_check_denied_with_findings_still_exits_1(tmp_path: Path, cli: Runner) -> None:
@@ -336,9 +318,7 @@ def test_check_denied_with_findings_still_exits_1(tmp_path: Path, cli: Runner) -
         f"https://{key}": value for key, value in condition.items()
     }
     policy.write_text(json.dumps(document))
-    result = cli(
-        "trust-policy", "check", "--policy", str(policy), "--issuer", ISSUER, "--service-account", "app:api"
-    )
+    result = cli("trust-policy", "check", "--policy", str(policy), "--issuer", ISSUER, "--service-account", "app:api")
     assert result.code == 1
     assert "lint: https-in-key (statement 0)" in result.out
 
@@ -422,9 +402,7 @@ def test_check_request_errors(request_args: list[str], message: str, cli: Runner
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        pytest.param(
-            ["--policy", "/nonexistent.json", "--token", "t"], "cannot read token file t", id="no-token-file"
-        ),
+        pytest.param(["--policy", "/nonexistent.json", "--token", "t"], "cannot read token file t", id="no-token-file"),
         pytest.param(
             ["--policy", "/nonexistent.json", "--issuer", ISSUER, "--service-account", "a:b"],
             "cannot read policy file /nonexistent.json",

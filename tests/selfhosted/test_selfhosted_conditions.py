@@ -27,25 +27,15 @@ NO_AUD = {SUB.lower(): (ME,)}
         # Negated operators: NOR over the values.
         pytest.param("StringNotEquals", SUB, ["x"], ONE_AUD, True, id="not-equals-other"),
         pytest.param("StringNotEquals", SUB, ["x", ME], ONE_AUD, False, id="not-equals-nor"),
-        pytest.param(
-            "StringNotEqualsIgnoreCase", SUB, [ME.upper()], ONE_AUD, False, id="not-equals-ignore-case"
-        ),
+        pytest.param("StringNotEqualsIgnoreCase", SUB, [ME.upper()], ONE_AUD, False, id="not-equals-ignore-case"),
         # StringLike: * any run (also empty), ? exactly one character, anchored.
         pytest.param("StringLike", SUB, ["system:serviceaccount:app:*"], ONE_AUD, True, id="like-star"),
-        pytest.param(
-            "StringLike", SUB, ["system:serviceaccount:*"], ONE_AUD, True, id="like-star-spans-colons"
-        ),
-        pytest.param(
-            "StringLike", SUB, ["system:serviceaccount:app:api*"], ONE_AUD, True, id="like-star-empty"
-        ),
+        pytest.param("StringLike", SUB, ["system:serviceaccount:*"], ONE_AUD, True, id="like-star-spans-colons"),
+        pytest.param("StringLike", SUB, ["system:serviceaccount:app:api*"], ONE_AUD, True, id="like-star-empty"),
         pytest.param("StringLike", SUB, ["system:serviceaccount:ap?:api"], ONE_AUD, True, id="like-question"),
-        pytest.param(
-            "StringLike", SUB, ["system:serviceaccount:a?:api"], ONE_AUD, False, id="like-question-one-char"
-        ),
+        pytest.param("StringLike", SUB, ["system:serviceaccount:a?:api"], ONE_AUD, False, id="like-question-one-char"),
         pytest.param("StringLike", SUB, ["serviceaccount:app:api"], ONE_AUD, False, id="like-anchored"),
-        pytest.param(
-            "StringLike", SUB, ["system.serviceaccount.app.api"], ONE_AUD, False, id="like-dot-literal"
-        ),
+        pytest.param("StringLike", SUB, ["system.serviceaccount.app.api"], ONE_AUD, False, id="like-dot-literal"),
         pytest.param("StringNotLike", SUB, ["*:kube-system:*"], ONE_AUD, True, id="not-like"),
         pytest.param("StringNotLike", SUB, ["*:app:*"], ONE_AUD, False, id="not-like-hit"),
         # A key the request does not have: false, except negated operators and IfExists.
@@ -70,9 +60,7 @@ NO_AUD = {SUB.lower(): (ME,)}
             True,
             id="all-values-subset",
         ),
-        pytest.param(
-            "ForAllValues:StringEquals", AUD, ["sts.amazonaws.com"], TWO_AUD, False, id="all-values-extra"
-        ),
+        pytest.param("ForAllValues:StringEquals", AUD, ["sts.amazonaws.com"], TWO_AUD, False, id="all-values-extra"),
         pytest.param("ForAllValues:StringEquals", AUD, ["x"], NO_AUD, True, id="all-values-missing-true"),
         pytest.param("ForAnyValue:StringNotEquals", AUD, ["other"], TWO_AUD, True, id="any-value-not-equals"),
         pytest.param("ForAllValues:StringLike", AUD, ["*"], TWO_AUD, True, id="all-values-like"),
@@ -81,12 +69,12 @@ NO_AUD = {SUB.lower(): (ME,)}
         pytest.param("StringNotEquals", AUD, ["other"], TWO_AUD, False, id="plain-multi-negated-none-match"),
         # Other operators on keys the request lacks follow the missing-key rule.
         pytest.param("IpAddress", "aws:SourceIp", ["10.0.0.0/8"], ONE_AUD, False, id="other-op-missing"),
-        pytest.param(
-            "NotIpAddress", "aws:SourceIp", ["10.0.0.0/8"], ONE_AUD, True, id="other-negated-missing"
-        ),
+        pytest.param("NotIpAddress", "aws:SourceIp", ["10.0.0.0/8"], ONE_AUD, True, id="other-negated-missing"),
     ],
 )
-def test_condition(operator: str, key: str, values: list[str], context: dict, expected: bool) -> None:
+def test_condition(
+    operator: str, key: str, values: list[str], context: dict[str, tuple[str, ...]], expected: bool
+) -> None:
     assert evaluate(parse_operator(operator), key, values, context) is expected
 
 

@@ -75,9 +75,7 @@ def test_discovery_document_defaults() -> None:
 
 
 def test_discovery_document_jwks_uri_and_algorithms() -> None:
-    document = discovery_document(
-        "https://o.example.com", "https://keys.example.com/jwks", ["ES256", "RS256"]
-    )
+    document = discovery_document("https://o.example.com", "https://keys.example.com/jwks", ["ES256", "RS256"])
     assert document["jwks_uri"] == "https://keys.example.com/jwks"
     assert document["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
 

@@ -51,19 +51,18 @@ def test_kid_known_vectors(file: str, expected: str) -> None:
     assert key_id(_key(file)) == expected
 
 
-@pytest.mark.parametrize(
-    "file", [pytest.param("rsa-public.pem", id="rsa"), pytest.param("ec-public.pem", id="ec")]
-)
+@pytest.mark.parametrize("file", [pytest.param("rsa-public.pem", id="rsa"), pytest.param("ec-public.pem", id="ec")])
 def test_kid_matches_independent_computation(file: str) -> None:
     pem = (TESTDATA / file).read_bytes()
     assert key_id(_key(file)) == _independent_kid(pem)
 
 
 def test_kid_of_fresh_keys_matches_independent_computation() -> None:
-    from webhook.selfhosted.keys import generate_key_pair
+    from webhook.selfhosted.keys import KeyType, generate_key_pair
 
-    for key_type in ("rsa", "ec"):
-        pair = generate_key_pair(key_type)  # type: ignore[arg-type]
+    key_types: tuple[KeyType, ...] = ("rsa", "ec")
+    for key_type in key_types:
+        pair = generate_key_pair(key_type)
         assert key_id(load_public_keys(pair.public_pem)[0].key) == _independent_kid(pair.public_pem)
 
 
@@ -100,9 +99,7 @@ def test_ec_jwk_fields() -> None:
         pytest.param(ec.SECP521R1(), "ES512", "P-521", 66, id="p521"),
     ],
 )
-def test_ec_coordinates_are_padded_to_curve_size(
-    curve: ec.EllipticCurve, alg: str, crv: str, size: int
-) -> None:
+def test_ec_coordinates_are_padded_to_curve_size(curve: ec.EllipticCurve, alg: str, crv: str, size: int) -> None:
     # Find a key whose x has a leading zero byte, where minimal encoding would be one byte short.
     for _ in range(2000):
         key = ec.generate_private_key(curve).public_key()

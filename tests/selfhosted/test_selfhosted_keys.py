@@ -14,14 +14,27 @@ from cryptography.x509.oid import NameOID
 
 from webhook.selfhosted.errors import InputError
 from webhook.selfhosted.jwks import key_id
-from webhook.selfhosted.keys import generate_key_pair, load_public_keys
+from webhook.selfhosted.keys import KeyType, generate_key_pair, load_public_keys
 
 from .conftest import TESTDATA, Runner
 
-RSA_PRIVATE = serialization.load_pem_private_key((TESTDATA / "rsa-private.pem").read_bytes(), None)
-EC_PRIVATE = serialization.load_pem_private_key((TESTDATA / "ec-private.pem").read_bytes(), None)
-assert isinstance(RSA_PRIVATE, rsa.RSAPrivateKey)
-assert isinstance(EC_PRIVATE, ec.EllipticCurvePrivateKey)
+
+def _load_rsa(name: str) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key((TESTDATA / name).read_bytes(), None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TypeError(name)
+    return key
+
+
+def _load_ec(name: str) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key((TESTDATA / name).read_bytes(), None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TypeError(name)
+    return key
+
+
+RSA_PRIVATE = _load_rsa("rsa-private.pem")
+EC_PRIVATE = _load_ec("ec-private.pem")
 RSA_KID = key_id(RSA_PRIVATE.public_key())
 
 
@@ -45,9 +58,7 @@ def _certificate(key: rsa.RSAPrivateKey) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-PKCS1_PUBLIC = RSA_PRIVATE.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.PKCS1
-)
+PKCS1_PUBLIC = RSA_PRIVATE.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
 
 
 @pytest.mark.parametrize(
@@ -56,9 +67,7 @@ PKCS1_PUBLIC = RSA_PRIVATE.public_key().public_bytes(
         pytest.param((TESTDATA / "rsa-public.pem").read_bytes(), False, id="spki-public"),
         pytest.param(PKCS1_PUBLIC, False, id="pkcs1-rsa-public"),
         pytest.param(_private(RSA_PRIVATE, serialization.PrivateFormat.PKCS8), True, id="pkcs8-private"),
-        pytest.param(
-            _private(RSA_PRIVATE, serialization.PrivateFormat.TraditionalOpenSSL), True, id="pkcs1-private"
-        ),
+        pytest.param(_private(RSA_PRIVATE, serialization.PrivateFormat.TraditionalOpenSSL), True, id="pkcs1-private"),
         pytest.param(_certificate(RSA_PRIVATE), False, id="certificate"),
         pytest.param(b"leading text\n" + PKCS1_PUBLIC + b"trailing\n", False, id="text-around-the-block"),
     ],
@@ -111,9 +120,7 @@ P224_PUBLIC = (
             id="garbage",
         ),
         pytest.param(ENCRYPTED, "encrypted", id="encrypted-private"),
-        pytest.param(
-            (TESTDATA / "ed25519-public.pem").read_bytes(), "unsupported key type Ed25519", id="ed25519"
-        ),
+        pytest.param((TESTDATA / "ed25519-public.pem").read_bytes(), "unsupported key type Ed25519", id="ed25519"),
         pytest.param(
             (TESTDATA / "ed25519-private.pem").read_bytes(), "unsupported key type Ed25519", id="ed25519-priv"
         ),
@@ -140,15 +147,17 @@ def test_bad_key_input(pem: bytes, message: str) -> None:
         pytest.param("ec", ec.EllipticCurvePublicKey, 256, id="ec-p256"),
     ],
 )
-def test_generate_key_pair(key_type: str, public_type: type, size: int) -> None:
-    pair = generate_key_pair(key_type)  # type: ignore[arg-type]
+def test_generate_key_pair(key_type: KeyType, public_type: type, size: int) -> None:
+    pair = generate_key_pair(key_type)
     assert pair.private_pem.startswith(b"-----BEGIN PRIVATE KEY-----\n")  # PKCS#8
     assert pair.public_pem.startswith(b"-----BEGIN PUBLIC KEY-----\n")  # SubjectPublicKeyInfo
     private = serialization.load_pem_private_key(pair.private_pem, None)
     public = serialization.load_pem_public_key(pair.public_pem)
     assert isinstance(public, public_type)
-    assert public.key_size == size  # type: ignore[attr-defined]
-    assert key_id(private.public_key()) == key_id(public)  # type: ignore[arg-type]
+    assert isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
+    assert public.key_size == size
+    assert isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
+    assert key_id(private.public_key()) == key_id(public)
 
 
 def _mode(path: Path) -> int:

@@ -61,9 +61,7 @@ DENY_ALL = {"Effect": "Deny", "Principal": "*", "Action": "sts:*"}
             "implicitly denied",
             id="same-name-other-namespace",
         ),
-        pytest.param(
-            GOOD, WebIdentityRequest(ISSUER, ME, ("other",)), False, "implicitly denied", id="wrong-audience"
-        ),
+        pytest.param(GOOD, WebIdentityRequest(ISSUER, ME, ("other",)), False, "implicitly denied", id="wrong-audience"),
         pytest.param(GOOD, WebIdentityRequest(ISSUER, ME, ()), False, "implicitly denied", id="no-audience"),
         pytest.param(
             GOOD,
@@ -89,22 +87,12 @@ DENY_ALL = {"Effect": "Deny", "Principal": "*", "Action": "sts:*"}
         # Action / NotAction, with wildcards, case-insensitive.
         pytest.param(_with(Action="sts:*"), REQUEST, True, "allowed", id="action-sts-star"),
         pytest.param(_with(Action="*"), REQUEST, True, "allowed", id="action-star"),
-        pytest.param(
-            _with(Action="STS:assumerolewithwebidentity"), REQUEST, True, "allowed", id="action-case"
-        ),
-        pytest.param(
-            _with(Action="sts:AssumeRole?ithWebIdentity"), REQUEST, True, "allowed", id="action-question"
-        ),
+        pytest.param(_with(Action="STS:assumerolewithwebidentity"), REQUEST, True, "allowed", id="action-case"),
+        pytest.param(_with(Action="sts:AssumeRole?ithWebIdentity"), REQUEST, True, "allowed", id="action-question"),
         pytest.param(_with(Action="sts:AssumeRole"), REQUEST, False, "implicitly", id="action-other"),
-        pytest.param(
-            _with(Action=["sts:TagSession", "sts:AssumeRole*"]), REQUEST, True, "allowed", id="action-list"
-        ),
-        pytest.param(
-            _with(Action=None, NotAction="sts:AssumeRole"), REQUEST, True, "allowed", id="not-action-other"
-        ),
-        pytest.param(
-            _with(Action=None, NotAction="sts:*"), REQUEST, False, "implicitly", id="not-action-hit"
-        ),
+        pytest.param(_with(Action=["sts:TagSession", "sts:AssumeRole*"]), REQUEST, True, "allowed", id="action-list"),
+        pytest.param(_with(Action=None, NotAction="sts:AssumeRole"), REQUEST, True, "allowed", id="not-action-other"),
+        pytest.param(_with(Action=None, NotAction="sts:*"), REQUEST, False, "implicitly", id="not-action-hit"),
         # Principal.
         pytest.param(_with(Principal="*"), REQUEST, True, "allowed", id="principal-star"),
         pytest.param(_with(Principal={"AWS": "*"}), REQUEST, True, "allowed", id="principal-aws-star"),

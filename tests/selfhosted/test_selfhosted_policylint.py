@@ -39,9 +39,7 @@ CLEAN = {"StringEquals": {SUB: ME, AUD: "sts.amazonaws.com"}}
     [
         pytest.param(_policy(CLEAN), [], id="clean"),
         pytest.param(
-            _policy(
-                {"StringEquals": {SUB: [ME, "system:serviceaccount:app:worker"], AUD: "sts.amazonaws.com"}}
-            ),
+            _policy({"StringEquals": {SUB: [ME, "system:serviceaccount:app:worker"], AUD: "sts.amazonaws.com"}}),
             [],
             id="clean-two-sas-one-namespace",
         ),
@@ -51,9 +49,7 @@ CLEAN = {"StringEquals": {SUB: ME, AUD: "sts.amazonaws.com"}}
             ["missing-aud"],
             id="negated-aud-is-not-a-restriction",
         ),
-        pytest.param(
-            _policy({"StringEquals": {AUD: "sts.amazonaws.com"}}), ["missing-sub"], id="missing-sub"
-        ),
+        pytest.param(_policy({"StringEquals": {AUD: "sts.amazonaws.com"}}), ["missing-sub"], id="missing-sub"),
         pytest.param(_policy(None), ["missing-aud", "missing-sub"], id="no-condition"),
         pytest.param(
             _policy(
@@ -96,16 +92,12 @@ CLEAN = {"StringEquals": {SUB: ME, AUD: "sts.amazonaws.com"}}
             id="https-in-keys",
         ),
         pytest.param(
-            _policy(
-                {"StringEquals": {"other.example.com:sub": ME, "other.example.com:aud": "sts.amazonaws.com"}}
-            ),
+            _policy({"StringEquals": {"other.example.com:sub": ME, "other.example.com:aud": "sts.amazonaws.com"}}),
             ["provider-key-mismatch", "provider-key-mismatch"],
             id="provider-key-mismatch",
         ),
         pytest.param(
-            _policy(
-                {"StringEquals": {SUB: [ME, "system:serviceaccount:batch:api"], AUD: "sts.amazonaws.com"}}
-            ),
+            _policy({"StringEquals": {SUB: [ME, "system:serviceaccount:batch:api"], AUD: "sts.amazonaws.com"}}),
             ["shared-across-namespaces"],
             id="shared-across-namespaces",
         ),
@@ -130,16 +122,13 @@ def test_lint(policy: dict[str, Any], codes: list[str]) -> None:
 
 def test_shared_across_namespaces_spans_statements() -> None:
     first = _policy({"StringEquals": {SUB: ME, AUD: "sts.amazonaws.com"}})["Statement"][0]
-    second = _policy({"StringEquals": {SUB: "system:serviceaccount:batch:api", AUD: "sts.amazonaws.com"}})[
-        "Statement"
-    ][0]
+    second = _policy({"StringEquals": {SUB: "system:serviceaccount:batch:api", AUD: "sts.amazonaws.com"}})["Statement"][
+        0
+    ]
     (finding,) = lint(parse({"Statement": [first, second]}))
     assert finding.code == "shared-across-namespaces"
     assert finding.statement is None
-    assert (
-        finding.describe()
-        == "shared-across-namespaces (role): the role is assumable from namespaces: app, batch"
-    )
+    assert finding.describe() == "shared-across-namespaces (role): the role is assumable from namespaces: app, batch"
 
 
 def test_multi_value_lint_only_with_several_audiences() -> None:
@@ -147,9 +136,7 @@ def test_multi_value_lint_only_with_several_audiences() -> None:
     assert lint(statements, ("sts.amazonaws.com",)) == []
     (finding,) = lint(statements, ("sts.amazonaws.com", "other"))
     assert finding.code == "multi-value-without-set-operator"
-    any_value = parse(
-        _policy({"StringEquals": {SUB: ME}, "ForAnyValue:StringEquals": {AUD: "sts.amazonaws.com"}})
-    )
+    any_value = parse(_policy({"StringEquals": {SUB: ME}, "ForAnyValue:StringEquals": {AUD: "sts.amazonaws.com"}}))
     assert lint(any_value, ("sts.amazonaws.com", "other")) == []
 
 

@@ -53,9 +53,7 @@ def test_single_service_account_policy_is_exactly_the_documented_shape() -> None
         pytest.param(["my.sa-1"], "ns-2", [("ns-2", "my.sa-1")], id="dots-and-dashes"),
     ],
 )
-def test_parse_service_accounts(
-    values: list[str], namespace: str | None, expected: list[tuple[str, str]]
-) -> None:
+def test_parse_service_accounts(values: list[str], namespace: str | None, expected: list[tuple[str, str]]) -> None:
     assert parse_service_accounts(values, namespace) == [ServiceAccountRef(ns, name) for ns, name in expected]
 
 
@@ -63,9 +61,7 @@ def test_parse_service_accounts(
     ("values", "namespace", "wildcard", "message"),
     [
         pytest.param([], "app", False, "at least one --service-account", id="none"),
-        pytest.param(
-            ["api"], None, False, "has no namespace: add --namespace NS or write NS:api", id="no-namespace"
-        ),
+        pytest.param(["api"], None, False, "has no namespace: add --namespace NS or write NS:api", id="no-namespace"),
         pytest.param(["a:b:c"], None, False, "exactly one ':'", id="two-colons"),
         pytest.param(["API"], "app", False, "not a valid Kubernetes name", id="uppercase-name"),
         pytest.param(["api"], "App", False, "not a valid Kubernetes namespace", id="uppercase-namespace"),
@@ -75,9 +71,7 @@ def test_parse_service_accounts(
         pytest.param(["app:"], None, False, "not a valid Kubernetes name", id="empty-name"),
     ],
 )
-def test_parse_service_accounts_errors(
-    values: list[str], namespace: str | None, wildcard: bool, message: str
-) -> None:
+def test_parse_service_accounts_errors(values: list[str], namespace: str | None, wildcard: bool, message: str) -> None:
     with pytest.raises(InputError, match=message):
         parse_service_accounts(values, namespace, wildcard)
 
@@ -96,9 +90,7 @@ def test_namespace_wildcard_moves_all_subjects_to_stringlike() -> None:
     condition = trust_policy(ISSUER, ARN, refs)["Statement"][0]["Condition"]
     assert condition == {
         "StringEquals": {f"{PROVIDER}:aud": "sts.amazonaws.com"},
-        "StringLike": {
-            f"{PROVIDER}:sub": ["system:serviceaccount:team-*:api", "system:serviceaccount:app:api"]
-        },
+        "StringLike": {f"{PROVIDER}:sub": ["system:serviceaccount:team-*:api", "system:serviceaccount:app:api"]},
     }
 
 

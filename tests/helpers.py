@@ -1,0 +1,82 @@
+"""Shared by the mutation case runner, the property tests and the conformance test.
+
+Every mutation is checked the same way wherever it comes from (SPEC section 5): only ``add``
+operations, the patch applied to the input gives exactly the computed pod, the input is untouched,
+and a second pass adds nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import yaml
+
+from webhook.admission import PodRequest
+from webhook.decision import Decision, decide
+from webhook.settings import Settings
+from webhook.types import MAX_WARNING_CHARS, Identity
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_yaml(path: Path) -> Any:
+    with path.open(encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def pod_request(pod: dict[str, Any], namespace: str = "default") -> PodRequest:
+    """A Pod CREATE as the admission layer would build it (ServiceAccount name as SPEC section 1)."""
+    spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
+    service_account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    meta = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
+    return PodRequest(
+        uid="00000000-0000-0000-0000-000000000000",
+        namespace=namespace,
+        service_account=str(service_account),
+        pod=pod,
+        pod_name=str(meta.get("name") or meta.get("generateName") or ""),
+        dry_run=False,
+    )
+
+
+def apply_patch(pod: Mapping[str, Any], patch: Sequence[Mapping[str, Any]]) -> Any:
+    """Apply ``patch`` as kube-apiserver would: after a round trip through JSON, to a copy."""
+    wire = json.loads(json.dumps(list(patch)))
+    return jsonpatch.apply_patch(copy.deepcopy(pod), wire)
+
+
+def check_mutation(
+    pod: dict[str, Any],
+    run: Callable[[dict[str, Any]], Decision],
+) -> Decision:
+    """Run ``run`` on ``pod`` and assert the SPEC section 5 invariants; returns the decision."""
+    before = copy.deepcopy(pod)
+    result = run(pod)
+    assert pod == before, "the input pod was modified"
+    for warning in result.warnings:
+        assert len(warning.message) < 120, f"warning over 120 characters: {warning.message!r}"
+        assert len(warning.message) <= MAX_WARNING_CHARS
+    bad_ops = [op for op in result.patch if op.get("op") != "add"]
+    assert not bad_ops, f"patch has operations other than add: {bad_ops}"
+    assert apply_patch(pod, result.patch) == result.pod, "patch applied to the input differs from the result"
+    if result.pod == pod:
+        assert result.patch == [], "a no-op result carries a patch"
+
+    again = run(copy.deepcopy(result.pod))
+    assert again.patch == [], f"not idempotent: a second pass adds {again.patch}"
+    assert again.pod == result.pod
+    return result
+
+
+def decide_with(
+    identity: Identity | None, settings: Settings, namespace: str = "default"
+) -> Callable[[dict[str, Any]], Decision]:
+    def run(pod: dict[str, Any]) -> Decision:
+        return decide(pod_request(pod, namespace), identity, settings)
+
+    return run

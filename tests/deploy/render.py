@@ -44,9 +44,7 @@ def find_kubectl() -> Path:
     folder = Path(configured) if configured else DEFAULT_ASSETS
     kubectl = folder / "kubectl"
     if not os.access(kubectl, os.X_OK):
-        raise MissingKubectl(
-            f"no kubectl in {folder}: run `make envtest` (builds it once) or set KUBEBUILDER_ASSETS"
-        )
+        raise MissingKubectl(f"no kubectl in {folder}: run `make envtest` (builds it once) or set KUBEBUILDER_ASSETS")
     return kubectl
 
 

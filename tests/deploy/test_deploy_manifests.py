@@ -106,9 +106,7 @@ def test_objects_of_the_overlay(rendered: Rendered, overlay: str) -> None:
         "Service",
         "MutatingWebhookConfiguration",
     }
-    expected = base | (
-        {"Issuer", "Certificate"} if EXPECTED[overlay]["certs"] == "cert-manager" else {"Secret"}
-    )
+    expected = base | ({"Issuer", "Certificate"} if EXPECTED[overlay]["certs"] == "cert-manager" else {"Secret"})
     expected |= {"ServiceMonitor"} if EXPECTED[overlay]["monitor"] else set()
     assert kinds(objs) == expected
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}
@@ -195,14 +193,10 @@ def test_services_reach_the_named_ports(rendered: Rendered, overlay: str) -> Non
     objs = rendered[overlay]
     labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     webhook = one(objs, "Service", "irsa-webhook")
-    assert webhook["spec"]["ports"] == [
-        {"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}
-    ]
+    assert webhook["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]
     assert selects({"matchLabels": webhook["spec"]["selector"]}, labels)
     metrics = one(objs, "Service", "irsa-webhook-metrics")
-    assert metrics["spec"]["ports"] == [
-        {"name": "metrics", "port": 9999, "targetPort": "metrics", "protocol": "TCP"}
-    ]
+    assert metrics["spec"]["ports"] == [{"name": "metrics", "port": 9999, "targetPort": "metrics", "protocol": "TCP"}]
     assert selects({"matchLabels": metrics["spec"]["selector"]}, labels)
     if EXPECTED[overlay]["monitor"]:
         monitor = one(objs, "ServiceMonitor")

@@ -369,9 +369,7 @@ def review(namespace: str, service_account: str) -> bytes:
         "operation": "CREATE",
         "object": pod,
     }
-    return json.dumps(
-        {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
-    ).encode()
+    return json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}).encode()
 
 
 # --- the tests ---------------------------------------------------------------------------------------------
@@ -443,9 +441,7 @@ def test_entrypoint_serves_with_the_deployment_args(
     assert "Traceback" not in output
 
 
-def test_upstream_command_is_accepted(
-    image: Image, certs: Certs, service_accounts: Path, start: Starter
-) -> None:
+def test_upstream_command_is_accepted(image: Image, certs: Certs, service_accounts: Path, start: Starter) -> None:
     """An AWS pod-identity-webhook Deployment's `/webhook` command and args, with the image swapped.
 
     Upstream's own port (443) and certificate directory are replaced by local ones given after its

@@ -1,0 +1,278 @@
+"""The real server: a uvicorn process on 127.0.0.1 with a generated certificate, httpx over real TLS."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from prometheus_client.parser import text_string_to_metric_families
+
+from webhook import devcerts
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = (ROOT / "tests" / "samples" / "admissionreview-pod.json").read_bytes()
+JSON = {"content-type": "application/json"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    metrics_port: int
+    certs: Path
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=ssl.create_default_context(cafile=str(self.certs / "ca.crt")))
+
+    def served_serial(self) -> int:
+        pem = ssl.get_server_certificate(("127.0.0.1", self.port))
+        return x509.load_pem_x509_certificate(pem.encode()).serial_number
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise
+        return int(self.proc.returncode)
+
+
+def start_server(tmp: Path, *extra: str, env: dict[str, str] | None = None, argv: list[str] | None = None) -> Server:
+    certs = tmp / "certs"
+    if not (certs / "tls.crt").exists():
+        devcerts.generate(certs)
+    port, metrics_port = free_port(), free_port()
+    log = tmp / f"server-{port}.log"
+    args = argv or [
+        "serve",
+        f"--port={port}",
+        "--metrics-port",
+        str(metrics_port),
+        "--bind-address=127.0.0.1",
+        f"--tls-cert={certs / 'tls.crt'}",
+        f"--tls-key={certs / 'tls.key'}",
+        f"--service-accounts={ROOT / 'examples' / 'service-accounts.yaml'}",
+    ]
+    args = [a.replace("{port}", str(port)).replace("{metrics}", str(metrics_port)) for a in args]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "webhook", *args, *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+    server = Server(proc, port, metrics_port, certs, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited {proc.returncode}:\n{log.read_text()}")
+        try:
+            with server.client() as c:
+                if c.get("/readyz", timeout=1).status_code == 200:
+                    return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise AssertionError(f"server not ready in 30 s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = start_server(tmp_path)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def patch_of(response: httpx.Response) -> list[dict[str, object]]:
+    assert response.status_code == 200, response.text
+    result: list[dict[str, object]] = json.loads(base64.b64decode(response.json()["response"]["patch"]))
+    return result
+
+
+def test_mutates_over_verified_tls_and_exports_metrics(server: Server) -> None:
+    with server.client() as c:
+        patch = patch_of(c.post("/mutate", content=SAMPLE, headers=JSON))
+        assert c.get("/healthz").json() == {"status": "ok"}
+    assert any(op["path"] == "/spec/volumes/-" for op in patch)
+    text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics").text
+    assert metric(text, "irsa_webhook_admission_requests_total", outcome="mutated") == 1
+    assert metric(text, "irsa_webhook_mutations_total", mode="irsa") == 1
+    assert metric(text, "irsa_webhook_admission_duration_seconds_count") == 1
+    assert metric(text, "irsa_webhook_service_account_cache_synced") == 1
+    assert metric(text, "irsa_webhook_service_account_cache_size") == 4
+    not_after = x509.load_pem_x509_certificate((server.certs / "tls.crt").read_bytes()).not_valid_after_utc
+    assert metric(text, "irsa_webhook_certificate_expiry_timestamp_seconds") == not_after.timestamp()
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    raise AssertionError(f"metric {name}{labels} not exported")
+
+
+def test_certificate_swapped_on_disk_is_served_without_restart(server: Server) -> None:
+    before = server.served_serial()
+    with server.client() as kept_alive:
+        assert kept_alive.post("/mutate", content=SAMPLE, headers=JSON).status_code == 200
+        devcerts.generate(server.certs)  # same CA, new serving key and certificate, written in place
+        new_serial = x509.load_pem_x509_certificate((server.certs / "tls.crt").read_bytes()).serial_number
+        assert new_serial != before
+        deadline = time.monotonic() + 15
+        while server.served_serial() != new_serial:
+            assert time.monotonic() < deadline, "new certificate not served within 15 s"
+            time.sleep(0.2)
+        # the connection opened before the swap carries on
+        assert kept_alive.post("/mutate", content=SAMPLE, headers=JSON).status_code == 200
+    with server.client() as fresh:
+        assert fresh.post("/mutate", content=SAMPLE, headers=JSON).status_code == 200
+    assert server.proc.poll() is None
+
+
+def test_broken_certificate_pair_keeps_the_old_one(server: Server, tmp_path: Path) -> None:
+    before = server.served_serial()
+    other = devcerts.generate(tmp_path / "other")
+    (server.certs / "tls.key").write_bytes(other.key.read_bytes())  # key no longer matches tls.crt
+    time.sleep(3)  # longer than the reload interval
+    assert server.served_serial() == before
+    with server.client() as c:
+        assert c.get("/readyz").status_code == 200
+    assert "reload failed" in server.log.read_text()
+
+
+def test_tls_min_version_13_refuses_tls12_clients(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, "--tls-min-version=1.3")
+    try:
+        ctx = ssl.create_default_context(cafile=str(srv.certs / "ca.crt"))
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises(ssl.SSLError), socket.create_connection(("127.0.0.1", srv.port), timeout=5) as raw:
+            ctx.wrap_socket(raw, server_hostname="localhost")
+        ctx13 = ssl.create_default_context(cafile=str(srv.certs / "ca.crt"))
+        with (
+            socket.create_connection(("127.0.0.1", srv.port), timeout=5) as raw,
+            ctx13.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            assert tls.version() == "TLSv1.3"
+    finally:
+        srv.stop()
+
+
+def test_cipher_suites_restrict_tls12(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, "--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384")
+    try:
+        ctx = ssl.create_default_context(cafile=str(srv.certs / "ca.crt"))
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        with (
+            socket.create_connection(("127.0.0.1", srv.port), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            cipher = tls.cipher()
+            assert cipher is not None
+            assert cipher[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
+    finally:
+        srv.stop()
+
+
+def test_sigterm_exits_zero(server: Server) -> None:
+    with server.client() as c:
+        assert c.post("/mutate", content=SAMPLE, headers=JSON).status_code == 200
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - started < 10
+    assert "server stopped" in server.log.read_text()
+
+
+def test_upstream_deployment_args_work_unchanged(tmp_path: Path) -> None:
+    certs = tmp_path / "certs"
+    devcerts.generate(certs)
+    # As upstream's Deployment writes them: Go flag syntax, klog flags, no subcommand.
+    argv = [
+        "--in-cluster=false",
+        "--namespace=irsa-webhook",
+        "--service-name=pod-identity-webhook",
+        "--annotation-prefix=eks.amazonaws.com",
+        "--token-audience=sts.amazonaws.com",
+        "--logtostderr",
+        "-v=2",
+        "-port={port}",
+        "-metrics-port",
+        "{metrics}",
+        "--bind-address=127.0.0.1",
+        f"--tls-cert={certs / 'tls.crt'}",
+        f"--tls-key={certs / 'tls.key'}",
+        f"--service-accounts={ROOT / 'examples' / 'service-accounts.yaml'}",
+        "--sts-regional-endpoint=true",
+        "--service-account-lookup-grace-period=100ms",
+    ]
+    srv = start_server(tmp_path, argv=argv, env={"IRSA_WEBHOOK_AWS_DEFAULT_REGION": "eu-west-1"})
+    try:
+        with srv.client() as c:
+            patch = patch_of(c.post("/mutate", content=SAMPLE, headers=JSON))
+        env_op = next(op for op in patch if str(op["path"]).endswith("/env"))
+        names = {e["name"]: e["value"] for e in env_op["value"]}  # type: ignore[union-attr]
+        assert names["AWS_STS_REGIONAL_ENDPOINTS"] == "regional"
+        assert names["AWS_REGION"] == "eu-west-1"  # from the environment variable
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        pytest.param(["--in-cluster=true"], "--in-cluster=true is not supported", id="in-cluster"),
+        pytest.param(["--in-cluster"], "--in-cluster=true is not supported", id="in-cluster-bare"),
+        pytest.param(["--tls-cert=/nonexistent.crt"], "cannot load TLS certificate", id="missing-cert"),
+        pytest.param(["--tls-min-version=1.1"], "--tls-min-version", id="old-tls"),
+        pytest.param(["--tls-cipher-suites=TLS_RSA_WITH_RC4_128_SHA"], "cipher suite", id="bad-cipher"),
+        pytest.param(["--token-expiration=abc"], "--token-expiration", id="bad-int"),
+        pytest.param(["--sts-regional-endpoint=maybe"], "not a boolean", id="bad-bool"),
+        pytest.param(["--service-account-lookup-grace-period=5 parsecs"], "invalid duration", id="bad-duration"),
+        pytest.param(["--service-accounts=/nonexistent.yaml"], "--service-accounts", id="missing-sa-file"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_clear_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    certs = devcerts.generate(tmp_path / "certs")
+    base = [
+        "serve",
+        "--port=0",
+        f"--tls-cert={certs.cert}",
+        f"--tls-key={certs.key}",
+        f"--service-accounts={ROOT / 'examples' / 'service-accounts.yaml'}",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook", *base, *args], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,232 @@
+"""`irsa-webhook mutate` and `certs`, and the Go-style flag layer, called in-process through main()."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+import yaml
+from cryptography import x509
+
+from webhook.cli import main
+from webhook.flags import Flag, FlagError, normalise_argv, parse_duration, resolve
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+SA_DOCS = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: app, namespace: team-a, annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::111122223333:role/a"}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: app, namespace: team-b, annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::111122223333:role/b"}}
+"""
+
+
+def pod(ns: str | None = None, sa: str = "app", annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "p"}
+    if ns:
+        meta["namespace"] = ns
+    if annotations:
+        meta["annotations"] = annotations
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {"serviceAccountName": sa, "containers": [{"name": "c", "image": "i"}]},
+    }
+
+
+def write(tmp: Path, name: str, content: Any) -> Path:
+    path = tmp / name
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+    return path
+
+
+def role_of(mutated: dict[str, Any]) -> str:
+    env = {e["name"]: e["value"] for e in mutated["spec"]["containers"][0]["env"]}
+    return env["AWS_ROLE_ARN"]
+
+
+def test_example_pod_prints_the_mutated_pod(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["mutate", "--pod", str(EXAMPLES / "pod.yaml"), "--service-account", str(EXAMPLES / "service-accounts.yaml")]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert err == ""
+    mutated = yaml.safe_load(out)
+    assert role_of(mutated) == "arn:aws:iam::111122223333:role/s3-reader"
+    assert mutated["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"] == 3600
+
+
+@pytest.mark.parametrize(
+    ("pod_ns", "flag_ns", "role"),
+    [
+        pytest.param("team-a", None, "arn:aws:iam::111122223333:role/a", id="pod-namespace"),
+        pytest.param(None, "team-b", "arn:aws:iam::111122223333:role/b", id="namespace-flag"),
+        pytest.param("team-a", "team-b", "arn:aws:iam::111122223333:role/a", id="pod-namespace-wins"),
+    ],
+)
+def test_service_account_is_chosen_by_namespace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pod_ns: str | None, flag_ns: str | None, role: str
+) -> None:
+    sas = write(tmp_path, "sas.yaml", SA_DOCS)
+    args = [
+        "mutate",
+        "--pod",
+        str(write(tmp_path, "pod.yaml", pod(pod_ns))),
+        "--service-account",
+        str(sas),
+        "-o",
+        "json",
+    ]
+    if flag_ns:
+        args += ["--namespace", flag_ns]
+    assert main(args) == 0
+    assert role_of(json.loads(capsys.readouterr().out)) == role
+
+
+def test_patch_output_applies_to_the_pod(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = pod("team-a")
+    pod_file = write(tmp_path, "pod.yaml", source)
+    sas = write(tmp_path, "sas.yaml", SA_DOCS)
+    assert main(["mutate", "--pod", str(pod_file), "--service-account", str(sas), "--patch", "-o", "json"]) == 0
+    patch = json.loads(capsys.readouterr().out)
+    assert {op["op"] for op in patch} == {"add"}
+    assert main(["mutate", "--pod", str(pod_file), "--service-account", str(sas), "-o", "json"]) == 0
+    assert jsonpatch.apply_patch(source, patch) == json.loads(capsys.readouterr().out)
+
+
+def test_warnings_go_to_stderr_one_per_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sas = write(tmp_path, "sas.yaml", SA_DOCS)
+    bad = pod(
+        "team-a", annotations={"eks.amazonaws.com/token-expiration": "60", "eks.amazonaws.com/skip-containers": "ghost"}
+    )
+    assert main(["mutate", "--pod", str(write(tmp_path, "pod.yaml", bad)), "--service-account", str(sas)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert all(line.startswith("warning: ") for line in err)
+    assert "600" in err[0]
+    assert "ghost" in err[1]
+
+
+def test_missing_service_account_warns_and_prints_pod_unchanged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = pod("elsewhere")
+    code = main(["mutate", "--pod", str(write(tmp_path, "pod.yaml", source)), "-o", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert json.loads(out) == source
+    assert err.strip() == "warning: serviceaccount elsewhere/app not found; no AWS credentials injected"
+
+
+def test_strict_denial_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sas = write(tmp_path, "sas.yaml", SA_DOCS.replace('"arn:aws:iam::111122223333:role/a"', "nope"))
+    code = main(
+        ["mutate", "--strict", "--pod", str(write(tmp_path, "pod.yaml", pod("team-a"))), "--service-account", str(sas)]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    assert "denied:" in err
+
+
+@pytest.mark.parametrize(
+    ("pod_text", "sa_text", "needle"),
+    [
+        pytest.param(None, SA_DOCS, "No such file", id="missing-pod-file"),
+        pytest.param("kind: Pod\nspec: [oops\n", SA_DOCS, "while parsing", id="pod-not-yaml"),
+        pytest.param("kind: Deployment\n", SA_DOCS, "expected kind Pod", id="not-a-pod"),
+        pytest.param("a: 1\n---\nb: 2\n", SA_DOCS, "exactly one Pod", id="two-documents"),
+        pytest.param("- 1\n", SA_DOCS, "exactly one Pod", id="a-list"),
+        pytest.param("kind: Pod\n", "kind: [x\n", "while parsing", id="sa-not-yaml"),
+    ],
+)
+def test_unreadable_input_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pod_text: str | None, sa_text: str, needle: str
+) -> None:
+    pod_path = tmp_path / "pod.yaml" if pod_text is None else write(tmp_path, "pod.yaml", pod_text)
+    code = main(["mutate", "--pod", str(pod_path), "--service-account", str(write(tmp_path, "sa.yaml", sa_text))])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("irsa-webhook mutate: ")
+    assert needle in err
+
+
+def test_mutation_flags_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sas = write(tmp_path, "sas.yaml", SA_DOCS)
+    args = [
+        "mutate", "--pod", str(write(tmp_path, "pod.yaml", pod("team-a"))), "--service-account", str(sas), "-o", "json",
+        "--aws-default-region=eu-central-1", "--sts-regional-endpoint",
+        "--token-mount-path=/aws/", "--token-audience=custom",
+    ]  # fmt: skip
+    assert main(args) == 0
+    mutated = json.loads(capsys.readouterr().out)
+    env = {e["name"]: e["value"] for e in mutated["spec"]["containers"][0]["env"]}
+    assert env["AWS_REGION"] == "eu-central-1"
+    assert env["AWS_STS_REGIONAL_ENDPOINTS"] == "regional"
+    assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == "/aws/token"
+    assert mutated["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "custom"
+
+
+def test_certs_writes_a_usable_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "c"
+    assert main(["certs", "--out", str(out), "--dns-name", "webhook.example", "--ip-address", "10.0.0.1"]) == 0
+    cert = x509.load_pem_x509_certificate((out / "tls.crt").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "irsa-webhook.irsa-webhook.svc" in san.get_values_for_type(x509.DNSName)
+    assert "webhook.example" in san.get_values_for_type(x509.DNSName)
+    assert (out / "tls.key").stat().st_mode & 0o777 == 0o600
+    ca_before = (out / "ca.crt").read_bytes()
+    assert main(["certs", "--out", str(out)]) == 0  # re-run rotates the serving cert, keeps the CA
+    assert (out / "ca.crt").read_bytes() == ca_before
+    ca = x509.load_pem_x509_certificate(ca_before)
+    x509.load_pem_x509_certificate((out / "tls.crt").read_bytes()).verify_directly_issued_by(ca)
+    capsys.readouterr()
+    assert main(["certs", "--out", str(out), "--ip-address", "nope"]) == 2
+
+
+# -- the flag layer ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0", 0), ("100ms", 0.1), ("1m30s", 90), ("2h", 7200), ("1.5s", 1.5), ("250us", 0.00025), ("15", 15)],
+)
+def test_go_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "1x", "ms", "1m30", "abc"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(FlagError):
+        parse_duration(text)
+
+
+FLAGS = (Flag("port", "int", 443, ""), Flag("in-cluster", "bool", False, ""), Flag("name", "str", "d", ""))
+
+
+def test_single_dash_long_flags_are_normalised() -> None:
+    assert normalise_argv(["-port=1", "-port", "2", "-v=4", "-in-cluster=false", "-x"], FLAGS) == [
+        "--port=1", "--port", "2", "-v=4", "--in-cluster=false", "-x",
+    ]  # fmt: skip
+
+
+def test_precedence_flag_over_env_over_default() -> None:
+    ns = argparse.Namespace(port="8443", in_cluster=None, name=None)
+    env = {"IRSA_WEBHOOK_PORT": "1", "IRSA_WEBHOOK_IN_CLUSTER": "true"}
+    assert resolve(ns, FLAGS, env) == {"port": 8443, "in_cluster": True, "name": "d"}
+    with pytest.raises(FlagError, match="IRSA_WEBHOOK_IN_CLUSTER"):
+        resolve(argparse.Namespace(port=None, in_cluster=None, name=None), FLAGS, {"IRSA_WEBHOOK_IN_CLUSTER": "yes"})
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "serve" in capsys.readouterr().err

@@ -11,28 +11,38 @@ PORT ?= 8443
 METRICS_PORT ?= 9999
 # Where `make envtest` caches kube-apiserver, etcd and kubectl (the controller-runtime layout).
 ENVTEST_DIR := .cache/envtest
+ENVTEST_ASSETS = $${KUBEBUILDER_ASSETS:-$(CURDIR)/$(ENVTEST_DIR)/bin}
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
-$(BIN)/irsa-webhook: pyproject.toml
+# Two stamps: `make run` needs only the runtime dependencies (seconds to install); tests and lint
+# need the dev tools too (moto, boto3, mypy, ...: minutes on a fresh machine).
+$(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
 .PHONY: install
-install: $(BIN)/irsa-webhook ## Create .venv and install the package with its dev tools
+install: $(VENV)/.dev ## Create .venv and install the package with its dev tools
+
+.PHONY: install-runtime
+install-runtime: $(VENV)/.runtime ## Create .venv with the package only (what `make run` needs)
 
 .PHONY: certs
-certs: install ## Generate a throwaway CA and serving certificate into certs/
+certs: install-runtime ## Generate a throwaway CA and serving certificate into certs/
 	$(BIN)/irsa-webhook certs --out certs
 
 .PHONY: run
-run: install ## Serve the webhook on https://127.0.0.1:$(PORT) with dev certs and examples/ (no cluster)
+run: install-runtime ## Serve the webhook on https://127.0.0.1:$(PORT) with dev certs and examples/ (no cluster)
 	@test -f certs/tls.crt || $(BIN)/irsa-webhook certs --out certs
-	$(BIN)/irsa-webhook serve --port $(PORT) --metrics-port $(METRICS_PORT) \
+	$(BIN)/irsa-webhook serve --port $(PORT) --metrics-port $(METRICS_PORT) --bind-address 127.0.0.1 \
 		--tls-cert certs/tls.crt --tls-key certs/tls.key \
 		--service-accounts examples/service-accounts.yaml --aws-default-region us-west-2
 
@@ -42,17 +52,21 @@ envtest: ## Provide kube-apiserver, etcd and kubectl for the e2e suite (built on
 
 .PHONY: test
 test: install envtest ## Run the whole test suite (unit, server, conformance and e2e)
-	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$(CURDIR)/$(ENVTEST_DIR)/bin}" $(BIN)/pytest
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/pytest
 
 .PHONY: test-unit
-test-unit: install ## Run everything but the e2e suite (no control plane needed)
+test-unit: install ## Everything but the e2e suite (no control plane needed)
 	$(BIN)/pytest -m 'not e2e'
+
+.PHONY: test-e2e
+test-e2e: install envtest ## Only the e2e suite against the real kube-apiserver + etcd
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/pytest -m e2e
 
 .PHONY: lint
 lint: install lint-python lint-deploy ## ruff, mypy strict, hadolint and the manifest checks
 
 .PHONY: lint-python
-lint-python:
+lint-python: install ## ruff (lint + format check) and mypy strict
 	$(BIN)/ruff check webhook tests
 	$(BIN)/ruff format --check webhook tests
 	$(BIN)/mypy
@@ -63,7 +77,7 @@ fmt: install ## Format and autofix
 	$(BIN)/ruff check --fix webhook tests
 
 .PHONY: bench
-bench: install ## Load-test the real server over TLS and print the figures
+bench: install ## Load-test the real server over TLS and print the figures (not a test)
 	$(BIN)/python -m tests.bench
 
 .PHONY: all

@@ -15,7 +15,7 @@ ENVTEST_ASSETS = $${KUBEBUILDER_ASSETS:-$(CURDIR)/$(ENVTEST_DIR)/bin}
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
 # Two stamps: `make run` needs only the runtime dependencies (seconds to install); tests and lint
 # need the dev tools too (moto, boto3, mypy, ...: minutes on a fresh machine).

@@ -40,6 +40,12 @@ namespace part only, the sub condition becomes StringLike, and a note says so on
 `trust-policy check` (see `irsa-webhook trust-policy check --help`) evaluates a policy.
 """
 
+GENERATE_USAGE = """\
+irsa-webhook trust-policy --issuer URL (--account-id ID | --provider-arn ARN)
+           [--namespace NS] --service-account [NS:]SA [--service-account ...]
+           [--audience AUD] [--partition P] [--namespace-wildcard]
+       irsa-webhook trust-policy check --policy FILE (--token FILE | --issuer URL ...) [-o json]"""
+
 GENERATE_EPILOG = """\
 examples:
   irsa-webhook trust-policy --issuer https://my-bucket.s3.us-east-1.amazonaws.com/cluster1 \\
@@ -82,6 +88,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser = sub.add_parser(
         "trust-policy",
         help="generate an IAM role trust policy for service accounts ('trust-policy check' evaluates one)",
+        usage=GENERATE_USAGE,
         description=GENERATE_DESCRIPTION,
         epilog=GENERATE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -123,6 +130,8 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     commands = parser.add_subparsers(dest="trust_policy_command", metavar="check")
     check = commands.add_parser(
         "check",
+        # Without prog, argparse builds it from the parent's custom usage text.
+        prog="irsa-webhook trust-policy check",
         help="evaluate and lint a trust policy for a token or service account",
         description=CHECK_DESCRIPTION,
         epilog=CHECK_EPILOG,

@@ -17,7 +17,6 @@ import json
 import posixpath
 import subprocess
 import sys
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import jwt
 
 from . import kube as k
 from .controlplane import STS_AUDIENCE
-from .procs import ManagedProcess, free_port, wait_for
+from .procs import ManagedProcess, free_port, http_status, wait_for
 
 BOTO3_TIMEOUT = 60.0
 MOTO_START_TIMEOUT = 60.0
@@ -103,9 +102,7 @@ def request_kubelet_token(kube: k.KubeRest, pod: k.JSON, injected: Injected) -> 
     return token
 
 
-def verify_web_identity_token(
-    token: str, jwks: k.JSON, issuer: str, subject: str, lifetime: int
-) -> dict[str, Any]:
+def verify_web_identity_token(token: str, jwks: k.JSON, issuer: str, subject: str, lifetime: int) -> dict[str, Any]:
     """Check the token as an IAM OIDC provider for this cluster (client ID sts.amazonaws.com) would."""
     try:
         header = jwt.get_unverified_header(token)
@@ -209,8 +206,7 @@ class MotoServer:
 
         def up() -> bool:
             process.check_alive()
-            with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=2) as response:
-                return response.status == 200
+            return http_status(f"{self.url}/moto-api/") == 200
 
         try:
             wait_for(up, timeout=MOTO_START_TIMEOUT, what="moto server", on_timeout=process.tail)

@@ -44,7 +44,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()
     if report.failed and item.get_closest_marker("e2e") is not None:
         for process in list(_running.values()):
-            report.sections.append((f"{process.name} (pid {process.pid}) log", process.tail(60)))
+            report.sections.append((f"{process.name} (pid {process.pid}) log", process.tail(40)))
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,11 @@ import os
 import secrets
 import ssl
 import subprocess
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import pki
-from .procs import ManagedProcess, free_port, wait_for
+from .procs import ManagedProcess, free_port, http_status, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ASSETS = REPO / ".cache" / "envtest" / "bin"
@@ -118,8 +117,7 @@ class ControlPlane:
 
         def etcd_healthy() -> bool:
             etcd.check_alive()
-            with urllib.request.urlopen(f"{etcd_url}/health", timeout=2) as response:
-                return b'"health":"true"' in response.read()
+            return http_status(f"{etcd_url}/health") == 200
 
         wait_for(etcd_healthy, timeout=ETCD_START_TIMEOUT, what="etcd /health", on_timeout=etcd.tail)
 
@@ -159,11 +157,7 @@ class ControlPlane:
 
         def apiserver_ready() -> bool:
             apiserver.check_alive()
-            request = urllib.request.Request(
-                f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.token}"}
-            )
-            with urllib.request.urlopen(request, timeout=5, context=context) as response:
-                return response.status == 200
+            return http_status(f"{self.server}/readyz", context=context, token=self.token) == 200
 
         wait_for(
             apiserver_ready,
@@ -200,9 +194,7 @@ class ControlPlane:
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this control plane as the admin; raise KubectlError if check fails."""
         argv = [str(self.assets / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args]
-        result = subprocess.run(
-            argv, input=input, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        result = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise KubectlError(result.returncode, argv, result.stdout, result.stderr)
         return result

@@ -12,8 +12,11 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -69,12 +72,26 @@ def free_port() -> int:
         return port
 
 
+def http_status(
+    url: str, *, context: ssl.SSLContext | None = None, token: str | None = None, timeout: float = 2.0
+) -> int:
+    """GET ``url`` and return the status code; 4xx/5xx are returned too, and every response is closed
+    (an unclosed error response is a ResourceWarning, an error under this suite's warning filter)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code
+
+
 class ManagedProcess:
     """One child process whose stdout and stderr go to ``log``; ``stop()`` is idempotent."""
 
-    def __init__(
-        self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.argv = list(argv)
         self.log = log

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .procs import ManagedProcess, free_port, wait_for
+from .procs import ManagedProcess, free_port, http_status, wait_for
 
 # The webhook is ready once its first ServiceAccount list completed: well under a second against a
 # local API server, but a cold Python start on a busy 2-core CI machine takes a few seconds.
@@ -91,9 +91,7 @@ class WebhookProcess:
 
         def ready() -> bool:
             process.check_alive()
-            url = f"https://127.0.0.1:{self.port}/readyz"
-            with urllib.request.urlopen(url, timeout=2, context=context) as response:
-                return response.status == 200
+            return http_status(f"https://127.0.0.1:{self.port}/readyz", context=context) == 200
 
         try:
             wait_for(ready, timeout=READY_TIMEOUT, what="irsa-webhook /readyz", on_timeout=process.tail)

@@ -36,8 +36,10 @@ install: $(VENV)/.dev ## Create .venv and install the package with its dev tools
 install-runtime: $(VENV)/.runtime ## Create .venv with the package only (what `make run` needs)
 
 .PHONY: certs
-certs: install-runtime ## Generate a throwaway CA and serving certificate into certs/
+certs: install-runtime ## Generate a throwaway CA and serving certificate into certs/ (and the self-signed component)
 	$(BIN)/irsa-webhook certs --out certs
+	install -m 0644 certs/ca.crt certs/tls.crt manifests/components/self-signed/generated/
+	install -m 0600 certs/tls.key manifests/components/self-signed/generated/
 
 .PHONY: run
 run: install-runtime ## Serve the webhook on https://127.0.0.1:$(PORT) with dev certs and examples/ (no cluster)

@@ -148,7 +148,7 @@ class MutateEndpoint:
             dry_run=pod_request.dry_run,
         )
         if result.warnings:
-            fields["warnings"] = [w.kind for w in result.warnings]
+            fields["warnings"] = [w.message for w in result.warnings]
         payload = admission.response(
             review,
             allowed=result.allowed,

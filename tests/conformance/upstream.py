@@ -1,0 +1,176 @@
+"""Reading the upstream webhook's test pods (``pkg/handler/testdata``) as the corpus README says.
+
+Each file is one Pod whose ``testing.eks.amazonaws.com/...`` annotations describe the world it is
+admitted into (namespace ``default``, ServiceAccount ``default``); every other annotation is a real
+pod annotation. This module decodes those into our inputs and normalises upstream's result so that
+outcomes, not bytes, are compared.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from webhook.identity import parse_go_bool
+from webhook.settings import MIN_TOKEN_EXPIRATION, Settings
+
+from ..helpers import REPO, apply_patch, load_yaml
+
+TESTING = "testing.eks.amazonaws.com/"
+PREFIX = "eks.amazonaws.com"
+NAMESPACE = "default"
+SERVICE_ACCOUNT = "default"
+PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+CONTAINER_FIELDS = ("initContainers", "containers")
+# Go's strconv.ParseInt, base 10.
+GO_INT = re.compile(r"[+-]?\d+")
+
+
+def corpus_dir() -> Path:
+    """``$IRSA_CONFORMANCE_DIR``, else ``<repo>/../shared/conformance/upstream-testdata``."""
+    override = os.environ.get("IRSA_CONFORMANCE_DIR")
+    return Path(override) if override else REPO.parent / "shared" / "conformance" / "upstream-testdata"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCase:
+    name: str  # path relative to the corpus, without ``.pod.yaml``
+    pod: dict[str, Any]  # as the upstream harness admits it, testing annotations included
+    testing: dict[str, str]  # the testing annotations, prefix removed
+
+    @property
+    def skipped(self) -> bool:
+        return self.testing.get("skip") == "true"
+
+    @property
+    def pod_identity(self) -> bool:
+        """An EKS Pod Identity (container credentials) case rather than an IRSA one."""
+        return self.name.startswith("containercredentials/") or bool(self.testing.get("containercredentials/uri"))
+
+    def upstream_pod(self) -> Any:
+        """The pod upstream produces: its expected patch applied to the input."""
+        return apply_patch(self.pod, json.loads(self.testing["expectedPatch"]))
+
+
+def load_cases(root: Path) -> list[UpstreamCase]:
+    cases = []
+    for path in sorted(root.rglob("*.pod.yaml")):
+        pod = load_yaml(path)
+        annotations = pod.get("metadata", {}).get("annotations") or {}
+        testing = {k.removeprefix(TESTING): str(v) for k, v in annotations.items() if k.startswith(TESTING)}
+        name = path.relative_to(root).as_posix().removesuffix(".pod.yaml")
+        cases.append(UpstreamCase(name, pod, testing))
+    return cases
+
+
+def _first(testing: Mapping[str, str], *keys: str) -> str | None:
+    return next((testing[k] for k in keys if k in testing), None)
+
+
+def service_account(case: UpstreamCase) -> dict[str, Any]:
+    """The ``default/default`` ServiceAccount the case describes, as a raw manifest."""
+    testing = case.testing
+    annotations: dict[str, str] = {}
+    if "serviceAccount/roleArn" in testing:
+        annotations[f"{PREFIX}/role-arn"] = testing["serviceAccount/roleArn"]
+    # Absent: the flag default, sts.amazonaws.com, as in the upstream fake.
+    if "serviceAccount/audience" in testing:
+        annotations[f"{PREFIX}/audience"] = testing["serviceAccount/audience"]
+    sts = _first(testing, "serviceAccount/sts-regional-endpoints", "handler/injectSTS")
+    if sts is not None:  # the first present wins; a value ParseBool rejects means false
+        annotations[f"{PREFIX}/sts-regional-endpoints"] = str(bool(parse_go_bool(sts))).lower()
+    expiration = _first(testing, "serviceAccount/token-expiration", "handler/expiration")
+    if expiration is not None and GO_INT.fullmatch(expiration):  # invalid: 86400, the flag default
+        annotations[f"{PREFIX}/token-expiration"] = expiration
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": SERVICE_ACCOUNT, "namespace": NAMESPACE, "annotations": annotations},
+    }
+
+
+def below_minimum_expiration(account: Mapping[str, Any]) -> bool:
+    """The upstream fake applies no minimum to a ServiceAccount's lifetime; we raise it to 600."""
+    raw = account["metadata"]["annotations"].get(f"{PREFIX}/token-expiration")
+    return raw is not None and int(raw) < MIN_TOKEN_EXPIRATION
+
+
+def raise_token_lifetime(pod: dict[str, Any], seconds: int) -> None:
+    for volume in (pod.get("spec") or {}).get("volumes") or ():
+        for source in (volume.get("projected") or {}).get("sources") or ():
+            token = source.get("serviceAccountToken")
+            if isinstance(token, dict) and token.get("expirationSeconds", seconds) < seconds:
+                token["expirationSeconds"] = seconds
+
+
+def settings(case: UpstreamCase) -> Settings:
+    flags: dict[str, Any] = {}
+    if "handler/region" in case.testing:
+        flags["aws_default_region"] = case.testing["handler/region"]
+    if "handler/mountPath" in case.testing:
+        flags["token_mount_path"] = case.testing["handler/mountPath"]
+    return Settings(**flags)
+
+
+def strip_testing_annotations(pod: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(pod))
+    meta = out.get("metadata") or {}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(TESTING)}
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    return out
+
+
+def normalise_upstream(upstream: Mapping[str, Any], original: Mapping[str, Any]) -> dict[str, Any]:
+    """Remove what upstream adds only because Go re-serialises the containers it replaces.
+
+    Per the corpus README: ``"resources": {}`` on containers that had none, ``"service": null`` in
+    grpc probes, ``"mountPath": ""`` on a pre-existing mount that had none. Only fields absent from
+    the original are removed, so nothing the pod really carried can be normalised away.
+    """
+    out = strip_testing_annotations(upstream)
+    spec, old_spec = out.get("spec") or {}, original.get("spec") or {}
+    for field in CONTAINER_FIELDS:
+        old_by_name = {c.get("name"): c for c in old_spec.get(field) or ()}
+        for container in spec.get(field) or ():
+            old = old_by_name.get(container.get("name"), {})
+            if container.get("resources") == {} and "resources" not in old:
+                del container["resources"]
+            for probe in PROBES:
+                grpc = (container.get(probe) or {}).get("grpc")
+                old_grpc = (old.get(probe) or {}).get("grpc") or {}
+                if isinstance(grpc, dict) and grpc.get("service") is None and "service" not in old_grpc:
+                    grpc.pop("service", None)
+            old_mounts = {m.get("name"): m for m in old.get("volumeMounts") or ()}
+            for mount in container.get("volumeMounts") or ():
+                previous = old_mounts.get(mount.get("name"))
+                if mount.get("mountPath") == "" and previous is not None and "mountPath" not in previous:
+                    del mount["mountPath"]
+    return out
+
+
+def volumes_in_name_order(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """``pod`` with ``spec.volumes`` sorted by name.
+
+    Kubernetes keys pod volumes by name (patchMergeKey ``name``): their order means nothing. Upstream
+    inserts the token volume first (``add /spec/volumes/0``) when the pod has volumes; we append it
+    (SPEC section 5: append rather than reorder). Containers, env and mounts keep their order.
+    """
+    out = copy.deepcopy(dict(pod))
+    spec = out.get("spec") or {}
+    if isinstance(spec.get("volumes"), list):
+        spec["volumes"] = sorted(spec["volumes"], key=lambda v: str(v.get("name")))
+    return out
+
+
+def env_names(pod: Mapping[str, Any]) -> list[list[str]]:
+    spec = pod.get("spec") or {}
+    return [[e["name"] for e in c.get("env") or ()] for f in CONTAINER_FIELDS for c in spec.get(f) or ()]

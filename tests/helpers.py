@@ -16,6 +16,7 @@ from typing import Any
 import jsonpatch
 import yaml
 
+from webhook import admission
 from webhook.admission import PodRequest
 from webhook.decision import Decision, decide
 from webhook.settings import Settings
@@ -30,18 +31,17 @@ def load_yaml(path: Path) -> Any:
 
 
 def pod_request(pod: dict[str, Any], namespace: str = "default") -> PodRequest:
-    """A Pod CREATE as the admission layer would build it (ServiceAccount name as SPEC section 1)."""
-    spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
-    service_account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-    meta = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
-    return PodRequest(
-        uid="00000000-0000-0000-0000-000000000000",
-        namespace=namespace,
-        service_account=str(service_account),
-        pod=pod,
-        pod_name=str(meta.get("name") or meta.get("generateName") or ""),
-        dry_run=False,
-    )
+    """The Pod CREATE the admission layer builds from a review of ``pod`` in ``namespace``."""
+    request = {
+        "uid": "00000000-0000-0000-0000-000000000000",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "operation": "CREATE",
+        "namespace": namespace,
+        "object": pod,
+    }
+    result = admission.pod_request(request)
+    assert isinstance(result, PodRequest), result
+    return result
 
 
 def apply_patch(pod: Mapping[str, Any], patch: Sequence[Mapping[str, Any]]) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from webhook.identity import parse_service_account
+from webhook.settings import MIN_TOKEN_EXPIRATION
 
 from ..helpers import check_mutation, decide_with
 from . import upstream
@@ -70,7 +71,7 @@ def test_same_outcome_as_upstream(case: upstream.UpstreamCase) -> None:
     if upstream.below_minimum_expiration(account):
         # The upstream fake applies no minimum to a ServiceAccount's lifetime; SPEC raises it to 600.
         assert "token-expiration-too-low" in [w.kind for w in result.warnings]
-        upstream.raise_token_lifetime(theirs, upstream.MIN_TOKEN_EXPIRATION)
+        upstream.raise_token_lifetime(theirs, MIN_TOKEN_EXPIRATION)
     # Everything else, env and mount order included, must be equal.
     assert upstream.volumes_in_name_order(ours) == upstream.volumes_in_name_order(theirs)
 

@@ -178,10 +178,8 @@ def start_webhook(
     started: list[WebhookProcess] = []
 
     def start(*extra_args: str) -> WebhookProcess:
-        process = WebhookProcess(
-            tmp_path / f"webhook-{len(started)}", control_plane.kubeconfig, webhook_certs
-        )
-        process.extra_args = list(extra_args)
+        workdir = tmp_path / f"webhook-{len(started)}"
+        process = WebhookProcess(workdir, control_plane.kubeconfig, webhook_certs, extra_args)
         started.append(process)
         return process.start()
 

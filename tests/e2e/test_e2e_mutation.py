@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from . import kube as k
-from .conftest import REGION, SharedWebhook
+from .conftest import REGION
 from .controlplane import ControlPlane
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("irsa_webhook")]
@@ -176,9 +176,7 @@ def test_windows_pod_gets_a_windows_token_path(kube: k.KubeRest, make_namespace:
     assert k.token_mount(stored) == TOKEN_MOUNT
 
 
-def test_skip_label_pod_is_never_sent_to_the_webhook(
-    kube: k.KubeRest, make_namespace: Any, irsa_webhook: SharedWebhook
-) -> None:
+def test_skip_label_pod_is_never_sent_to_the_webhook(kube: k.KubeRest, make_namespace: Any) -> None:
     ns = make_namespace()
     kube.create_service_account(ns, "app", {k.ROLE_ANNOTATION: ROLE})
     kube.create_pod(ns, k.pod("opted-out", "app", labels={k.SKIP_POD_LABEL: "true"}))

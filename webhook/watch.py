@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import threading
 import time
 from typing import Any
@@ -66,10 +67,7 @@ class ServiceAccountWatcher:
         self._stop.set()
         response = self._response
         if response is not None:
-            try:
-                response.close()
-            except Exception:
-                log.debug("closing watch response failed", exc_info=True)
+            _abort(response)
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -218,6 +216,22 @@ class LiveLookup:
         self._store.upsert(identity)
         metrics.LIVE_LOOKUPS.labels("found").inc()
         return identity
+
+
+def _abort(response: Any) -> None:
+    """Wake the watch thread blocked reading ``response``, from another thread.
+
+    ``response.close()`` would wait on the TLS connection the reader is blocked in, and hang with
+    it; a socket-level shutdown(2) makes the pending read return at once, and the reader exits.
+    """
+    connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed: nothing to wake
+        log.debug("watch socket already closed", exc_info=True)
 
 
 def _describe(exc: BaseException) -> str:

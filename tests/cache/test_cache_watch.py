@@ -40,6 +40,8 @@ class Stream:
         self.events = events
         self.hold = hold
         self.closed = threading.Event()
+        self.connection = self  # urllib3 exposes the connection, which holds the socket
+        self.sock = self
 
     def stream(self, amt: Any = None, decode_content: bool = False) -> Iterator[bytes]:
         for event in self.events:
@@ -50,7 +52,7 @@ class Stream:
     def release_conn(self) -> None:
         pass
 
-    def close(self) -> None:
+    def shutdown(self, how: int) -> None:  # the socket-level shutdown that wakes a blocked read
         self.closed.set()
 
 

@@ -111,9 +111,7 @@ class KubeRest:
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(labels)}},
         )
 
-    def create_service_account(
-        self, namespace: str, name: str, annotations: Mapping[str, str] | None = None
-    ) -> JSON:
+    def create_service_account(self, namespace: str, name: str, annotations: Mapping[str, str] | None = None) -> JSON:
         return self.create(
             f"/api/v1/namespaces/{namespace}/serviceaccounts",
             service_account(name, annotations),

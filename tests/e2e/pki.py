@@ -36,9 +36,7 @@ def write_service_account_keys(directory: Path) -> tuple[Path, Path]:
     private, public = directory / "sa.key", directory / "sa.pub"
     _write_key(key, private)
     public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return private, public
 

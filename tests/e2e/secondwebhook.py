@@ -41,9 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
             response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
         with self.server.lock:
             self.server.calls += 1
-        body = json.dumps(
-            {"apiVersion": review["apiVersion"], "kind": review["kind"], "response": response}
-        ).encode()
+        body = json.dumps({"apiVersion": review["apiVersion"], "kind": review["kind"], "response": response}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

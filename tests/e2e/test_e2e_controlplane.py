@@ -15,9 +15,7 @@ from .controlplane import STS_AUDIENCE, ControlPlane, MissingBinaries, find_bina
 pytestmark = pytest.mark.e2e
 
 
-def test_missing_binaries_message_says_how_to_provide_them(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_binaries_message_says_how_to_provide_them(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBEBUILDER_ASSETS", str(tmp_path))
     with pytest.raises(MissingBinaries) as info:
         find_binaries()
@@ -27,9 +25,7 @@ def test_missing_binaries_message_says_how_to_provide_them(
     assert "make envtest" in message
 
 
-def test_issuer_discovery_and_jwks_serve_the_signing_key(
-    kube: k.KubeRest, control_plane: ControlPlane
-) -> None:
+def test_issuer_discovery_and_jwks_serve_the_signing_key(kube: k.KubeRest, control_plane: ControlPlane) -> None:
     discovery = kube.get("/.well-known/openid-configuration")
     assert discovery["issuer"] == control_plane.issuer
     assert discovery["jwks_uri"].endswith("/openid/v1/jwks")

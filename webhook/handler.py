@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from webhook import admission, metrics
+from webhook import admission, logs, metrics
 from webhook.cache import Resolver
 from webhook.decision import SA_NOT_FOUND, decide
 from webhook.settings import Settings
@@ -57,21 +57,21 @@ class MutateEndpoint:
             body = await self._read(scope, receive)
             status, payload = await self.review(body, fields)
         except HTTPError as exc:
-            metrics.REQUESTS.labels("bad_request").inc()
+            metrics.OUTCOMES["bad_request"].inc()
             log.info("rejected request", extra={"fields": {"status": exc.status, "error": exc.message}})
             await _send(send, exc.status, admission.error_body(exc.message), exc.headers)
             return
         except Exception:
             # Input errors never get here; this is a bug. The uid (if known) is in the log, the
             # webhook configuration's failurePolicy decides what happens to the pod.
-            metrics.REQUESTS.labels("error").inc()
+            metrics.OUTCOMES["error"].inc()
             log.exception("internal error answering admission request", extra={"fields": fields})
             await _send(send, 500, admission.error_body("internal error"))
             return
         elapsed = time.perf_counter() - start
         metrics.LATENCY.observe(elapsed)
         fields["duration_ms"] = round(elapsed * 1000, 3)
-        log.info("admission", extra={"fields": fields})
+        logs.admission(fields)
         await _send(send, status, payload)
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
@@ -108,14 +108,14 @@ class MutateEndpoint:
         request = review["request"]
         fields["uid"] = request["uid"]
         if not admission.is_pod_create(request):
-            metrics.REQUESTS.labels("ignored").inc()
+            metrics.OUTCOMES["ignored"].inc()
             fields["decision"] = "ignored"
             fields["operation"] = request.get("operation")
             return 200, admission.response(review)
 
         pod_request = admission.pod_request(request)
         if isinstance(pod_request, str):
-            metrics.REQUESTS.labels("denied").inc()
+            metrics.OUTCOMES["denied"].inc()
             fields.update(decision="bad-object", error=pod_request)
             return 200, admission.response(review, allowed=False, code=400, message=pod_request)
 
@@ -135,10 +135,10 @@ class MutateEndpoint:
             outcome = "denied"
         elif result.patch:
             outcome = "mutated"
-            metrics.MUTATIONS.labels("irsa").inc()
+            metrics.IRSA_MUTATIONS.inc()
         else:
             outcome = "not_mutated"
-        metrics.REQUESTS.labels(outcome).inc()
+        metrics.OUTCOMES[outcome].inc()
         fields.update(
             namespace=pod_request.namespace,
             pod=pod_request.pod_name,

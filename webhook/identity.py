@@ -34,9 +34,10 @@ def parse_go_bool(value: str) -> bool | None:
 
 
 def _annotations(meta: Any) -> Mapping[str, Any]:
-    if isinstance(meta, Mapping):
+    # dict, not Mapping: objects come from JSON/YAML, and an ABC isinstance check is 5x slower.
+    if isinstance(meta, dict):
         ann = meta.get("annotations")
-        if isinstance(ann, Mapping):
+        if isinstance(ann, dict):
             return ann
     return {}
 

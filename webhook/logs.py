@@ -13,7 +13,7 @@ import orjson
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -24,6 +24,28 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+
+_admission_log = logging.getLogger("irsa_webhook.admission")
+
+
+def _timestamp(created: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z"
+
+
+def admission(fields: dict[str, Any]) -> None:
+    """The one line per admission, written straight to stderr in the same JSON shape.
+
+    It bypasses the logging machinery (record creation, caller lookup, formatter: ~30 µs, measured
+    by ``make bench``) because it is written once per request; the logger's level still governs it.
+    """
+    if not _admission_log.isEnabledFor(logging.INFO):
+        return
+    entry = {"ts": _timestamp(time.time()), "level": "info", "logger": _admission_log.name, "msg": "admission"}
+    entry.update(fields)
+    stream = sys.stderr.buffer
+    stream.write(orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE))
+    stream.flush()
 
 
 def setup(verbosity: int = 0) -> None:

@@ -39,3 +39,11 @@ CERT_EXPIRY = Gauge(
     "irsa_webhook_certificate_expiry_timestamp_seconds", "NotAfter of the serving certificate, Unix time."
 )
 CERT_RELOADS = Counter("irsa_webhook_certificate_reloads_total", "Serving certificate reloads, by result.", ["result"])
+
+# Label children bound once: ``labels()`` takes a lock and a dict lookup on every call, and the
+# series exist (at 0) from the start, which is what dashboards and rate() want.
+OUTCOMES = {
+    outcome: REQUESTS.labels(outcome)
+    for outcome in ("mutated", "not_mutated", "ignored", "denied", "bad_request", "error")
+}
+IRSA_MUTATIONS = MUTATIONS.labels("irsa")

@@ -5,8 +5,10 @@ with it and copies only the dicts and lists it appends to (copy-on-write), which
 cheap and guarantees that unknown fields survive as they were.
 
 The patch is built alongside the copy and holds only ``add`` operations for what is new: a volume,
-env entries, mounts. It never replaces an array, so nothing another writer put in a container can
-be lost (upstream's whole-array replacement dropped fields in #84, #208 and kops#16802).
+env entries, mounts. Its values are the very objects appended to the copy, and the copy shares
+every untouched subtree with the input: callers treat all three as read-only (the server encodes
+the patch at once, the CLI prints one of them). It never replaces an array, so nothing another
+writer put in a container can be lost (upstream's whole-array replacement dropped fields in #84, #208 and kops#16802).
 """
 
 from __future__ import annotations
@@ -50,29 +52,29 @@ class Mutation:
 def is_windows(spec: Mapping[str, Any]) -> bool:
     """Windows pods: nodeSelector ``kubernetes.io/os``/``beta.kubernetes.io/os`` or ``spec.os.name`` [ours]."""
     selector = spec.get("nodeSelector")
-    if isinstance(selector, Mapping) and "windows" in (
+    if isinstance(selector, dict) and "windows" in (
         selector.get("kubernetes.io/os"),
         selector.get("beta.kubernetes.io/os"),
     ):
         return True
     pod_os = spec.get("os")
-    return isinstance(pod_os, Mapping) and pod_os.get("name") == "windows"
+    return isinstance(pod_os, dict) and pod_os.get("name") == "windows"
 
 
 def _is_token_volume(volume: Mapping[str, Any]) -> bool:
     projected = volume.get("projected")
-    if not isinstance(projected, Mapping):
+    if not isinstance(projected, dict):
         return False
     sources = projected.get("sources")
     return isinstance(sources, list) and any(
-        isinstance(s, Mapping) and isinstance(s.get("serviceAccountToken"), Mapping) for s in sources
+        isinstance(s, dict) and isinstance(s.get("serviceAccountToken"), dict) for s in sources
     )
 
 
 def _names(items: Any) -> set[str]:
     if not isinstance(items, list):
         return set()
-    return {str(item.get("name")) for item in items if isinstance(item, Mapping) and "name" in item}
+    return {str(item.get("name")) for item in items if isinstance(item, dict) and "name" in item}
 
 
 def _token_volume(identity: Identity, expiration: int) -> dict[str, Any]:
@@ -89,16 +91,10 @@ def _append(parent: dict[str, Any], key: str, items: list[dict[str, Any]], path:
     existing = parent.get(key)
     if isinstance(existing, list):
         parent[key] = [*existing, *items]
-        patch.extend({"op": "add", "path": f"{path}/{key}/-", "value": _copy(item)} for item in items)
+        patch.extend({"op": "add", "path": f"{path}/{key}/-", "value": item} for item in items)
     else:  # absent (or null): one add creates the list
         parent[key] = list(items)
-        patch.append({"op": "add", "path": f"{path}/{key}", "value": [_copy(item) for item in items]})
-
-
-def _copy(item: dict[str, Any]) -> dict[str, Any]:
-    # The patch and the mutated pod must not share mutable dicts: a caller editing one would
-    # silently change the other. Our additions are at most two levels deep.
-    return {k: _copy(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v for k, v in item.items()}
+        patch.append({"op": "add", "path": f"{path}/{key}", "value": list(items)})
 
 
 def _env_additions(
@@ -124,15 +120,17 @@ def _env_additions(
 
 
 def _mount_conflict(container: Mapping[str, Any], mount_path: str) -> str | None:
-    """Name of another volume already mounted at the token mount path, if any."""
+    """Name of another volume already mounted at the token mount path (normalised), if any."""
+    leaf = mount_path.rsplit("/", 1)[-1]
     mounts = container.get("volumeMounts")
     if not isinstance(mounts, list):
         return None
     for mount in mounts:
-        if not isinstance(mount, Mapping) or mount.get("name") == VOLUME_NAME:
+        if not isinstance(mount, dict) or mount.get("name") == VOLUME_NAME:
             continue
         path = mount.get("mountPath")
-        if isinstance(path, str) and path and posixpath.normpath(path) == mount_path:
+        # normpath only where it could matter: it is the costly part of this loop
+        if isinstance(path, str) and (path == mount_path or (leaf in path and posixpath.normpath(path) == mount_path)):
             return str(mount.get("name"))
     return None
 
@@ -162,7 +160,7 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings) -> Mutation:
     volumes = spec.get("volumes")
     existing = (
         next(
-            (v for v in volumes or () if isinstance(v, Mapping) and v.get("name") == VOLUME_NAME),
+            (v for v in volumes or () if isinstance(v, dict) and v.get("name") == VOLUME_NAME),
             None,
         )
         if isinstance(volumes, list)
@@ -192,7 +190,7 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings) -> Mutation:
         _append(new_spec, "volumes", [_token_volume(identity, expiration)], "/spec", patch)
 
     token_file = settings.windows_token_file if is_windows(spec) else settings.token_file
-    mount_path = posixpath.normpath(settings.token_mount_path)
+    mount_path = settings.normalised_mount_path
     skipped = skip_containers(pod_annotations(pod), settings)
     seen: set[str] = set()
     for field_name in CONTAINER_FIELDS:

@@ -7,7 +7,7 @@ small lets the pure core and the offline ``mutate`` command share it.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_ANNOTATION_PREFIX = "eks.amazonaws.com"
 DEFAULT_AUDIENCE = "sts.amazonaws.com"
@@ -33,15 +33,18 @@ class Settings:
     # [ours] Configuration problems deny the pod instead of only warning.
     strict: bool = False
 
+    # Derived once here rather than on every admission (the mutation is the hot path).
+    token_file: str = field(init=False)
+    """The token path inside a Linux container: mount path joined with ``token``, normalised."""
+    windows_token_file: str = field(init=False)
+    """Windows containers see the same mount under ``C:``; only the env value changes."""
+    normalised_mount_path: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        token_file = posixpath.normpath(posixpath.join(self.token_mount_path, TOKEN_FILE_NAME))
+        object.__setattr__(self, "token_file", token_file)
+        object.__setattr__(self, "windows_token_file", "C:" + token_file.replace("/", "\\"))
+        object.__setattr__(self, "normalised_mount_path", posixpath.normpath(self.token_mount_path))
+
     def annotation(self, key: str) -> str:
         return f"{self.annotation_prefix}/{key}"
-
-    @property
-    def token_file(self) -> str:
-        """The token path inside a Linux container: mount path joined with ``token``, normalised."""
-        return posixpath.normpath(posixpath.join(self.token_mount_path, TOKEN_FILE_NAME))
-
-    @property
-    def windows_token_file(self) -> str:
-        """Windows containers see the same mount under ``C:``; only the env value changes."""
-        return "C:" + self.token_file.replace("/", "\\")

@@ -126,18 +126,26 @@ def test_internal_error_is_a_500_logged_with_the_uid(monkeypatch: pytest.MonkeyP
     assert record.fields["uid"] == json.loads(SAMPLE)["request"]["uid"]  # type: ignore[attr-defined]
 
 
-def test_one_log_line_per_admission(caplog: Any) -> None:
+def test_one_log_line_per_admission(caplog: Any, capsys: pytest.CaptureFixture[str]) -> None:
     with caplog.at_level(logging.INFO, logger="irsa_webhook.admission"):
         call("POST", "/mutate", content=SAMPLE, headers=JSON)
-    lines = [r for r in caplog.records if r.name == "irsa_webhook.admission"]
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if '"msg":"admission"' in line]
     assert len(lines) == 1
-    fields = lines[0].fields  # type: ignore[attr-defined]
+    fields = lines[0]
+    assert fields["level"] == "info"
+    assert fields["uid"] == json.loads(SAMPLE)["request"]["uid"]
     assert fields["namespace"] == "webhook-demo"
     assert fields["pod"] == "demo-pod"
     assert fields["service_account"] == "app"
     assert fields["decision"] == "mutated"
     assert fields["role_arn"] == "arn:aws:iam::111122223333:role/demo-app"
     assert fields["duration_ms"] > 0
+
+
+def test_admission_line_follows_the_log_level(caplog: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    with caplog.at_level(logging.WARNING, logger="irsa_webhook.admission"):
+        call("POST", "/mutate", content=SAMPLE, headers=JSON)
+    assert '"msg":"admission"' not in capsys.readouterr().err
 
 
 def test_health_and_readiness() -> None:

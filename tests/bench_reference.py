@@ -20,7 +20,7 @@ from typing import Any
 
 from webhook import logs
 from webhook.cache import IdentityStore
-from webhook.server import serve
+from webhook.server import run_event_loop, serve
 from webhook.tlsconfig import ServingTLS
 
 BODY = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"bench","allowed":true}}'
@@ -50,13 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-min-version", default="1.2")
     args = parser.parse_args(argv)
 
-    from webhook.commands.serve import _run_loop  # the serve command's uvloop runner
-
     tls = ServingTLS(args.tls_cert, args.tls_key, args.tls_min_version)
     logs.setup(0)
     store = IdentityStore()
     store.replace_all([])  # "synced": the cache-gauge task runs as in the real server
-    _run_loop(
+    run_event_loop(
         serve(
             trivial_app,
             tls,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from typing import Any
@@ -15,7 +14,7 @@ from webhook.cache import IdentityStore, Resolver, load_manifests
 from webhook.config import MUTATION_FLAGS, SERVER_FLAGS, ServeConfig, serve_config
 from webhook.flags import FlagError, add_flags, resolve
 from webhook.handler import MutateEndpoint
-from webhook.server import build_app, serve
+from webhook.server import build_app, run_event_loop, serve
 from webhook.tlsconfig import ServingTLS, TLSConfigError
 
 log = logging.getLogger("irsa_webhook")
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     try:
-        _run_loop(
+        run_event_loop(
             serve(
                 app,
                 tls,
@@ -112,13 +111,3 @@ def _cluster_resolver(config: ServeConfig, store: IdentityStore) -> tuple[Resolv
     watcher.start()
     live = LiveLookup(api_client, store, config.settings) if config.live_lookup else None
     return Resolver(store, live, config.lookup_grace), watcher
-
-
-def _run_loop(coro: Any) -> None:
-    try:
-        import uvloop  # uvicorn[standard] brings it: a faster event loop for the hot path
-    except ImportError:  # pragma: no cover - plain asyncio works, just slower
-        asyncio.run(coro)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(coro)

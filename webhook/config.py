@@ -55,6 +55,7 @@ SERVER_FLAGS = (
     Flag("service-name", "str", "", "the webhook's Service name (upstream compatibility; used in logs)"),
     Flag("in-cluster", "bool", False, "upstream's CSR certificate mode: refused, use --tls-cert/--tls-key"),
     Flag("logtostderr", "bool", True, "accepted for klog compatibility; logs always go to stderr"),
+    # klog's -v/--v is a separate argument in `serve` (it needs the short form), env IRSA_WEBHOOK_V.
 )
 
 

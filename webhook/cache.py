@@ -88,9 +88,6 @@ class IdentityStore:
                     return found
                 self._cond.wait(remaining)
 
-    def __iter__(self) -> Iterator[Identity]:
-        return iter(list(self._items.values()))
-
 
 def _documents(path: Path) -> Iterator[Any]:
     files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() else [path]
@@ -104,7 +101,7 @@ def _service_accounts(doc: Any) -> Iterator[Mapping[str, Any]]:
         return
     if doc.get("kind") == "ServiceAccount":
         yield doc
-    elif doc.get("kind") == "List" or str(doc.get("kind", "")).endswith("List"):
+    elif str(doc.get("kind", "")).endswith("List"):  # List, ServiceAccountList
         for item in doc.get("items") or ():
             yield from _service_accounts(item)
 

@@ -44,10 +44,6 @@ class Mutation:
     warnings: list[AdmissionWarning] = field(default_factory=list)
     decision: str = MUTATED
 
-    @property
-    def mutated(self) -> bool:
-        return bool(self.patch)
-
 
 def is_windows(spec: Mapping[str, Any]) -> bool:
     """Windows pods: nodeSelector ``kubernetes.io/os``/``beta.kubernetes.io/os`` or ``spec.os.name`` [ours]."""

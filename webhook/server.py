@@ -86,6 +86,10 @@ async def serve(
     shutdown_timeout: float,
     store: IdentitySource,
 ) -> None:
+    # Read at scrape time from whichever source fills the store (watch, manifests, live GETs):
+    # no copy of the figures to keep in step.
+    metrics.CACHE_SIZE.set_function(lambda: len(store))
+    metrics.CACHE_SYNCED.set_function(lambda: 1 if store.ready else 0)
     config = uvicorn.Config(
         app,
         host=host,
@@ -102,22 +106,13 @@ async def serve(
     config.ssl = tls.context  # ours: reloadable, with the configured minimum version and ciphers
     metrics_server, _ = start_http_server(metrics_port, addr=host)
     reload_task = asyncio.create_task(tls.watch())
-    cache_task = asyncio.create_task(_export_cache_gauges(store))
     server = _Server(config)
     try:
         await server.serve()
     finally:
         reload_task.cancel()
-        cache_task.cancel()
         metrics_server.shutdown()
     log.info("server stopped")
-
-
-async def _export_cache_gauges(store: IdentitySource) -> None:
-    while True:
-        metrics.CACHE_SIZE.set(len(store))
-        metrics.CACHE_SYNCED.set(1 if store.ready else 0)
-        await asyncio.sleep(5)
 
 
 def run_event_loop(coro: Coroutine[Any, Any, None]) -> None:

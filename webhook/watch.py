@@ -114,8 +114,6 @@ class ServiceAccountWatcher:
             continue_token = meta.get("continue")
             if not continue_token:
                 self._store.replace_all(identities)
-                metrics.CACHE_SIZE.set(len(self._store))
-                metrics.CACHE_SYNCED.set(1)
                 log.info("serviceaccount cache synced: %d accounts", len(identities))
                 return str(meta.get("resourceVersion") or "")
 
@@ -155,7 +153,6 @@ class ServiceAccountWatcher:
             self._store.upsert(parse_service_account(obj, self._settings))
         elif kind == "DELETED":
             self._store.delete(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-        metrics.CACHE_SIZE.set(len(self._store))
         return str(meta.get("resourceVersion") or resource_version)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import yaml
 
-from webhook.admission import PodRequest
+from webhook.admission import pod_request
 from webhook.cache import IdentityStore, load_manifests
 from webhook.config import MUTATION_FLAGS, mutation_settings
 from webhook.decision import decide
@@ -65,17 +65,13 @@ def run(args: argparse.Namespace) -> int:
     except (FlagError, OSError, ValueError, yaml.YAMLError) as exc:
         print(f"irsa-webhook mutate: {_one_line(exc)}", file=sys.stderr)
         return 2
-    spec: dict[str, Any] = pod["spec"] if isinstance(pod.get("spec"), dict) else {}
-    service_account = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
-    request = PodRequest(
-        uid="offline",
-        namespace=namespace,
-        service_account=service_account,
-        pod=pod,
-        pod_name=str(meta.get("name") or meta.get("generateName") or ""),
-        dry_run=True,
-    )
-    result = decide(request, store.get(namespace, service_account), settings)
+    # Offline, the request is built as kube-apiserver would send it, so the service account and pod
+    # name are resolved exactly as the server resolves them.
+    request = pod_request({"uid": "offline", "namespace": namespace, "object": pod, "dryRun": True})
+    if isinstance(request, str):  # not reached: _load_pod only returns a dict
+        print(f"irsa-webhook mutate: {request}", file=sys.stderr)
+        return 2
+    result = decide(request, store.get(namespace, request.service_account), settings)
     for warning in result.warnings:
         print(f"warning: {warning.message}", file=sys.stderr)
     if not result.allowed:

@@ -55,7 +55,7 @@ SERVER_FLAGS = (
     Flag("service-name", "str", "", "the webhook's Service name (upstream compatibility; used in logs)"),
     Flag("in-cluster", "bool", False, "upstream's CSR certificate mode: refused, use --tls-cert/--tls-key"),
     Flag("logtostderr", "bool", True, "accepted for klog compatibility; logs always go to stderr"),
-    # klog's -v/--v is a separate argument in `serve` (it needs the short form), env IRSA_WEBHOOK_V.
+    Flag("v", "int", 0, "klog verbosity: 4 and above log at debug", short="v"),
 )
 
 
@@ -98,7 +98,7 @@ def mutation_settings(values: dict[str, Any]) -> s.Settings:
     )
 
 
-def serve_config(values: dict[str, Any], verbosity: int = 0) -> ServeConfig:
+def serve_config(values: dict[str, Any]) -> ServeConfig:
     if values["in_cluster"]:
         raise FlagError(
             "--in-cluster=true is not supported: upstream's CSR mode needs certificates/v1beta1, gone since "
@@ -128,5 +128,5 @@ def serve_config(values: dict[str, Any], verbosity: int = 0) -> ServeConfig:
         shutdown_timeout=values["shutdown_timeout"],
         namespace=values["namespace"],
         service_name=values["service_name"],
-        verbosity=verbosity,
+        verbosity=values["v"],
     )

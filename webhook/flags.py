@@ -53,6 +53,7 @@ class Flag:
     kind: str  # "str", "int", "bool", "duration"
     default: Any
     help: str
+    short: str = ""  # a one-letter alias, as klog's -v
 
     @property
     def dest(self) -> str:
@@ -93,9 +94,8 @@ def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag], title: str
                 help=help_text,
             )
         else:
-            group.add_argument(
-                f"--{flag.name}", dest=flag.dest, default=None, metavar=flag.kind.upper(), help=help_text
-            )
+            names = [f"--{flag.name}", *([f"-{flag.short}"] if flag.short else [])]
+            group.add_argument(*names, dest=flag.dest, default=None, metavar=flag.kind.upper(), help=help_text)
 
 
 def resolve(

@@ -259,7 +259,7 @@ def test_upstream_deployment_args_work_unchanged(tmp_path: Path) -> None:
         pytest.param(["--sts-regional-endpoint=maybe"], "not a boolean", id="bad-bool"),
         pytest.param(["--service-account-lookup-grace-period=5 parsecs"], "invalid duration", id="bad-duration"),
         pytest.param(["--service-accounts=/nonexistent.yaml"], "--service-accounts", id="missing-sa-file"),
-        pytest.param(["-v", "x"], "invalid int value", id="bad-verbosity"),
+        pytest.param(["-v", "x"], "invalid value for --v", id="bad-verbosity"),
     ],
 )
 def test_bad_flags_exit_2_with_one_clear_line(tmp_path: Path, args: list[str], needle: str) -> None:

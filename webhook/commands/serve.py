@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Any
 
@@ -32,15 +31,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     add_flags(parser, SERVER_FLAGS, "server")
     add_flags(parser, MUTATION_FLAGS, "mutation")
-    parser.add_argument(
-        "-v", "--v", dest="verbosity", type=int, default=None, help="klog verbosity, 4+ logs debug (env IRSA_WEBHOOK_V)"
-    )
     parser.set_defaults(func=run, flags=FLAGS)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = serve_config(resolve(args, FLAGS), verbosity=_verbosity(args.verbosity))
+        config = serve_config(resolve(args, FLAGS))
         tls = ServingTLS(config.tls_cert, config.tls_key, config.tls_min_version, config.tls_cipher_suites)
     except (FlagError, TLSConfigError) as exc:
         print(f"irsa-webhook serve: {exc}", file=sys.stderr)
@@ -114,13 +110,3 @@ def _cluster_resolver(config: ServeConfig, store: IdentityStore) -> tuple[Resolv
     watcher.start()
     live = LiveLookup(api_client, store, config.settings) if config.live_lookup else None
     return Resolver(store, live, config.lookup_grace), watcher
-
-
-def _verbosity(flag: int | None) -> int:
-    """``-v`` beats ``IRSA_WEBHOOK_V`` (like every other flag and its variable), default 0."""
-    if flag is not None:
-        return flag
-    raw = os.environ.get("IRSA_WEBHOOK_V", "0")
-    if not raw.strip().isdigit():
-        raise FlagError(f"invalid value for IRSA_WEBHOOK_V: {raw!r} is not a number")
-    return int(raw)

@@ -98,6 +98,9 @@ fi
 
 "$bin/kube-apiserver" --version
 "$bin/kubectl" version --client
-"$bin/etcd" --version | head -1
+# The first line only, without a pipe into `head`: under pipefail, etcd dies of SIGPIPE when head
+# exits after one line, and the script would stop (make: Error 141) before writing the stamp.
+etcd_version="$("$bin/etcd" --version)"
+echo "${etcd_version%%$'\n'*}"
 echo "$stamp" >"$bin/.stamp"
 echo "envtest: ready in $bin after $((SECONDS - start))s"

@@ -70,6 +70,23 @@ def is_pod_create(request: Mapping[str, Any]) -> bool:
     )
 
 
+class _NotAString(ValueError):
+    pass
+
+
+def _text(value: Any, where: str) -> str:
+    """A string field of the review: absent or null is empty; any other type makes the object bad.
+
+    The API server always sends strings here; only a hostile or broken caller sends a list, and
+    guessing a value for it (``default``) could hand the pod another account's role.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    raise _NotAString(f"{where} in the Pod CREATE is not a string")
+
+
 def pod_request(request: Mapping[str, Any]) -> PodRequest | str:
     """A :class:`PodRequest`, or the reason the Pod CREATE must be refused (status 400)."""
     pod = request.get("object")
@@ -79,17 +96,32 @@ def pod_request(request: Mapping[str, Any]) -> PodRequest | str:
     meta = meta if isinstance(meta, Mapping) else {}
     spec = pod.get("spec")
     spec = spec if isinstance(spec, Mapping) else {}
-    # generateName pods have neither metadata.name nor request.name yet.
-    namespace = request.get("namespace") or meta.get("namespace") or "default"
-    service_account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-    pod_name = meta.get("name") or request.get("name") or meta.get("generateName") or ""
+    try:
+        # generateName pods have neither metadata.name nor request.name yet.
+        namespace = (
+            _text(request.get("namespace"), "request.namespace")
+            or _text(meta.get("namespace"), "metadata.namespace")
+            or "default"
+        )
+        service_account = (
+            _text(spec.get("serviceAccountName"), "spec.serviceAccountName")
+            or _text(spec.get("serviceAccount"), "spec.serviceAccount")
+            or "default"
+        )
+        pod_name = (
+            _text(meta.get("name"), "metadata.name")
+            or _text(request.get("name"), "request.name")
+            or _text(meta.get("generateName"), "metadata.generateName")
+        )
+    except _NotAString as exc:
+        return str(exc)
     return PodRequest(
         uid=str(request["uid"]),
-        namespace=str(namespace),
-        service_account=str(service_account),
+        namespace=namespace,
+        service_account=service_account,
         pod=pod,
-        pod_name=str(pod_name),
-        dry_run=bool(request.get("dryRun")),
+        pod_name=pod_name,
+        dry_run=request.get("dryRun") is True,
     )
 
 

@@ -71,7 +71,7 @@ class MutateEndpoint:
         elapsed = time.perf_counter() - start
         metrics.LATENCY.observe(elapsed)
         fields["duration_ms"] = round(elapsed * 1000, 3)
-        logs.admission(fields)
+        logs.admission(fields)  # never raises: a log line must not turn an answer into a 500
         await _send(send, status, payload)
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
@@ -110,7 +110,10 @@ class MutateEndpoint:
         if not admission.is_pod_create(request):
             metrics.OUTCOMES["ignored"].inc()
             fields["decision"] = "ignored"
-            fields["operation"] = request.get("operation")
+            # Only a string is logged as itself: a hostile value could be nested past what the
+            # JSON encoder accepts.
+            operation = request.get("operation")
+            fields["operation"] = operation[:64] if isinstance(operation, str) else type(operation).__name__
             return 200, admission.response(review)
 
         pod_request = admission.pod_request(request)

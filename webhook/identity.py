@@ -16,9 +16,15 @@ from webhook.settings import MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION, Setting
 from webhook.types import AdmissionWarning, Identity
 
 # arn:<partition>:iam::<12-digit account>:role/<optional path/><name>; IAM's allowed characters.
-ROLE_ARN_RE = re.compile(r"arn:[a-z][a-z0-9-]*:iam::\d{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
-# Go's strconv.ParseInt (base 10) accepts an optional sign and digits, nothing else.
-INT_RE = re.compile(r"[+-]?\d+")
+# Character classes are spelled out: Python's \d and \w also match fullwidth and Arabic-Indic digits
+# and non-Latin letters, which IAM (and Go's regexp) never accept.
+ROLE_ARN_RE = re.compile(r"arn:[a-z][a-z0-9-]*:iam::[0-9]{12}:role/(?:[A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}")
+# Go's strconv.ParseInt(s, 10, 64): an optional sign and ASCII digits, nothing else.
+INT_RE = re.compile(r"[+-]?[0-9]+")
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+# 2^63 has 19 digits: a longer digit string (leading zeros aside) is out of range without parsing
+# it, which also keeps int() far from Python's 4,300-digit conversion limit (a ValueError).
+_INT64_DIGITS = 19
 # Go's strconv.ParseBool spellings: upstream parses sts-regional-endpoints with it.
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
@@ -33,6 +39,21 @@ def parse_go_bool(value: str) -> bool | None:
     return None
 
 
+def parse_go_int(value: str) -> int | None:
+    """``strconv.ParseInt(value, 10, 64)``: the integer, or None where Go returns an error.
+
+    None for anything but an optional sign and ASCII digits, and for values outside int64.
+    """
+    if not INT_RE.fullmatch(value):
+        return None
+    negative = value.startswith("-")
+    digits = value.lstrip("+-").lstrip("0")
+    if len(digits) > _INT64_DIGITS:
+        return None
+    number = -int(digits or "0") if negative else int(digits or "0")
+    return number if INT64_MIN <= number <= INT64_MAX else None
+
+
 def _annotations(meta: Any) -> Mapping[str, Any]:
     # dict, not Mapping: objects come from JSON/YAML, and an ABC isinstance check is 5x slower.
     if isinstance(meta, dict):
@@ -42,14 +63,25 @@ def _annotations(meta: Any) -> Mapping[str, Any]:
     return {}
 
 
-def parse_expiration(raw: str, fallback: int, where: str) -> tuple[int, AdmissionWarning | None]:
+def _shown(value: Any) -> str:
+    """A value for a warning: strings quoted (and cut short by the warning limit), others by type.
+
+    Never ``str()`` of an arbitrary value: a hostile request can nest lists a thousand deep, and
+    their repr raises RecursionError.
+    """
+    if isinstance(value, str):
+        return repr(value[:80])
+    return f"of type {type(value).__name__}"
+
+
+def parse_expiration(raw: Any, fallback: int, where: str) -> tuple[int, AdmissionWarning | None]:
     """Token lifetime from an annotation value; bounds follow kube-apiserver's validation."""
-    if not INT_RE.fullmatch(raw):
+    seconds = parse_go_int(raw) if isinstance(raw, str) else None
+    if seconds is None:
         return fallback, AdmissionWarning.make(
             "invalid-token-expiration",
-            f"{where} token-expiration {raw!r} is not an integer; using {fallback}",
+            f"{where} token-expiration {_shown(raw)} is not an integer; using {fallback}",
         )
-    seconds = int(raw)
     if seconds < MIN_TOKEN_EXPIRATION:
         return MIN_TOKEN_EXPIRATION, AdmissionWarning.make(
             "token-expiration-too-low",
@@ -63,15 +95,40 @@ def parse_expiration(raw: str, fallback: int, where: str) -> tuple[int, Admissio
     return seconds, None
 
 
+def scalar_text(value: Any) -> str | None:
+    """An annotation value as text: strings as they are, YAML scalars (``3600``, ``true``) spelled as
+    Python prints them, anything else (lists, objects, null) None.
+
+    The API server only ever sends strings; scalars come from hand-written manifests on disk, and
+    anything else from a hostile or broken request, which must produce a warning, never an error.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        try:
+            return str(value)
+        except ValueError:  # an int past Python's digit limit: no integer a flag could mean
+            return None
+    return None
+
+
+def _meta_text(meta: Mapping[str, Any], key: str) -> str:
+    value = meta.get(key)
+    return value if isinstance(value, str) else ""
+
+
 def parse_service_account(obj: Mapping[str, Any], settings: Settings) -> Identity:
     """Parse a raw ServiceAccount object (as listed/watched) into an :class:`Identity`.
 
-    Called once per watch event; only the result is kept, never the object.
+    Called once per watch event; only the result is kept, never the object. It does not raise for
+    any JSON value: what cannot be used becomes a default and a warning.
     """
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
-    namespace = str(meta.get("namespace") or "") if isinstance(meta, Mapping) else ""
-    name = str(meta.get("name") or "") if isinstance(meta, Mapping) else ""
-    return identity_from_annotations(namespace, name, _annotations(meta), settings)
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+    return identity_from_annotations(
+        _meta_text(meta, "namespace"), _meta_text(meta, "name"), _annotations(meta), settings
+    )
 
 
 def identity_from_annotations(
@@ -80,25 +137,40 @@ def identity_from_annotations(
     warnings: list[AdmissionWarning] = []
     where = f"serviceaccount {namespace}/{name}"
 
-    role_arn = str(annotations.get(settings.annotation("role-arn")) or "")
-    if role_arn and not ROLE_ARN_RE.fullmatch(role_arn):
+    role_raw = annotations.get(settings.annotation("role-arn"))
+    role_arn = scalar_text(role_raw) or ""
+    if role_raw and not role_arn:
+        warnings.append(AdmissionWarning.make("invalid-role-arn", f"{where} role-arn {_shown(role_raw)} is unusable"))
+    elif role_arn and not ROLE_ARN_RE.fullmatch(role_arn):
         # Still injected, as upstream does: an unusual partition must not break existing pods.
         warnings.append(
-            AdmissionWarning.make("invalid-role-arn", f"{where} role-arn {role_arn!r} is not an IAM role ARN")
+            AdmissionWarning.make("invalid-role-arn", f"{where} role-arn {_shown(role_arn)} is not an IAM role ARN")
         )
 
-    audience_value = annotations.get(settings.annotation("audience"))
-    audience = settings.token_audience if audience_value is None else str(audience_value)
+    audience = settings.token_audience
+    audience_raw = annotations.get(settings.annotation("audience"))
+    if audience_raw is not None:
+        audience_text = scalar_text(audience_raw)
+        if audience_text is None:
+            warnings.append(
+                AdmissionWarning.make(
+                    "invalid-audience", f"{where} audience {_shown(audience_raw)} is not a string; using {audience!r}"
+                )
+            )
+        else:
+            audience = audience_text
 
     sts = settings.sts_regional_endpoint
     sts_raw = annotations.get(settings.annotation("sts-regional-endpoints"))
     if sts_raw is not None:
-        parsed = parse_go_bool(str(sts_raw))
+        sts_text = scalar_text(sts_raw)
+        parsed = parse_go_bool(sts_text) if sts_text is not None else None
         if parsed is None:
             warnings.append(
                 AdmissionWarning.make(
                     "invalid-sts-regional-endpoints",
-                    f"{where} sts-regional-endpoints {str(sts_raw)!r} is not a boolean; using {str(sts).lower()}",
+                    f"{where} sts-regional-endpoints {_shown(sts_text if sts_text is not None else sts_raw)} "
+                    f"is not a boolean; using {str(sts).lower()}",
                 )
             )
         else:
@@ -107,7 +179,10 @@ def identity_from_annotations(
     expiration = settings.token_expiration
     exp_raw = annotations.get(settings.annotation("token-expiration"))
     if exp_raw is not None:
-        expiration, warning = parse_expiration(str(exp_raw), settings.token_expiration, where)
+        exp_text = scalar_text(exp_raw)
+        expiration, warning = parse_expiration(
+            exp_text if exp_text is not None else exp_raw, settings.token_expiration, where
+        )
         if warning:
             warnings.append(warning)
 
@@ -129,6 +204,6 @@ def pod_annotations(pod: Mapping[str, Any]) -> Mapping[str, Any]:
 def skip_containers(annotations: Mapping[str, Any], settings: Settings) -> frozenset[str]:
     """Names from ``skip-containers``, trimmed of spaces [ours]; empty items ignored."""
     raw = annotations.get(settings.annotation("skip-containers"))
-    if not raw:
+    if not isinstance(raw, str) or not raw:  # the API server only sends strings
         return frozenset()
-    return frozenset(part.strip() for part in str(raw).split(",") if part.strip())
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())

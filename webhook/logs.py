@@ -43,8 +43,17 @@ def admission(fields: dict[str, Any]) -> None:
         return
     entry = {"ts": _timestamp(time.time()), "level": "info", "logger": _admission_log.name, "msg": "admission"}
     entry.update(fields)
+    try:
+        line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        # Callers pass scalars and lists of strings; should anything else slip in, the line keeps
+        # its place with each field shown by type rather than failing the request it describes.
+        line = orjson.dumps(
+            {k: v if isinstance(v, str | int | float | bool | None) else type(v).__name__ for k, v in entry.items()},
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
     stream = sys.stderr.buffer
-    stream.write(orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE))
+    stream.write(line)
     stream.flush()
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.identity import parse_expiration, pod_annotations, skip_containers
+from webhook.identity import parse_expiration, pod_annotations, scalar_text, skip_containers
 from webhook.settings import TOKEN_FILE_NAME, VOLUME_NAME, Settings
 from webhook.types import AdmissionWarning, Identity, PatchOp, Pod
 
@@ -33,8 +33,8 @@ MUTATED = "mutated"
 NO_ROLE = "no-role-arn"
 ALREADY_MUTATED = "already-mutated"
 VOLUME_CONFLICT = "volume-conflict"
-NO_CONTAINERS = "no-containers-to-mutate"
 MALFORMED = "malformed-pod"
+DECISIONS = (MUTATED, NO_ROLE, ALREADY_MUTATED, VOLUME_CONFLICT, MALFORMED)
 
 
 @dataclass(slots=True)
@@ -70,7 +70,9 @@ def _is_token_volume(volume: Mapping[str, Any]) -> bool:
 def _names(items: Any) -> set[str]:
     if not isinstance(items, list):
         return set()
-    return {str(item.get("name")) for item in items if isinstance(item, dict) and "name" in item}
+    # Only string names count: kube-apiserver sends nothing else, and str() of a hostile nested
+    # value could raise RecursionError.
+    return {name for item in items if isinstance(item, dict) and isinstance(name := item.get("name"), str)}
 
 
 def _token_volume(identity: Identity, expiration: int) -> dict[str, Any]:
@@ -127,7 +129,8 @@ def _mount_conflict(container: Mapping[str, Any], mount_path: str) -> str | None
         path = mount.get("mountPath")
         # normpath only where it could matter: it is the costly part of this loop
         if isinstance(path, str) and (path == mount_path or (leaf in path and posixpath.normpath(path) == mount_path)):
-            return str(mount.get("name"))
+            name = mount.get("name")
+            return name if isinstance(name, str) else "?"
     return None
 
 
@@ -138,7 +141,8 @@ def resolve_expiration(
     raw = pod_annotations(pod).get(settings.annotation("token-expiration"))
     if raw is None:
         return identity.token_expiration, None
-    return parse_expiration(str(raw), identity.token_expiration, "pod")
+    text = scalar_text(raw)
+    return parse_expiration(raw if text is None else text, identity.token_expiration, "pod")
 
 
 def mutate(pod: Pod, identity: Identity | None, settings: Settings) -> Mutation:
@@ -197,10 +201,14 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings) -> Mutation:
         for index, container in enumerate(containers):
             if not isinstance(container, dict):
                 continue
-            name = container.get("name")
-            seen.add(str(name))
-            if name in skipped:
-                continue
+            raw_name = container.get("name")
+            # A name that is not a string (only a hostile request has one) can match no
+            # skip-containers entry and is shown by position.
+            name = raw_name if isinstance(raw_name, str) else f"#{index}"
+            if isinstance(raw_name, str):
+                seen.add(raw_name)
+                if raw_name in skipped:
+                    continue
             conflict = _mount_conflict(container, mount_path)
             if conflict is not None:
                 result.warnings.append(
@@ -236,5 +244,7 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings) -> Mutation:
         result.pod = new_pod
         result.decision = MUTATED
     else:
-        result.decision = ALREADY_MUTATED if existing is not None else NO_CONTAINERS
+        # Only reachable with the token volume already present (a missing one is always added,
+        # even when every container is skipped, as upstream does).
+        result.decision = ALREADY_MUTATED
     return result

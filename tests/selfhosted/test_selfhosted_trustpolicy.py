@@ -129,6 +129,7 @@ def test_provider_arn(issuer: str, account: str, partition: str, expected: str) 
     [
         pytest.param("11112222333", "aws", "must be 12 digits", id="short-account"),
         pytest.param("1111-2222-3333", "aws", "must be 12 digits", id="dashes"),
+        pytest.param("".join(chr(0xFF11) for _ in range(12)), "aws", "must be 12 digits", id="fullwidth-digits"),
         pytest.param("111122223333", "gcp", "not an AWS partition", id="partition"),
     ],
 )

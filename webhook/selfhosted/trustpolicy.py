@@ -35,9 +35,9 @@ DEFAULT_AUDIENCE = "sts.amazonaws.com"  # the webhook's default --token-audience
 POLICY_VERSION = "2012-10-17"  # the current policy language version (needed for variables etc.)
 SUBJECT_PREFIX = "system:serviceaccount:"
 
-_ACCOUNT_ID = re.compile(r"\d{12}")
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")  # ASCII only: \d also matches other scripts' digits
 _PARTITION = re.compile(r"aws(-[a-z]+)*")
-_PROVIDER_ARN = re.compile(r"arn:(?P<partition>aws(?:-[a-z]+)*):iam::(?P<account>\d{12}):oidc-provider/(?P<name>.+)")
+_PROVIDER_ARN = re.compile(r"arn:(?P<partition>aws(?:-[a-z]+)*):iam::(?P<account>[0-9]{12}):oidc-provider/(?P<name>.+)")
 # Namespace: an RFC 1123 label (what Kubernetes enforces), optionally with IAM's * and ? wildcards.
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _NAMESPACE_PATTERN = re.compile(r"[-a-z0-9*?]{1,63}")

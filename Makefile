@@ -82,6 +82,10 @@ fmt: install ## Format and autofix
 bench: install ## Load-test the real server over TLS and print the figures (not a test)
 	$(BIN)/python -m tests.bench
 
+.PHONY: fuzz
+fuzz: install ## Fuzz /mutate with 100,000 hostile AdmissionReviews (FUZZ_EXAMPLES=N to change); prints the count
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100000} $(BIN)/pytest -q -s --timeout=0 tests/reliability/test_reliability_fuzz.py
+
 .PHONY: all
 all: lint test ## What CI runs
 

@@ -86,6 +86,10 @@ bench: install ## Load-test the real server over TLS and print the figures (not 
 fuzz: install ## Fuzz /mutate with 100,000 hostile AdmissionReviews (FUZZ_EXAMPLES=N to change); prints the count
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100000} $(BIN)/pytest -q -s --timeout=0 tests/reliability/test_reliability_fuzz.py
 
+.PHONY: soak
+soak: install envtest ## Soak: fixed-rate load, certificate rotations and ServiceAccount churn (SOAK_DURATION, default 10m)
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/python -m tests.reliability.soak --duration $${SOAK_DURATION:-10m}
+
 .PHONY: all
 all: lint test ## What CI runs
 

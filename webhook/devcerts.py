@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from webhook import safefiles
 
 DEFAULT_SERVICE = "irsa-webhook"
 DEFAULT_NAMESPACE = "irsa-webhook"
@@ -49,11 +50,10 @@ def _key() -> ec.EllipticCurvePrivateKey:
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
+    # A new file replaces the old one by rename, created with its final mode: a key never lands in
+    # an existing inode that may still be world-readable, and a reloading server never reads half a file.
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(path, mode)
+    safefiles.replace(path, data, mode)
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -107,21 +107,15 @@ def _new_ca(days: int) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     return cert, key
 
 
-def generate(
-    out: str | Path,
+def issue(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
     dns_names: Sequence[str] = (),
     ip_addresses: Sequence[str] = ("127.0.0.1", "::1"),
     *,
     days: int = 365,
-    new_ca: bool = False,
-) -> CertFiles:
-    """Write ``ca.crt``, ``ca.key``, ``tls.crt``, ``tls.key`` and ``ca-bundle.b64`` into ``out``."""
-    folder = Path(out)
-    files = CertFiles(
-        folder / "ca.crt", folder / "ca.key", folder / "tls.crt", folder / "tls.key", folder / "ca-bundle.b64"
-    )
-    loaded = None if new_ca else _load_ca(files.ca_cert, files.ca_key)
-    ca_cert, ca_key = loaded or _new_ca(days)
+) -> tuple[bytes, bytes]:
+    """A new serving certificate and its private key, both PEM, signed by the given CA."""
     names = list(dict.fromkeys(dns_names or default_dns_names()))
     ips = [ipaddress.ip_address(ip) for ip in dict.fromkeys(ip_addresses)]
     key = _key()
@@ -147,14 +141,41 @@ def generate(
         )
         .sign(ca_key, hashes.SHA256())
     )
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+
+def load_ca(folder: str | Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The CA that :func:`generate` left in ``folder``; ValueError if it is missing, unusable or expiring."""
+    loaded = _load_ca(Path(folder) / "ca.crt", Path(folder) / "ca.key")
+    if loaded is None:
+        raise ValueError(f"no usable CA (ca.crt, ca.key) in {folder}")
+    return loaded
+
+
+def generate(
+    out: str | Path,
+    dns_names: Sequence[str] = (),
+    ip_addresses: Sequence[str] = ("127.0.0.1", "::1"),
+    *,
+    days: int = 365,
+    new_ca: bool = False,
+) -> CertFiles:
+    """Write ``ca.crt``, ``ca.key``, ``tls.crt``, ``tls.key`` and ``ca-bundle.b64`` into ``out``."""
+    folder = Path(out)
+    files = CertFiles(
+        folder / "ca.crt", folder / "ca.key", folder / "tls.crt", folder / "tls.key", folder / "ca-bundle.b64"
+    )
+    loaded = None if new_ca else _load_ca(files.ca_cert, files.ca_key)
+    ca_cert, ca_key = loaded or _new_ca(days)
+    cert_pem, key_pem = issue(ca_cert, ca_key, dns_names, ip_addresses, days=days)
     ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
     if loaded is None:
         _write(files.ca_cert, ca_pem, 0o644)
         _write(files.ca_key, _pem_key(ca_key), 0o600)
-    # Key first, then certificate: a reloading server that sees a new cert with the old key fails
-    # the pair check and retries; one that sees the new key with the old cert does the same.
-    _write(files.key, _pem_key(key), 0o600)
-    _write(files.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    # Key first, then certificate, each replaced whole: a reloading server that sees the new key
+    # with the old certificate fails the pair check, keeps the old pair and retries.
+    _write(files.key, key_pem, 0o600)
+    _write(files.cert, cert_pem, 0o644)
     # The caBundle field of a webhook configuration is base64 PEM; kustomize's self-signed
     # component and `kubectl patch` read it from here.
     _write(files.ca_bundle, base64.b64encode(ca_pem) + b"\n", 0o644)

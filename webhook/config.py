@@ -1,4 +1,4 @@
-"""The flags of ``serve`` and ``mutate`` (SPEC section 7) and the settings they produce."""
+"""The flags of ``serve`` and ``mutate`` and the settings they produce."""
 
 from __future__ import annotations
 
@@ -18,7 +18,12 @@ MUTATION_FLAGS = (
     ),
     Flag("token-audience", "str", s.DEFAULT_AUDIENCE, "token audience when the ServiceAccount sets none"),
     Flag("token-mount-path", "str", s.DEFAULT_MOUNT_PATH, "where the token volume is mounted in containers"),
-    Flag("token-expiration", "int", s.DEFAULT_TOKEN_EXPIRATION, "token lifetime in seconds (min 600)"),
+    Flag(
+        "token-expiration",
+        "int",
+        s.DEFAULT_TOKEN_EXPIRATION,
+        "token lifetime in seconds: below 600 is raised to 600 (as upstream), above 2^32 refused",
+    ),
     Flag("aws-default-region", "str", "", "inject AWS_DEFAULT_REGION and AWS_REGION with this value"),
     Flag("sts-regional-endpoint", "bool", False, "inject AWS_STS_REGIONAL_ENDPOINTS=regional by default"),
     Flag("strict", "bool", False, "deny pods whose ServiceAccount or pod configuration is invalid"),
@@ -28,7 +33,12 @@ MUTATION_FLAGS = (
 SERVER_FLAGS = (
     Flag("port", "int", 443, "HTTPS port serving /mutate, /healthz and /readyz"),
     Flag("metrics-port", "int", 9999, "plain-HTTP port serving /metrics"),
-    Flag("bind-address", "str", "0.0.0.0", "address both ports listen on"),  # noqa: S104 - a pod serves its IP
+    Flag(
+        "bind-address",
+        "str",
+        "",
+        "address both ports listen on; unset or :: is every IPv4 and IPv6 address, 0.0.0.0 IPv4 only",
+    ),
     Flag("tls-cert", "str", "/etc/webhook/certs/tls.crt", "serving certificate (PEM), reloaded when it changes"),
     Flag("tls-key", "str", "/etc/webhook/certs/tls.key", "serving key (PEM), reloaded when it changes"),
     Flag("tls-min-version", "str", "1.2", "minimum TLS version: 1.2 or 1.3 (VersionTLS12 spellings too)"),
@@ -50,7 +60,18 @@ SERVER_FLAGS = (
     ),
     Flag("resync-period", "duration", 300.0, "restart the ServiceAccount watch this often (resumes, no relist)"),
     Flag("max-request-bytes", "int", 8 << 20, "largest AdmissionReview body accepted (413 above)"),
-    Flag("shutdown-timeout", "duration", 20.0, "on SIGTERM, wait at most this long for in-flight requests"),
+    Flag(
+        "shutdown-delay",
+        "duration",
+        0.0,
+        "on SIGTERM, answer /readyz 503 but keep serving this long, so endpoints stop routing here first",
+    ),
+    Flag(
+        "shutdown-timeout",
+        "duration",
+        20.0,
+        "after the shutdown delay, wait at most this long for in-flight requests",
+    ),
     Flag("namespace", "str", "", "the webhook's own namespace (upstream compatibility; used in logs)"),
     Flag("service-name", "str", "", "the webhook's Service name (upstream compatibility; used in logs)"),
     Flag("in-cluster", "bool", False, "upstream's CSR certificate mode: refused, use --tls-cert/--tls-key"),
@@ -76,22 +97,37 @@ class ServeConfig:
     live_lookup: bool
     resync_period: float
     max_request_bytes: int
+    shutdown_delay: float
     shutdown_timeout: float
     namespace: str
     service_name: str
     verbosity: int = 0
+    # Values that were corrected rather than refused, one line each, for the startup log.
+    notes: tuple[str, ...] = ()
 
 
-def mutation_settings(values: dict[str, Any]) -> s.Settings:
+def mutation_settings(values: dict[str, Any], notes: list[str] | None = None) -> s.Settings:
+    """The mutation settings; a value corrected on the way (as upstream corrects it) adds a line to ``notes``."""
     if not values["token_mount_path"].startswith("/"):
         raise FlagError(f"--token-mount-path must be absolute, got {values['token_mount_path']!r}")
-    if values["token_expiration"] < s.MIN_TOKEN_EXPIRATION:
-        raise FlagError(f"--token-expiration must be at least {s.MIN_TOKEN_EXPIRATION} seconds")
+    expiration = values["token_expiration"]
+    if expiration > s.MAX_TOKEN_EXPIRATION:
+        raise FlagError(
+            f"--token-expiration={expiration} is above 2^32 seconds, which kube-apiserver rejects in every pod"
+        )
+    if expiration < s.MIN_TOKEN_EXPIRATION:
+        # Upstream raises it to the minimum kube-apiserver accepts; refusing would break its Deployments.
+        if notes is not None:
+            notes.append(
+                f"--token-expiration={expiration} is below the minimum of {s.MIN_TOKEN_EXPIRATION} seconds: "
+                f"using {s.MIN_TOKEN_EXPIRATION}"
+            )
+        expiration = s.MIN_TOKEN_EXPIRATION
     return s.Settings(
         annotation_prefix=values["annotation_prefix"],
         token_audience=values["token_audience"],
         token_mount_path=values["token_mount_path"],
-        token_expiration=values["token_expiration"],
+        token_expiration=expiration,
         aws_default_region=values["aws_default_region"],
         sts_regional_endpoint=values["sts_regional_endpoint"],
         strict=values["strict"],
@@ -109,8 +145,13 @@ def serve_config(values: dict[str, Any]) -> ServeConfig:
             raise FlagError(f"--{name.replace('_', '-')} must be a port number, got {values[name]}")
     if values["max_request_bytes"] <= 0:
         raise FlagError("--max-request-bytes must be positive")
+    for name in ("shutdown_delay", "shutdown_timeout"):
+        if values[name] < 0:
+            raise FlagError(f"--{name.replace('_', '-')} must not be negative")
+    notes: list[str] = []
+    settings = mutation_settings(values, notes)
     return ServeConfig(
-        settings=mutation_settings(values),
+        settings=settings,
         port=values["port"],
         metrics_port=values["metrics_port"],
         bind_address=values["bind_address"],
@@ -125,8 +166,10 @@ def serve_config(values: dict[str, Any]) -> ServeConfig:
         live_lookup=values["service_account_live_lookup"],
         resync_period=values["resync_period"],
         max_request_bytes=values["max_request_bytes"],
+        shutdown_delay=values["shutdown_delay"],
         shutdown_timeout=values["shutdown_timeout"],
         namespace=values["namespace"],
         service_name=values["service_name"],
         verbosity=values["v"],
+        notes=tuple(notes),
     )

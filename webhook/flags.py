@@ -15,10 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.identity import parse_go_bool
+from webhook.identity import INT64_MAX, INT_RE, parse_go_bool, parse_go_int
 
 ENV_PREFIX = "IRSA_WEBHOOK_"
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+# [0-9], not \d: \d also matches other scripts' digits ("١٢"), which Go never accepts.
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+# A Go time.Duration is an int64 of nanoseconds: about 292 years.
+_MAX_DURATION_SECONDS = INT64_MAX / 1e9
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -32,19 +35,43 @@ def parse_duration(text: str) -> float:
     if not value:
         raise FlagError("empty duration")
     sign = -1.0 if value.startswith("-") else 1.0
-    value = value.lstrip("+-")
+    if value[0] in "+-":  # one sign, as Go
+        value = value[1:]
     if value == "0":
         return 0.0
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return sign * float(value)
-    pos, total = 0, 0.0
-    while pos < len(value):
-        match = _DURATION_PART.match(value, pos)
-        if not match:
-            raise FlagError(f"invalid duration {text!r} (examples: 500ms, 10s, 1m30s)")
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):
+        total = float(value)
+    else:
+        pos, total = 0, 0.0
+        while pos < len(value):
+            match = _DURATION_PART.match(value, pos)
+            if not match:
+                raise FlagError(f"invalid duration {_show_raw(text)} (examples: 500ms, 10s, 1m30s)")
+            total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            pos = match.end()
+    if total > _MAX_DURATION_SECONDS:
+        raise FlagError(f"duration {_show_raw(text)} is out of range (at most 2562047h)")
     return sign * total
+
+
+def parse_int(text: str) -> int:
+    """Go's ``strconv.ParseInt(text, 10, 64)``: an optional sign and ASCII digits, in the int64 range.
+
+    Stricter than ``int()``, which also takes spaces, underscores (``1_000``) and other scripts' digits,
+    and fails with a multi-line message on strings of thousands of digits.
+    """
+    value = parse_go_int(text)
+    if value is None:
+        problem = "is out of range (64-bit integer)" if INT_RE.fullmatch(text) else "is not an integer"
+        raise FlagError(f"{_show_raw(text)} {problem}")
+    return value
+
+
+def _show_raw(text: str, limit: int = 40) -> str:
+    """A user's value quoted for a one-line message: escaped, and cut short when it is long."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +93,11 @@ class Flag:
     def convert(self, raw: str, source: str) -> Any:
         try:
             if self.kind == "int":
-                return int(raw)
+                return parse_int(raw)
             if self.kind == "bool":
                 parsed = parse_go_bool(raw)
                 if parsed is None:
-                    raise FlagError(f"{raw!r} is not a boolean (true/false)")
+                    raise FlagError(f"{_show_raw(raw)} is not a boolean (true/false)")
                 return parsed
             if self.kind == "duration":
                 return parse_duration(raw)

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from webhook.flags import parse_duration
+
 from .conftest import Rendered
 from .render import MANIFESTS, overlays
 
@@ -22,7 +24,7 @@ Obj = dict[str, Any]
 OVERLAYS = overlays()
 NAMESPACE = "irsa-webhook"
 SKIP_LABEL = "eks.amazonaws.com/skip-pod-identity-webhook"
-# The args of the base Deployment: upstream-compatible flag names (SPEC.md section 7).
+# The args of the base Deployment: upstream-compatible flag names, then the SIGTERM drain (ours).
 BASE_ARGS = [
     "--port=8443",
     "--metrics-port=9999",
@@ -30,7 +32,11 @@ BASE_ARGS = [
     "--tls-key=/etc/webhook/certs/tls.key",
     "--annotation-prefix=eks.amazonaws.com",
     "--token-audience=sts.amazonaws.com",
+    "--shutdown-delay=5s",
+    "--shutdown-timeout=20s",
 ]
+# From SIGTERM to SIGKILL the pod needs the delay, the in-flight bound and this much to exit.
+EXIT_MARGIN_SECONDS = 2
 # Which certificate component and failure policy each overlay is meant to have.
 EXPECTED = {
     "default": {"certs": "cert-manager", "failure_policy": "Ignore", "tag": "0.1.0", "monitor": False},
@@ -239,7 +245,6 @@ def test_webhook_configuration(rendered: Rendered, overlay: str) -> None:
         pytest.param("team-a", {SKIP_LABEL: "true"}, False, id="skip-label-true"),
         # Upstream's selector is DoesNotExist: the label's presence, whatever its value, skips.
         pytest.param("team-a", {SKIP_LABEL: "false"}, False, id="skip-label-any-value"),
-        pytest.param("kube-system", {"k8s-app": "kube-dns"}, False, id="kube-system"),
         pytest.param(NAMESPACE, {"app": "other"}, False, id="webhook-namespace"),
         pytest.param("team-a", None, False, id="webhook-own-pods-anywhere"),
     ],
@@ -254,6 +259,32 @@ def test_which_pods_the_webhook_is_called_for(
     namespace_labels = {"kubernetes.io/metadata.name": namespace}
     namespace_ok = selects(hook["namespaceSelector"], namespace_labels)
     assert (namespace_ok and selects(hook["objectSelector"], pod_labels)) is called
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kube_system_is_served_only_when_failing_open(rendered: Rendered, overlay: str) -> None:
+    """IRSA workloads run in kube-system (VPC CNI, EBS CSI, load balancer controller, autoscaler,
+    external-dns) and upstream serves them: failing open cannot block a pod, so they are mutated.
+    Failing closed could keep the cluster's own components from starting, so kube-system is left out."""
+    hook = webhook_of(rendered[overlay])
+    labels = {"kubernetes.io/metadata.name": "kube-system"}
+    pod_labels = {"k8s-app": "aws-node"}
+    called = selects(hook["namespaceSelector"], labels) and selects(hook["objectSelector"], pod_labels)
+    assert called is (hook["failurePolicy"] == "Ignore")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_termination_grace_covers_the_shutdown_drain(rendered: Rendered, overlay: str) -> None:
+    """SIGTERM: /readyz 503 and still serving for --shutdown-delay, then in-flight requests for at most
+    --shutdown-timeout; the kubelet must not SIGKILL the pod before both are over."""
+    objs = rendered[overlay]
+    values = {name: value for name, _, value in (a.partition("=") for a in container_of(objs)["args"])}
+    # Read with the server's own duration parser.
+    delay = parse_duration(values["--shutdown-delay"])
+    timeout = parse_duration(values["--shutdown-timeout"])
+    assert delay == 5
+    grace = one(objs, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace >= delay + timeout + EXIT_MARGIN_SECONDS
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

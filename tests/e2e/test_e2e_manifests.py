@@ -16,7 +16,6 @@ checks their wiring instead.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +38,16 @@ def rendered(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="module")
-def webhook_namespace(control_plane: ControlPlane, rendered: dict[str, str]) -> Iterator[str]:
-    """The namespace and ServiceAccount really created: namespaced dry runs need them to exist."""
+def webhook_namespace(control_plane: ControlPlane, rendered: dict[str, str]) -> str:
+    """The namespace and ServiceAccount really created: namespaced dry runs need them to exist.
+
+    Left in place for the session (test_e2e_kube_system uses the namespace too, in either order):
+    without a controller-manager a deleted namespace stays Terminating and nothing can be created in it.
+    """
     objs = documents(rendered["default"])
     real = [o for o in objs if o["kind"] in {"Namespace", "ServiceAccount"}]
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(real))
-    yield NAMESPACE
-    # Without a controller-manager the namespace stays Terminating; nothing else selects it.
-    control_plane.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+    return NAMESPACE
 
 
 def group_of(obj: dict[str, Any]) -> str:

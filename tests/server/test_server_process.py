@@ -173,11 +173,32 @@ def test_upstream_deployment_args_work_unchanged(tmp_path: Path) -> None:
         pytest.param(["--in-cluster=true"], "--in-cluster=true is not supported", id="in-cluster"),
         pytest.param(["--in-cluster"], "--in-cluster=true is not supported", id="in-cluster-bare"),
         pytest.param(["--tls-cert=/nonexistent.crt"], "cannot load TLS certificate", id="missing-cert"),
-        pytest.param(["--tls-min-version=1.1"], "--tls-min-version", id="old-tls"),
-        pytest.param(["--tls-cipher-suites=TLS_RSA_WITH_RC4_128_SHA"], "cipher suite", id="bad-cipher"),
+        pytest.param(["--tls-min-version=1.4"], "--tls-min-version", id="unknown-tls-version"),
+        pytest.param(["--tls-cipher-suites=TLS_RSA_WITH_NO_SUCH_CIPHER"], "cipher suite", id="unknown-cipher"),
         pytest.param(["--token-expiration=abc"], "--token-expiration", id="bad-int"),
+        # kube-apiserver rejects expirationSeconds above 2^32 in every pod the webhook would mutate.
+        pytest.param(["--token-expiration=5000000000"], "above 2^32 seconds", id="token-expiration-above-2^32"),
+        pytest.param([f"--token-expiration={(1 << 32) + 1}"], "above 2^32 seconds", id="token-expiration-2^32+1"),
+        # Integers as Go's strconv.ParseInt(s, 10, 64) reads them: ASCII digits, one sign, int64.
+        pytest.param(
+            ["--token-expiration=\u0661\u0662\u0660\u0660"], "is not an integer", id="int-arabic-indic-digits"
+        ),
+        pytest.param(["--token-expiration=1_000"], "'1_000' is not an integer", id="int-underscore"),
+        pytest.param(["--token-expiration= 1000"], "' 1000' is not an integer", id="int-space"),
+        pytest.param(["--token-expiration=0x400"], "'0x400' is not an integer", id="int-hex"),
+        pytest.param(["--token-expiration=+-1000"], "is not an integer", id="int-two-signs"),
+        pytest.param(["--token-expiration=" + "9" * 5000], "(5000 characters) is out of range", id="int-5000-digits"),
+        pytest.param(["--port=9223372036854775808"], "out of range (64-bit integer)", id="int-above-int64"),
+        pytest.param(["--port=-9223372036854775809"], "out of range (64-bit integer)", id="int-below-int64"),
+        pytest.param(["--port=70000"], "--port must be a port number", id="port-above-65535"),
+        pytest.param(["--max-request-bytes=\u0661"], "--max-request-bytes", id="int-other-script-digit"),
         pytest.param(["--sts-regional-endpoint=maybe"], "not a boolean", id="bad-bool"),
         pytest.param(["--service-account-lookup-grace-period=5 parsecs"], "invalid duration", id="bad-duration"),
+        pytest.param(["--shutdown-delay=\u0661s"], "invalid duration", id="duration-other-script-digit"),
+        pytest.param(["--shutdown-delay=-1s"], "--shutdown-delay must not be negative", id="negative-delay"),
+        pytest.param(["--shutdown-timeout=-1s"], "--shutdown-timeout must not be negative", id="negative-timeout"),
+        pytest.param(["--shutdown-delay=9999999h"], "out of range", id="duration-above-int64-nanoseconds"),
+        pytest.param(["--shutdown-delay=" + "9" * 5000 + "s"], "(5001 characters) is out of range", id="duration-huge"),
         pytest.param(["--service-accounts=/nonexistent.yaml"], "--service-accounts", id="missing-sa-file"),
         pytest.param(["-v", "x"], "invalid value for --v", id="bad-verbosity"),
     ],
@@ -197,3 +218,4 @@ def test_bad_flags_exit_2_with_one_clear_line(tmp_path: Path, args: list[str], n
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -178,6 +178,26 @@ def test_mutation_flags_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert mutated["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "custom"
 
 
+@pytest.mark.parametrize(
+    ("flag", "expected", "note"), [("300", 600, "below the minimum of 600 seconds: using 600"), ("3600", 3600, "")]
+)
+def test_token_expiration_flag_is_corrected_as_upstream_with_a_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, expected: int, note: str
+) -> None:
+    sas = write(tmp_path, "sas.yaml", SA_DOCS)
+    pod_file = write(tmp_path, "pod.yaml", pod("team-a"))
+    assert main(["mutate", "--pod", str(pod_file), "--service-account", str(sas), f"--token-expiration={flag}"]) == 0
+    captured = capsys.readouterr()
+    mutated = yaml.safe_load(captured.out)
+    assert (
+        mutated["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"] == expected
+    )
+    lines = [line for line in captured.err.splitlines() if line.startswith("irsa-webhook mutate: ")]
+    assert len(lines) == (1 if note else 0)
+    if note:
+        assert note in lines[0]
+
+
 def test_certs_writes_a_usable_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "c"
     assert main(["certs", "--out", str(out), "--dns-name", "webhook.example", "--ip-address", "10.0.0.1"]) == 0

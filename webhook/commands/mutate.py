@@ -55,8 +55,9 @@ def _load_pod(path: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    notes: list[str] = []
     try:
-        settings = mutation_settings(resolve(args, MUTATION_FLAGS))
+        settings = mutation_settings(resolve(args, MUTATION_FLAGS), notes)
         pod = _load_pod(args.pod)
         meta: dict[str, Any] = pod["metadata"] if isinstance(pod.get("metadata"), dict) else {}
         namespace = str(meta.get("namespace") or args.namespace or "default")
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     except (FlagError, OSError, ValueError, yaml.YAMLError) as exc:
         print(f"irsa-webhook mutate: {_one_line(exc)}", file=sys.stderr)
         return 2
+    for note in notes:  # a flag corrected as upstream corrects it (--token-expiration below 600)
+        print(f"irsa-webhook mutate: {note}", file=sys.stderr)
     # Offline, the request is built as kube-apiserver would send it, so the service account and pod
     # name are resolved exactly as the server resolves them.
     request = pod_request({"uid": "offline", "namespace": namespace, "object": pod, "dryRun": True})

@@ -8,7 +8,6 @@ body, answers, logs and counts, nothing else.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -124,10 +123,7 @@ class MutateEndpoint:
 
         identity = self.resolver.cached(pod_request.namespace, pod_request.service_account)
         if identity is None:
-            loop = asyncio.get_running_loop()
-            identity = await loop.run_in_executor(
-                None, self.resolver.slow, pod_request.namespace, pod_request.service_account
-            )
+            identity = await self.resolver.resolve_slow(pod_request.namespace, pod_request.service_account)
         result = decide(pod_request, identity, self.settings)
 
         for warning in result.warnings:

@@ -27,13 +27,22 @@ CACHE_SIZE = Gauge("irsa_webhook_service_account_cache_size", "ServiceAccounts h
 CACHE_SYNCED = Gauge("irsa_webhook_service_account_cache_synced", "1 once the first ServiceAccount list completed.")
 LIVE_LOOKUPS = Counter(
     "irsa_webhook_service_account_live_lookups_total",
-    "Live GETs of a ServiceAccount on a cache miss, by result (found, not_found, error, rate_limited).",
+    "Live GETs of a ServiceAccount on a cache miss, by result (found, not_found, error, rate_limited; "
+    "deadline: no lookup thread was free before the 1 s deadline, so no GET was made).",
     ["result"],
 )
 WATCH_RESTARTS = Counter(
     "irsa_webhook_service_account_watch_restarts_total",
-    "Watch restarts, by reason (gone, error, expired).",
+    "ServiceAccount watch restarts, by reason: closed (the server ended the watch, e.g. its timeout; "
+    "resumed), read_timeout (nothing received for the client read timeout; resumed), gone (HTTP 410: "
+    "resourceVersion expired; relisted), error (any other failure; retried with backoff).",
     ["reason"],
+)
+PARSE_ERRORS = Counter(
+    "irsa_webhook_service_account_parse_errors_total",
+    "ServiceAccounts that could not be parsed and were skipped (logged by namespace/name), by source "
+    "(list, watch, live).",
+    ["source"],
 )
 CERT_EXPIRY = Gauge(
     "irsa_webhook_certificate_expiry_timestamp_seconds", "NotAfter of the serving certificate, Unix time."
@@ -47,3 +56,7 @@ OUTCOMES = {
     for outcome in ("mutated", "not_mutated", "ignored", "denied", "bad_request", "error")
 }
 IRSA_MUTATIONS = MUTATIONS.labels("irsa")
+WATCH_RESTART_REASONS = {
+    reason: WATCH_RESTARTS.labels(reason) for reason in ("closed", "read_timeout", "gone", "error")
+}
+PARSE_ERRORS_BY_SOURCE = {source: PARSE_ERRORS.labels(source) for source in ("list", "watch", "live")}

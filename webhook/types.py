@@ -6,7 +6,7 @@ code does not know survive untouched (STYLE.md habit 2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 JSON = Any
@@ -43,6 +43,9 @@ class Identity:
 
     ``role_arn`` empty means the ServiceAccount exists but asks for no IRSA mutation. ``warnings``
     are the problems found while parsing; they are returned with every pod that uses the account.
+    ``resource_version`` is the object's version this was parsed from (empty when unknown, e.g. from
+    manifests): the cache uses it to keep a late live GET from overwriting what the watch delivered.
+    It is bookkeeping, not meaning, so it takes no part in equality.
     """
 
     namespace: str
@@ -52,3 +55,4 @@ class Identity:
     sts_regional_endpoints: bool = False
     token_expiration: int = 86400
     warnings: tuple[AdmissionWarning, ...] = ()
+    resource_version: str = field(default="", compare=False)

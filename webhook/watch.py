@@ -5,12 +5,21 @@ Objects are read as raw JSON (``_preload_content=False``) and reduced at once to
 client's model classes would cost CPU and memory for fields we throw away.
 
 The loop: list (paginated) → replace the store → watch from the list's resourceVersion with
-bookmarks → on 410 Gone relist (our resourceVersion fell out of etcd's window); on any other error
-back off exponentially (capped, with jitter) and resume the watch, relisting only when needed.
+bookmarks, advancing the resourceVersion with every event applied → when the watch ends, resume
+from there. HTTP 410 Gone, from the watch call or as an ERROR event, means that resourceVersion fell
+out of etcd's window: relist. Any other failure, and a watch that ends at once, backs off
+exponentially (capped, with jitter) before the next try.
+
+One object that cannot be parsed never stops the cache: it is logged by namespace/name, counted in
+``irsa_webhook_service_account_parse_errors_total`` and skipped. If it replaced a cached version
+(MODIFIED), the cached entry is dropped rather than kept: the change may have revoked the role, and a
+revoked role must not stay in use; pods of that account are then admitted as for a missing one.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import random
 import socket
@@ -22,6 +31,7 @@ import orjson
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
+from urllib3.exceptions import ReadTimeoutError
 
 from webhook import metrics
 from webhook.cache import IdentityStore
@@ -33,12 +43,62 @@ log = logging.getLogger("irsa_webhook.watch")
 
 LIST_PAGE = 500  # objects per list page: bounds the memory of one response on big clusters
 BACKOFF_START = 0.5
-BACKOFF_MAX = 30.0  # cap so a long API server outage is noticed within half a minute of its end
-LIVE_GET_TIMEOUT = 1.0  # SPEC: a live GET on a miss waits at most one second
+# Cap of the wait between tries: an API server back from an outage is used again within seconds.
+# Each try is one cheap request, so a few seconds is no load even for many replicas.
+BACKOFF_MAX = 3.0
+# A watch that delivered nothing and ended sooner than this "ended at once": back off before the
+# next (a proxy or a sick API server closing every watch must not become a tight loop).
+PRODUCTIVE_WATCH = 10.0
+# With --resync-period=0 the watch has no server-side timeout; it still gets a read timeout, well
+# above the API server's bookmark interval (one a minute), so a silently dead connection is noticed.
+IDLE_READ_TIMEOUT = 180.0
+LIVE_GET_TIMEOUT = 1.0  # one overall deadline per live GET, no client retries on top
+LOG_VALUE_CHARS = 200  # bound of an object's name or an error message in a log line
 
 
 class Gone(Exception):
     """The watch's resourceVersion is too old (HTTP 410): a full relist is needed."""
+
+
+def _object_key(obj: Any) -> tuple[str, str] | None:
+    """(namespace, name) of a raw object, or None if its metadata does not say."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    namespace, name = meta.get("namespace"), meta.get("name")
+    if not isinstance(namespace, str) or not isinstance(name, str):
+        return None
+    return namespace, name
+
+
+def _resource_version(obj: Any) -> str:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    value = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def parse_object(obj: Any, settings: Settings, source: str) -> Identity | None:
+    """The Identity of one raw ServiceAccount, or None (logged and counted) if it cannot be parsed.
+
+    ``source`` (list, watch, live) labels the metric. Never raises: one bad object must not fail a
+    list, replay a watch event forever, or turn an admission into a 500.
+    """
+    try:
+        if not isinstance(obj, dict):
+            raise TypeError(f"object is a {type(obj).__name__}, not a mapping")
+        identity = parse_service_account(obj, settings)
+        return dataclasses.replace(identity, resource_version=_resource_version(obj))
+    except Exception as exc:
+        key = _object_key(obj)
+        where = f"{key[0][:LOG_VALUE_CHARS]}/{key[1][:LOG_VALUE_CHARS]}" if key else "(no namespace/name)"
+        metrics.PARSE_ERRORS_BY_SOURCE[source].inc()
+        log.warning(
+            "skipping serviceaccount %s: cannot parse it (%s)",
+            where,
+            _describe(exc),
+            extra={"fields": {"source": source}},
+        )
+        return None
 
 
 class ServiceAccountWatcher:
@@ -53,11 +113,18 @@ class ServiceAccountWatcher:
         self._api = client.CoreV1Api(api_client)
         self._store = store
         self._settings = settings
-        # The server ends each watch after this long; we then resume from the last resourceVersion.
-        self._watch_timeout = max(1, int(watch_timeout))
+        # The server ends each watch after this long and we resume from the last resourceVersion;
+        # 0 (--resync-period=0): no server-side timeout, the watch is never restarted on a timer.
+        self._watch_timeout = max(1, int(watch_timeout)) if watch_timeout > 0 else 0
+        self._read_timeout = (
+            min(self._watch_timeout + 30.0, IDLE_READ_TIMEOUT) if self._watch_timeout else IDLE_READ_TIMEOUT
+        )
+        # Where the next watch starts: the last list's, advanced by every event applied; None: list.
+        self.resource_version: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._response: Any = None
+        self._delivered = 0  # events (bookmarks included) the current watch delivered
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="sa-watch", daemon=True)
@@ -74,28 +141,42 @@ class ServiceAccountWatcher:
     # -- the loop ---------------------------------------------------------------------------------
     def _run(self) -> None:
         backoff = BACKOFF_START
-        resource_version: str | None = None
         while not self._stop.is_set():
+            listed = False
+            failure = ""
+            self._delivered = 0
+            watch_started = time.monotonic()
             try:
-                if resource_version is None:
-                    resource_version = self._list()
-                resource_version = self._watch(resource_version)
-                backoff = BACKOFF_START
-                metrics.WATCH_RESTARTS.labels("expired").inc()
+                if self.resource_version is None:
+                    self._list()
+                    listed = True
+                    watch_started = time.monotonic()
+                reason = self._watch()
             except Gone:
+                reason = "gone"
                 log.info("watch resourceVersion expired (410 Gone); relisting")
-                metrics.WATCH_RESTARTS.labels("gone").inc()
-                resource_version = None
+                self.resource_version = None
             except Exception as exc:
-                if self._stop.is_set():
-                    break
-                delay = backoff * (0.5 + random.random())  # noqa: S311 - jitter, not crypto
-                log.warning("serviceaccount watch failed (%s); retrying in %.1fs", _describe(exc), delay)
-                metrics.WATCH_RESTARTS.labels("error").inc()
-                self._stop.wait(delay)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                reason, failure = "error", _describe(exc)
+            if self._stop.is_set():
+                break
+            metrics.WATCH_RESTART_REASONS[reason].inc()
+            productive = self._delivered > 0 or time.monotonic() - watch_started >= PRODUCTIVE_WATCH
+            if productive:
+                backoff = BACKOFF_START
+            # Resume at once after a watch that did its job, and relist at once on the first 410
+            # after a resume; anything else waits, so nothing can spin.
+            if reason != "error" and (productive or (reason == "gone" and not listed)):
+                continue
+            delay = backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+            if failure:
+                log.warning("serviceaccount list/watch failed (%s); retrying in %.1fs", failure, delay)
+            else:
+                log.info("serviceaccount watch ended at once (%s); retrying in %.1fs", reason, delay)
+            self._stop.wait(delay)
+            backoff = min(backoff * 2, BACKOFF_MAX)
 
-    def _list(self) -> str:
+    def _list(self) -> None:
         identities: list[Identity] = []
         continue_token: str | None = None
         while True:
@@ -109,25 +190,39 @@ class ServiceAccountWatcher:
                     raise Gone from exc
                 raise
             page = orjson.loads(raw.data)
-            identities.extend(parse_service_account(item, self._settings) for item in page.get("items") or ())
+            for item in page.get("items") or ():
+                identity = parse_object(item, self._settings, "list")
+                if identity is not None:
+                    identities.append(identity)
             meta = page.get("metadata") or {}
             continue_token = meta.get("continue")
             if not continue_token:
-                self._store.replace_all(identities)
+                resource_version = str(meta.get("resourceVersion") or "")
+                self._store.replace_all(identities, resource_version)
+                self.resource_version = resource_version
                 log.info("serviceaccount cache synced: %d accounts", len(identities))
-                return str(meta.get("resourceVersion") or "")
+                return
 
-    def _watch(self, resource_version: str) -> str:
-        # _preload_content=False: the raw urllib3 response, not the client's typed model.
-        response: Any = self._api.list_service_account_for_all_namespaces(
-            watch=True,
-            resource_version=resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self._watch_timeout,
-            _preload_content=False,
-            # connect timeout, then a read timeout longer than the server-side watch timeout
-            _request_timeout=(10, self._watch_timeout + 30),
-        )
+    def _watch(self) -> str:
+        """Watch from ``self.resource_version`` until the stream ends; the restart reason."""
+        kwargs: dict[str, Any] = {}
+        if self._watch_timeout:
+            kwargs["timeout_seconds"] = self._watch_timeout
+        try:
+            # _preload_content=False: the raw urllib3 response, not the client's typed model.
+            response: Any = self._api.list_service_account_for_all_namespaces(
+                watch=True,
+                resource_version=self.resource_version,
+                allow_watch_bookmarks=True,
+                _preload_content=False,
+                # connect timeout, then a read timeout longer than the server-side watch timeout
+                _request_timeout=(10, self._read_timeout),
+                **kwargs,
+            )
+        except ApiException as exc:
+            if exc.status == 410:  # the API server refused the resourceVersion up front
+                raise Gone from exc
+            raise
         self._response = response
         try:
             for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
@@ -135,25 +230,44 @@ class ServiceAccountWatcher:
                     break
                 if not line:  # keep-alive blank lines between events
                     continue
-                resource_version = self._handle(orjson.loads(line), resource_version)
+                self._handle(orjson.loads(line))
+                self._delivered += 1
+        except ReadTimeoutError:
+            # Nothing for longer than the read timeout: a dead connection, or a quiet API server
+            # that sends no bookmarks. Our resourceVersion is still good: resume, do not relist.
+            return "read_timeout"
         finally:
             self._response = None
             response.release_conn()
-        return resource_version
+        return "closed"
 
-    def _handle(self, event: dict[str, Any], resource_version: str) -> str:
-        kind = event.get("type")
-        obj = event.get("object") or {}
+    def _handle(self, event: Any) -> None:
+        kind = event.get("type") if isinstance(event, dict) else None
+        obj = event.get("object") if isinstance(event, dict) else None
         if kind == "ERROR":
-            if obj.get("code") == 410:
+            code = obj.get("code") if isinstance(obj, dict) else None
+            if code == 410:
                 raise Gone
-            raise RuntimeError(f"watch error: {obj.get('message') or obj}")
-        meta = obj.get("metadata") or {}
+            message = obj.get("message") if isinstance(obj, dict) else None
+            raise RuntimeError(f"watch error: {str(message or obj)[:LOG_VALUE_CHARS]}")
+        resource_version = _resource_version(obj)
         if kind in ("ADDED", "MODIFIED"):
-            self._store.upsert(parse_service_account(obj, self._settings))
+            identity = parse_object(obj, self._settings, "watch")
+            if identity is not None:
+                self._store.upsert(identity)
+            else:
+                key = _object_key(obj)
+                if key is not None:  # never keep serving a version the cluster has replaced
+                    self._store.delete(key[0], key[1], resource_version)
         elif kind == "DELETED":
-            self._store.delete(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-        return str(meta.get("resourceVersion") or resource_version)
+            key = _object_key(obj)
+            if key is not None:
+                self._store.delete(key[0], key[1], resource_version)
+            else:
+                parse_object(obj, self._settings, "watch")  # logs and counts it
+        self._store.advance(resource_version)
+        if resource_version:
+            self.resource_version = resource_version
 
 
 class RateLimiter:
@@ -180,17 +294,36 @@ class RateLimiter:
             return False
 
 
+def without_retries(api_client: client.ApiClient) -> client.ApiClient:
+    """``api_client``, or a copy of it that never retries a request.
+
+    urllib3 retries 3 times by default, each try with a fresh timeout: a "1 s" GET could take 4 s.
+    """
+    if api_client.configuration.retries is False:
+        return api_client
+    configuration = copy.deepcopy(api_client.configuration)
+    configuration.retries = False
+    return client.ApiClient(configuration)
+
+
 class LiveLookup:
-    """GET one ServiceAccount from the API server when the cache has not seen it yet."""
+    """GET one ServiceAccount from the API server when the cache has not seen it yet.
+
+    Blocking: the resolver calls it from its own small pool of threads. One try, one overall 1 s
+    timeout. The answer goes through :meth:`IdentityStore.offer`, so it never overwrites a newer
+    version the watch delivered meanwhile, nor brings back one deleted since.
+    """
 
     def __init__(self, api_client: client.ApiClient, store: IdentityStore, settings: Settings) -> None:
-        self._api = client.CoreV1Api(api_client)
+        self._client = without_retries(api_client)
+        self._own_client = self._client is not api_client
+        self._api = client.CoreV1Api(self._client)
         self._store = store
         self._settings = settings
         self._limiter = RateLimiter()
 
     def __call__(self, namespace: str, name: str) -> Identity | bool | None:
-        """The identity, None if the API server says it does not exist, False if we could not ask."""
+        """The identity, None if there is none to use (not found, or deleted since), False if we could not ask."""
         if not self._limiter.allow():
             metrics.LIVE_LOOKUPS.labels("rate_limited").inc()
             return False
@@ -198,6 +331,7 @@ class LiveLookup:
             raw: Any = self._api.read_namespaced_service_account(
                 name, namespace, _preload_content=False, _request_timeout=LIVE_GET_TIMEOUT
             )
+            obj = orjson.loads(raw.data)  # the body is read here, still under the same timeout
         except ApiException as exc:
             if exc.status == 404:
                 metrics.LIVE_LOOKUPS.labels("not_found").inc()
@@ -209,10 +343,18 @@ class LiveLookup:
             metrics.LIVE_LOOKUPS.labels("error").inc()
             log.warning("live GET of serviceaccount %s/%s failed: %s", namespace, name, _describe(exc))
             return False
-        identity = parse_service_account(orjson.loads(raw.data), self._settings)
-        self._store.upsert(identity)
+        identity = parse_object(obj, self._settings, "live")
+        if identity is None:
+            # It exists but cannot be used; the watch cannot parse it either, so waiting would not help.
+            metrics.LIVE_LOOKUPS.labels("error").inc()
+            return None
         metrics.LIVE_LOOKUPS.labels("found").inc()
-        return identity
+        return self._store.offer(identity)
+
+    def close(self) -> None:
+        """Close the connections of the client made by :func:`without_retries`, if one was."""
+        if self._own_client:
+            self._client.close()  # type: ignore[no-untyped-call]
 
 
 def _abort(response: Any) -> None:
@@ -234,4 +376,4 @@ def _abort(response: Any) -> None:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ApiException):
         return f"HTTP {exc.status} {exc.reason}"
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {str(exc)[:LOG_VALUE_CHARS]}"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from webhook.cache import IdentityStore, Resolver, load_manifests
+from webhook.cache import IdentityStore, Resolver, load_manifests, newer
 from webhook.settings import Settings
 from webhook.types import Identity
 
@@ -43,22 +45,99 @@ def test_store_upsert_and_delete() -> None:
     assert store.get("a", "x") is None
 
 
-def test_wait_for_returns_when_the_watch_delivers() -> None:
+def test_wait_for_async_returns_when_the_watch_delivers() -> None:
     store = IdentityStore()
-    timer = threading.Timer(0.05, store.upsert, args=(ident("ns", "late"),))
-    timer.start()
-    start = time.monotonic()
-    found = store.wait_for("ns", "late", timeout=5)
-    timer.join()
+
+    async def go() -> tuple[Identity | None, float]:
+        timer = threading.Timer(0.05, store.upsert, args=(ident("ns", "late"),))  # the watch thread
+        timer.start()
+        start = time.monotonic()
+        found = await store.wait_for_async("ns", "late", timeout=5)
+        timer.join()
+        return found, time.monotonic() - start
+
+    found, took = asyncio.run(go())
     assert found == ident("ns", "late")
-    assert time.monotonic() - start < 4
+    assert took < 1
+    assert not store._waiters  # nothing left behind
 
 
-def test_wait_for_gives_up_after_timeout() -> None:
+def test_wait_for_async_gives_up_after_timeout() -> None:
     store = IdentityStore()
     start = time.monotonic()
-    assert store.wait_for("ns", "never", timeout=0.1) is None
+    assert asyncio.run(store.wait_for_async("ns", "never", timeout=0.1)) is None
     assert 0.09 <= time.monotonic() - start < 2
+    assert not store._waiters
+
+
+def test_a_full_list_wakes_waiters_too() -> None:
+    store = IdentityStore()
+
+    async def go() -> Identity | None:
+        threading.Timer(0.05, store.replace_all, args=([ident("ns", "listed")], "7")).start()
+        return await store.wait_for_async("ns", "listed", timeout=5)
+
+    assert asyncio.run(go()) == ident("ns", "listed")
+
+
+def rv(identity: Identity, version: str) -> Identity:
+    return dataclasses.replace(identity, resource_version=version)
+
+
+def test_resource_versions_compare_as_numbers() -> None:
+    assert newer("10", "9")  # as strings "10" < "9"
+    assert not newer("9", "10")
+    assert not newer("7", "7")
+    assert not newer("abc", "7")  # not comparable: not newer, the watch's view stays
+    assert not newer("8", "")
+    assert not newer("٣", "1")  # non-ASCII digits are not a revision
+    assert not newer("9" * 30, "1")
+
+
+def test_offer_keeps_a_newer_watch_version() -> None:
+    store = IdentityStore()
+    store.replace_all([rv(ident("n", "s", "arn:aws:iam::111122223333:role/new"), "8")], "8")
+    stale = rv(ident("n", "s", "arn:aws:iam::111122223333:role/old"), "6")
+    kept = store.offer(stale)
+    assert kept is not None
+    assert kept.role_arn.endswith("/new")
+    assert store.get("n", "s") == kept
+    newest = rv(ident("n", "s", "arn:aws:iam::111122223333:role/newest"), "9")
+    assert store.offer(newest) == newest  # a GET that read after the watch's version wins
+    assert store.get("n", "s") == newest
+
+
+def test_offer_never_brings_back_what_the_watch_deleted() -> None:
+    store = IdentityStore()
+    store.replace_all([rv(ident("n", "s"), "5")], "5")
+    store.delete("n", "s", "9")
+    assert store.offer(rv(ident("n", "s"), "5")) is None  # read before the delete
+    assert store.get("n", "s") is None
+    recreated = rv(ident("n", "s", "arn:aws:iam::111122223333:role/again"), "12")
+    assert store.offer(recreated) == recreated  # created again after the delete: a new object
+    assert store.get("n", "s") == recreated
+
+
+def test_offer_before_any_list_is_applied_and_opaque_versions_prefer_the_watch() -> None:
+    store = IdentityStore()
+    early = rv(ident("n", "early"), "3")
+    assert store.offer(early) == early  # the watch has said nothing yet
+    assert not store.ready
+    store.replace_all([rv(ident("n", "s", "arn:aws:iam::111122223333:role/watch"), "a1")], "a1")
+    kept = store.offer(rv(ident("n", "s", "arn:aws:iam::111122223333:role/get"), "b2"))
+    assert kept is not None
+    assert kept.role_arn.endswith("/watch")
+    assert store.offer(rv(ident("n", "other"), "b2")) is None
+
+
+def test_offer_wakes_a_waiter() -> None:
+    store = IdentityStore()
+
+    async def go() -> Identity | None:
+        threading.Timer(0.05, store.offer, args=(rv(ident("n", "s"), "4"),)).start()
+        return await store.wait_for_async("n", "s", timeout=5)
+
+    assert asyncio.run(go()) == ident("n", "s")
 
 
 class FakeLive:
@@ -69,6 +148,13 @@ class FakeLive:
     def __call__(self, namespace: str, name: str) -> Identity | bool | None:
         self.calls.append((namespace, name))
         return self.answer
+
+
+def resolve(resolver: Resolver, namespace: str, name: str) -> Identity | None:
+    try:
+        return asyncio.run(resolver.resolve_slow(namespace, name))
+    finally:
+        resolver.close()
 
 
 @pytest.mark.parametrize(
@@ -84,7 +170,7 @@ def test_resolver_slow_path(answer: Identity | bool | None, grace: float, expect
     store.replace_all([])
     live = FakeLive(answer)
     start = time.monotonic()
-    assert Resolver(store, live, grace).slow("n", "s") == expected
+    assert resolve(Resolver(store, live, grace), "n", "s") == expected
     assert live.calls == [("n", "s")]
     assert time.monotonic() - start < 1  # a 404 must not wait out the grace period
 
@@ -92,8 +178,8 @@ def test_resolver_slow_path(answer: Identity | bool | None, grace: float, expect
 def test_resolver_falls_back_to_grace_period_when_live_get_fails() -> None:
     store = IdentityStore()
     store.replace_all([])
-    threading.Timer(0.05, store.upsert, args=(ident("n", "s"),)).start()
-    assert Resolver(store, FakeLive(False), grace=5).slow("n", "s") == ident("n", "s")
+    threading.Timer(0.2, store.upsert, args=(ident("n", "s"),)).start()
+    assert resolve(Resolver(store, FakeLive(False), grace=5), "n", "s") == ident("n", "s")
 
 
 def test_resolver_without_live_get_uses_grace() -> None:
@@ -101,7 +187,7 @@ def test_resolver_without_live_get_uses_grace() -> None:
     store.replace_all([ident("n", "s")])
     resolver = Resolver(store, None, 0)
     assert resolver.cached("n", "s") == ident("n", "s")
-    assert resolver.slow("n", "other") is None
+    assert resolve(resolver, "n", "other") is None
 
 
 def test_load_manifests_multi_document_lists_and_folders(tmp_path: Path) -> None:

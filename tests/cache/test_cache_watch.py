@@ -2,102 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import queue
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import ReadTimeoutError
 
+import webhook.watch
+from tests.cache.fakes import FakeAPI, Stream, gone, metric, page, sa, wait_until
 from webhook.cache import IdentityStore
+from webhook.identity import parse_service_account
 from webhook.settings import Settings
+from webhook.types import Identity
 from webhook.watch import LiveLookup, RateLimiter, ServiceAccountWatcher
 
 SETTINGS = Settings()
-ROLE = "eks.amazonaws.com/role-arn"
-
-
-def sa(ns: str, name: str, rv: str, role: str | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"namespace": ns, "name": name, "resourceVersion": rv}
-    if role:
-        meta["annotations"] = {ROLE: role}
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
-
-
-class Raw:
-    def __init__(self, body: Any) -> None:
-        self.data = json.dumps(body).encode()
-
-
-class Stream:
-    """A watch response: newline-delimited events, then either the end or a block until closed."""
-
-    def __init__(self, events: list[dict[str, Any]], hold: bool) -> None:
-        self.events = events
-        self.hold = hold
-        self.closed = threading.Event()
-        self.connection = self  # urllib3 exposes the connection, which holds the socket
-        self.sock = self
-
-    def stream(self, amt: Any = None, decode_content: bool = False) -> Iterator[bytes]:
-        for event in self.events:
-            yield json.dumps(event).encode() + b"\n\n"  # blank keep-alive lines are legal
-        if self.hold:
-            self.closed.wait(10)
-
-    def release_conn(self) -> None:
-        pass
-
-    def shutdown(self, how: int) -> None:  # the socket-level shutdown that wakes a blocked read
-        self.closed.set()
-
-
-class FakeAPI:
-    def __init__(self) -> None:
-        self.lists: list[Callable[[dict[str, Any]], Any]] = []
-        self.watches: queue.Queue[Stream] = queue.Queue()
-        self.list_calls = 0
-        self.watch_rvs: list[str] = []
-        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
-        self.read_error: Exception | None = None
-
-    def list_service_account_for_all_namespaces(self, **kw: Any) -> Any:
-        if kw.get("watch"):
-            self.watch_rvs.append(kw["resource_version"])
-            try:
-                return self.watches.get_nowait()
-            except queue.Empty:
-                return Stream([], hold=True)
-        self.list_calls += 1
-        return self.lists.pop(0)(kw)
-
-    def read_namespaced_service_account(self, name: str, namespace: str, **kw: Any) -> Any:
-        assert kw["_request_timeout"] == 1.0
-        if self.read_error is not None:
-            raise self.read_error
-        if (namespace, name) not in self.objects:
-            raise ApiException(status=404, reason="Not Found")
-        return Raw(self.objects[(namespace, name)])
-
-
-def page(items: list[dict[str, Any]], rv: str, cont: str = "") -> Callable[[dict[str, Any]], Raw]:
-    def answer(kw: dict[str, Any]) -> Raw:
-        assert kw["limit"] == 500
-        return Raw({"items": items, "metadata": {"resourceVersion": rv, "continue": cont}})
-
-    return answer
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -106,12 +30,20 @@ def api_client() -> Iterator[client.ApiClient]:
         yield api
 
 
-def start(api: FakeAPI, api_client: client.ApiClient) -> tuple[ServiceAccountWatcher, IdentityStore]:
+def start(
+    api: FakeAPI, api_client: client.ApiClient, watch_timeout: float = 60
+) -> tuple[ServiceAccountWatcher, IdentityStore]:
     store = IdentityStore()
-    watcher = ServiceAccountWatcher(api_client, store, SETTINGS, watch_timeout=60)
+    watcher = ServiceAccountWatcher(api_client, store, SETTINGS, watch_timeout=watch_timeout)
     watcher._api = api  # type: ignore[assignment]
     watcher.start()
     return watcher, store
+
+
+def lookup(api: FakeAPI, store: IdentityStore, api_client: client.ApiClient) -> LiveLookup:
+    live = LiveLookup(api_client, store, SETTINGS)
+    live._api = api  # type: ignore[assignment]
+    return live
 
 
 def test_paginated_list_then_watch_events(api_client: client.ApiClient) -> None:
@@ -140,6 +72,7 @@ def test_paginated_list_then_watch_events(api_client: client.ApiClient) -> None:
         two = store.get("b", "two")
         assert two is not None
         assert two.role_arn == "arn:aws:iam::111122223333:role/now"
+        assert two.resource_version == "12"  # kept with the entry, to order live GETs against
         assert store.get("c", "three") is not None
         # the first watch starts at the list's RV; the next resumes after the bookmark, no relist
         assert api.watch_rvs[:2] == ["10", "20"]
@@ -191,8 +124,7 @@ def test_live_lookup_found_not_found_and_errors(api_client: client.ApiClient) ->
     api = FakeAPI()
     api.objects[("n", "s")] = sa("n", "s", "1", "arn:aws:iam::111122223333:role/live")
     store = IdentityStore()
-    live = LiveLookup(api_client, store, SETTINGS)
-    live._api = api  # type: ignore[assignment]
+    live = lookup(api, store, api_client)
     found = live("n", "s")
     assert not isinstance(found, bool)
     assert found is not None
@@ -203,8 +135,255 @@ def test_live_lookup_found_not_found_and_errors(api_client: client.ApiClient) ->
     assert live("n", "other") is False
     api.read_error = TimeoutError("read timed out")
     assert live("n", "other") is False
+    live.close()
 
 
 def test_rate_limiter_bounds_bursts() -> None:
     limiter = RateLimiter(rate=1.0, burst=3)
     assert [limiter.allow() for _ in range(5)] == [True, True, True, False, False]
+
+
+# -- one object that cannot be parsed never stops the cache -----------------------------------------
+POISON = "test.invalid/poison"  # an annotation that makes the parser below raise
+FIVE_THOUSAND_DIGITS = "9" * 5000  # int() refuses strings over 4,300 digits: it raised in the parser
+
+
+@pytest.fixture
+def poisonable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make parsing raise for objects annotated POISON: a failure no fix of the parser removes."""
+
+    def parse(obj: Any, settings: Settings) -> Identity:
+        if POISON in ((obj.get("metadata") or {}).get("annotations") or {}):
+            raise ValueError("cannot parse this one")
+        return parse_service_account(obj, settings)
+
+    monkeypatch.setattr(webhook.watch, "parse_service_account", parse)
+
+
+@pytest.mark.usefixtures("poisonable")
+def test_list_skips_what_it_cannot_parse_and_completes(
+    api_client: client.ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = FakeAPI()
+    api.lists = [
+        page(
+            [
+                sa("a", "one", "1", "arn:aws:iam::111122223333:role/one"),
+                sa("a", "bad", "2", "arn:aws:iam::111122223333:role/bad", **{POISON: "x"}),
+                sa(
+                    "a",
+                    "huge",
+                    "3",
+                    "arn:aws:iam::111122223333:role/huge",
+                    **{"eks.amazonaws.com/token-expiration": FIVE_THOUSAND_DIGITS},
+                ),
+                ["not", "an", "object"],
+            ],
+            "10",
+        )
+    ]
+    before = metric("irsa_webhook_service_account_parse_errors_total", source="list")
+    with caplog.at_level(logging.WARNING, logger="irsa_webhook.watch"):
+        watcher, store = start(api, api_client)
+        try:
+            wait_until(lambda: store.ready, timeout=5)
+            assert store.get("a", "one") is not None
+            assert store.get("a", "bad") is None
+            huge = store.get("a", "huge")  # parsed (default lifetime, with a warning) or skipped
+            assert huge is None or huge.token_expiration == SETTINGS.token_expiration
+            assert api.list_calls == 1
+        finally:
+            watcher.stop()
+    assert metric("irsa_webhook_service_account_parse_errors_total", source="list") - before >= 2
+    assert any("a/bad" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+
+
+@pytest.mark.usefixtures("poisonable")
+def test_watch_skips_what_it_cannot_parse_and_applies_later_events(api_client: client.ApiClient) -> None:
+    api = FakeAPI()
+    api.lists = [page([sa("a", "app", "5", "arn:aws:iam::111122223333:role/old")], "10")]
+    api.watches.put(
+        Stream(
+            [
+                # the role changed, but the new version cannot be parsed: the old role must go
+                {
+                    "type": "MODIFIED",
+                    "object": sa("a", "app", "11", "arn:aws:iam::111122223333:role/new", **{POISON: "x"}),
+                },
+                {"type": "ADDED", "object": ["not", "an", "object"]},
+                {
+                    "type": "ADDED",
+                    "object": sa(
+                        "a", "huge", "12", None, **{"eks.amazonaws.com/token-expiration": FIVE_THOUSAND_DIGITS}
+                    ),
+                },
+                {"type": "ADDED", "object": sa("a", "later", "13", "arn:aws:iam::111122223333:role/later")},
+            ],
+            hold=True,
+        )
+    )
+    before = metric("irsa_webhook_service_account_parse_errors_total", source="watch")
+    watcher, store = start(api, api_client)
+    try:
+        wait_until(lambda: store.get("a", "later") is not None)
+        assert store.get("a", "app") is None
+        assert api.watch_rvs == ["10"]  # no replay: the same watch went on past the bad events
+        assert watcher.resource_version == "13"
+        assert store.ready
+    finally:
+        watcher.stop()
+    assert metric("irsa_webhook_service_account_parse_errors_total", source="watch") - before >= 2
+
+
+@pytest.mark.usefixtures("poisonable")
+def test_live_get_of_an_object_it_cannot_parse_is_not_found(api_client: client.ApiClient) -> None:
+    api = FakeAPI()
+    api.objects[("n", "bad")] = sa("n", "bad", "3", "arn:aws:iam::111122223333:role/bad", **{POISON: "x"})
+    store = IdentityStore()
+    live = lookup(api, store, api_client)
+    before = metric("irsa_webhook_service_account_parse_errors_total", source="live")
+    try:
+        assert live("n", "bad") is None
+    finally:
+        live.close()
+    assert store.get("n", "bad") is None
+    assert metric("irsa_webhook_service_account_parse_errors_total", source="live") - before == 1
+
+
+# -- the watch loop ---------------------------------------------------------------------------------
+def test_410_from_the_watch_call_itself_relists(api_client: client.ApiClient) -> None:
+    api = FakeAPI()
+    api.lists = [page([sa("a", "old", "1")], "5"), page([sa("a", "new", "30")], "30")]
+    api.watches.put(gone())  # the API server refuses the resourceVersion before any event
+    before = metric("irsa_webhook_service_account_watch_restarts_total", reason="gone")
+    watcher, store = start(api, api_client)
+    try:
+        wait_until(lambda: api.list_calls == 2 and len(api.watch_rvs) >= 2)
+        assert store.get("a", "old") is None
+        assert store.get("a", "new") is not None
+        assert api.watch_rvs[:2] == ["5", "30"]
+    finally:
+        watcher.stop()
+    assert metric("irsa_webhook_service_account_watch_restarts_total", reason="gone") - before == 1
+
+
+def test_resync_period_zero_means_no_timer(api_client: client.ApiClient) -> None:
+    api = FakeAPI()
+    api.lists = [page([], "1")]
+    watcher, _store = start(api, api_client, watch_timeout=0)
+    try:
+        wait_until(lambda: len(api.watch_kwargs) == 1)
+        kwargs = api.watch_kwargs[0]
+        assert kwargs.get("timeout_seconds") is None  # the server never ends it on a timer
+        _connect, read = kwargs["_request_timeout"]
+        assert read >= 120  # but a dead connection is still noticed, after bookmarks (1/min) stop
+        time.sleep(1.5)
+        assert len(api.watch_kwargs) == 1  # and we do not restart it either
+    finally:
+        watcher.stop()
+
+
+def test_resync_period_is_the_server_side_timeout(api_client: client.ApiClient) -> None:
+    api = FakeAPI()
+    api.lists = [page([], "1")]
+    watcher, _store = start(api, api_client, watch_timeout=300)
+    try:
+        wait_until(lambda: len(api.watch_kwargs) == 1)
+        assert api.watch_kwargs[0]["timeout_seconds"] == 300
+        assert api.watch_kwargs[0]["_request_timeout"][1] > 60
+    finally:
+        watcher.stop()
+
+
+def test_watches_that_end_at_once_back_off(api_client: client.ApiClient) -> None:
+    api = FakeAPI()
+    api.lists = [page([], "1")]
+    for _ in range(10_000):
+        api.watches.put(Stream([], hold=False))  # e.g. a proxy that closes every watch
+    before = metric("irsa_webhook_service_account_watch_restarts_total", reason="closed")
+    watcher, _store = start(api, api_client)
+    try:
+        time.sleep(1.5)
+    finally:
+        watcher.stop()
+    # backoff 0.25-0.5 s, then 0.5-1 s, ...: a handful of watches, not a tight loop
+    assert 1 <= len(api.watch_rvs) <= 5
+    assert metric("irsa_webhook_service_account_watch_restarts_total", reason="closed") - before >= 1
+
+
+def test_resource_version_advances_with_each_event(api_client: client.ApiClient) -> None:
+    api = FakeAPI()
+    api.lists = [page([], "10")]
+    api.watches.put(
+        Stream(
+            [
+                {"type": "ADDED", "object": sa("a", "one", "11")},
+                {"type": "ADDED", "object": sa("a", "two", "12")},
+                b"{truncated\n",  # the connection broke mid-event
+            ],
+            hold=False,
+        )
+    )
+    before = metric("irsa_webhook_service_account_watch_restarts_total", reason="error")
+    watcher, store = start(api, api_client)
+    try:
+        wait_until(lambda: len(api.watch_rvs) >= 2)
+        assert api.watch_rvs[:2] == ["10", "12"]  # resumed after the last event applied, not replayed
+        assert api.list_calls == 1
+        assert store.get("a", "two") is not None
+    finally:
+        watcher.stop()
+    assert metric("irsa_webhook_service_account_watch_restarts_total", reason="error") - before == 1
+
+
+def test_read_timeout_resumes_at_once_without_relisting(api_client: client.ApiClient) -> None:
+    api = FakeAPI()
+    api.lists = [page([], "10")]
+    api.watches.put(
+        Stream([{"type": "ADDED", "object": sa("a", "one", "11")}, ReadTimeoutError(None, "/", "timed out")], False)
+    )
+    before = metric("irsa_webhook_service_account_watch_restarts_total", reason="read_timeout")
+    watcher, _store = start(api, api_client)
+    try:
+        wait_until(lambda: len(api.watch_rvs) >= 2, timeout=1)
+        assert api.watch_rvs[:2] == ["10", "11"]
+        assert api.list_calls == 1
+    finally:
+        watcher.stop()
+    assert metric("irsa_webhook_service_account_watch_restarts_total", reason="read_timeout") - before == 1
+
+
+class RecordingEvent(threading.Event):
+    """A stop event whose waits return at once and are recorded; set after ``limit`` waits."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is not None and not self.is_set():
+            self.waits.append(timeout)
+            if len(self.waits) >= self.limit:
+                self.set()
+        return self.is_set()
+
+
+def test_backoff_is_capped_so_a_returning_api_server_is_used_within_seconds(api_client: client.ApiClient) -> None:
+    api = FakeAPI()
+
+    def fail(kw: dict[str, Any]) -> Any:
+        raise ApiException(status=503, reason="unavailable")
+
+    api.lists = [fail] * 20
+    store = IdentityStore()
+    watcher = ServiceAccountWatcher(api_client, store, SETTINGS, watch_timeout=60)
+    watcher._api = api  # type: ignore[assignment]
+    stop = RecordingEvent(limit=12)
+    watcher._stop = stop
+    watcher.start()
+    wait_until(stop.is_set)
+    watcher.stop()
+    assert stop.waits[0] <= 0.5
+    assert max(stop.waits) <= webhook.watch.BACKOFF_MAX <= 3.0
+    assert stop.waits[-1] >= webhook.watch.BACKOFF_MAX / 2  # it did grow: a dead API server is not hammered

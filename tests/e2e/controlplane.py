@@ -74,6 +74,9 @@ class ControlPlane:
     sa_private_key: Path = field(default_factory=Path)  # --service-account-signing-key-file
     etcd: ManagedProcess | None = None
     apiserver: ManagedProcess | None = None
+    # Extra kube-apiserver flags, e.g. ["--etcd-compaction-interval=2s"]; later flags win.
+    apiserver_args: list[str] = field(default_factory=list)
+    _apiserver_argv: list[str] = field(default_factory=list, init=False, repr=False)
 
     def start(self) -> ControlPlane:
         """Start etcd then kube-apiserver and wait until /readyz passes. Stops both on any failure."""
@@ -126,46 +129,30 @@ class ControlPlane:
         # The issuer is the API server's own URL, so /.well-known/openid-configuration points at a
         # jwks_uri that really serves the keys (as an EKS cluster's OIDC issuer does).
         self.issuer = self.server
-        self.apiserver = ManagedProcess(
-            "kube-apiserver",
-            [
-                str(self.assets / "kube-apiserver"),
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={port}",
-                f"--cert-dir={self.workdir / 'apiserver-certs'}",
-                f"--tls-cert-file={serving_cert}",
-                f"--tls-private-key-file={serving_key}",
-                f"--etcd-servers={etcd_url}",
-                f"--token-auth-file={tokens}",
-                "--authorization-mode=RBAC",
-                f"--service-account-issuer={self.issuer}",
-                f"--service-account-key-file={self.sa_public_key}",
-                f"--service-account-signing-key-file={self.sa_private_key}",
-                f"--api-audiences={self.issuer},{STS_AUDIENCE}",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--allow-privileged=true",
-                # As envtest does: without a controller-manager no namespace gets a "default"
-                # ServiceAccount, and this plugin would reject every pod whose SA does not exist,
-                # which would hide what the webhook does with a missing ServiceAccount.
-                "--disable-admission-plugins=ServiceAccount",
-            ],
-            self.workdir / "kube-apiserver.log",
-        )
-        apiserver = self.apiserver
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-
-        def apiserver_ready() -> bool:
-            apiserver.check_alive()
-            return http_status(f"{self.server}/readyz", context=context, token=self.token) == 200
-
-        wait_for(
-            apiserver_ready,
-            timeout=APISERVER_START_TIMEOUT,
-            what="kube-apiserver /readyz",
-            interval=0.5,
-            on_timeout=apiserver.tail,
-        )
+        self._apiserver_argv = [
+            str(self.assets / "kube-apiserver"),
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={self.workdir / 'apiserver-certs'}",
+            f"--tls-cert-file={serving_cert}",
+            f"--tls-private-key-file={serving_key}",
+            f"--etcd-servers={etcd_url}",
+            f"--token-auth-file={tokens}",
+            "--authorization-mode=RBAC",
+            f"--service-account-issuer={self.issuer}",
+            f"--service-account-key-file={self.sa_public_key}",
+            f"--service-account-signing-key-file={self.sa_private_key}",
+            f"--api-audiences={self.issuer},{STS_AUDIENCE}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true",
+            # As envtest does: without a controller-manager no namespace gets a "default"
+            # ServiceAccount, and this plugin would reject every pod whose SA does not exist,
+            # which would hide what the webhook does with a missing ServiceAccount.
+            "--disable-admission-plugins=ServiceAccount",
+            *self.apiserver_args,
+        ]
+        self.start_apiserver()
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.kubeconfig.write_text(self._kubeconfig_text())
         self.kubeconfig.chmod(0o600)
@@ -202,6 +189,37 @@ class ControlPlane:
     def logs(self) -> str:
         """The tails of the etcd and kube-apiserver logs, for failure reports."""
         return "\n".join(p.tail() for p in (self.etcd, self.apiserver) if p is not None)
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver (again: same port, certificates, etcd and flags) and wait until /readyz passes."""
+        if self.apiserver is not None and self.apiserver.alive():
+            raise RuntimeError("kube-apiserver is already running")
+        # Appends to the same log, so a restart's output follows the first run's.
+        self.apiserver = ManagedProcess("kube-apiserver", self._apiserver_argv, self.workdir / "kube-apiserver.log")
+        apiserver = self.apiserver
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+
+        def apiserver_ready() -> bool:
+            apiserver.check_alive()
+            return http_status(f"{self.server}/readyz", context=context, token=self.token) == 200
+
+        wait_for(
+            apiserver_ready,
+            timeout=APISERVER_START_TIMEOUT,
+            what="kube-apiserver /readyz",
+            interval=0.2,
+            on_timeout=apiserver.tail,
+        )
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver only (SIGTERM, bounded); etcd and its data stay."""
+        if self.apiserver is not None:
+            self.apiserver.stop()
+
+    def restart_apiserver(self) -> None:
+        """Stop kube-apiserver and start it again on the same port, certificates and etcd."""
+        self.stop_apiserver()
+        self.start_apiserver()
 
     def stop(self) -> None:
         """Stop kube-apiserver, then etcd (by PID, bounded); safe to call more than once."""

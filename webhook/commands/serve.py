@@ -14,7 +14,7 @@ from webhook.cache import IdentityStore, Resolver, load_manifests
 from webhook.config import MUTATION_FLAGS, SERVER_FLAGS, ServeConfig, serve_config
 from webhook.flags import FlagError, add_flags, resolve
 from webhook.handler import MutateEndpoint
-from webhook.server import build_app, run_event_loop, serve
+from webhook.server import Lifecycle, ListenError, build_app, run_event_loop, serve
 from webhook.tlsconfig import ServingTLS, TLSConfigError
 
 log = logging.getLogger("irsa_webhook")
@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"irsa-webhook serve: {exc}", file=sys.stderr)
         return 2
     logs.setup(config.verbosity)
+    for note in config.notes:
+        log.warning(note)
+    tls.log_notes()  # a raised --tls-min-version, dropped --tls-cipher-suites
     store = IdentityStore()
     watcher = None
     if config.service_accounts:
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"irsa-webhook serve: cannot configure cluster access: {exc}", file=sys.stderr)
             return 2
     endpoint = MutateEndpoint(resolver, config.settings, config.max_request_bytes)
-    app = build_app(endpoint, store, tls)
+    lifecycle = Lifecycle()
+    app = build_app(endpoint, store, tls, lifecycle)
     log.info(
         "starting",
         extra={
@@ -81,9 +85,14 @@ def run(args: argparse.Namespace) -> int:
                 port=config.port,
                 metrics_port=config.metrics_port,
                 shutdown_timeout=config.shutdown_timeout,
+                shutdown_delay=config.shutdown_delay,
+                lifecycle=lifecycle,
                 store=store,
             )
         )
+    except ListenError as exc:
+        print(f"irsa-webhook serve: {exc}", file=sys.stderr)
+        return 1
     finally:
         if watcher is not None:
             watcher.stop()
@@ -104,7 +113,25 @@ def _cluster_resolver(config: ServeConfig, store: IdentityStore) -> tuple[Resolv
     else:
         kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     if config.kube_api:
-        configuration.host = config.kube_api
+        # The loaders' token-refresh hook copies the kubeconfig's (or in-cluster) server back into
+        # the configuration before requests, so the override is re-applied after every refresh;
+        # the hook replaces itself when it runs, so ours takes the new one and stays in front.
+        kube_api = config.kube_api
+        loader_hook: list[Any] = [configuration.refresh_api_key_hook]
+
+        def refresh_keeping_host(refreshed: Any) -> None:
+            if loader_hook[0] is not None:
+                loader_hook[0](refreshed)
+                if refreshed.refresh_api_key_hook is not refresh_keeping_host:
+                    loader_hook[0] = refreshed.refresh_api_key_hook
+                    refreshed.refresh_api_key_hook = refresh_keeping_host
+            refreshed.host = kube_api
+
+        configuration.host = kube_api
+        configuration.refresh_api_key_hook = refresh_keeping_host  # type: ignore[assignment]
+    # No urllib3 retries: each would restart the timeout (a "1 s" live GET took up to 4 s), and the
+    # watch loop retries by itself, with backoff.
+    configuration.retries = False
     api_client = client.ApiClient(configuration)
     watcher = ServiceAccountWatcher(api_client, store, config.settings, watch_timeout=config.resync_period)
     watcher.start()

@@ -1,0 +1,96 @@
+"""How `serve` reaches the cluster for its cache: the API server it talks to and the client's retries."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cache.fakes import wait_until
+from webhook.cache import IdentityStore
+from webhook.commands import serve
+from webhook.config import serve_config
+from webhook.flags import resolve
+from webhook.watch import LiveLookup
+
+
+class Recorder:
+    """A TCP port that counts the connections it gets and closes each at once."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.server.getsockname()[1]
+        self.connections = 0
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept(); close() alone does not
+        self.server.close()
+        self.thread.join(2)
+
+
+@pytest.fixture
+def recorders() -> Iterator[tuple[Recorder, Recorder]]:
+    pair = (Recorder(), Recorder())
+    yield pair
+    for recorder in pair:
+        recorder.close()
+
+
+def config_for(*argv: str) -> serve.ServeConfig:
+    parser = argparse.ArgumentParser()
+    serve.register(parser.add_subparsers())
+    args = parser.parse_args(["serve", *argv])
+    return serve_config(resolve(args, args.flags))
+
+
+def test_kube_api_overrides_a_token_kubeconfig_for_every_request(
+    tmp_path: Path, recorders: tuple[Recorder, Recorder]
+) -> None:
+    """The kubeconfig loader's token-refresh hook used to put the kubeconfig's server back before the
+    first request, so --kube-api was ignored."""
+    kube_api, kubeconfig_server = recorders
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{kubeconfig_server.port}"}}],
+                "users": [{"name": "u", "user": {"token": "t0ken"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    config = config_for("--kubeconfig", str(kubeconfig), "--kube-api", f"http://127.0.0.1:{kube_api.port}")
+    resolver, watcher = serve._cluster_resolver(config, IdentityStore())
+    try:
+        # every list is refused (closed at once), so the watcher retries: three tries, three refreshes
+        wait_until(lambda: kube_api.connections >= 3, timeout=10)
+        assert kubeconfig_server.connections == 0
+        live = resolver.live_get
+        assert isinstance(live, LiveLookup)
+        assert live("n", "s") is False  # the live GET goes there too
+        assert kubeconfig_server.connections == 0
+        assert live._client.configuration.retries is False  # no urllib3 retries multiplying timeouts
+    finally:
+        watcher.stop()
+        resolver.close()

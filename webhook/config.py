@@ -41,7 +41,12 @@ SERVER_FLAGS = (
     ),
     Flag("tls-cert", "str", "/etc/webhook/certs/tls.crt", "serving certificate (PEM), reloaded when it changes"),
     Flag("tls-key", "str", "/etc/webhook/certs/tls.key", "serving key (PEM), reloaded when it changes"),
-    Flag("tls-min-version", "str", "1.2", "minimum TLS version: 1.2 or 1.3 (VersionTLS12 spellings too)"),
+    Flag(
+        "tls-min-version",
+        "str",
+        "1.2",
+        "minimum TLS version: 1.2 or 1.3 (VersionTLS12 spellings too; 1.0 and 1.1 are raised to 1.2)",
+    ),
     Flag(
         "tls-cipher-suites",
         "str",
@@ -58,7 +63,9 @@ SERVER_FLAGS = (
         True,
         "GET a ServiceAccount from the API server on a cache miss",
     ),
-    Flag("resync-period", "duration", 300.0, "restart the ServiceAccount watch this often (resumes, no relist)"),
+    Flag(
+        "resync-period", "duration", 300.0, "restart the ServiceAccount watch this often (resumes, no relist; 0: never)"
+    ),
     Flag("max-request-bytes", "int", 8 << 20, "largest AdmissionReview body accepted (413 above)"),
     Flag(
         "shutdown-delay",

@@ -1,6 +1,6 @@
 """Shared by the mutation case runner, the property tests and the conformance test.
 
-Every mutation is checked the same way wherever it comes from (SPEC section 5): only ``add``
+Every mutation is checked the same way wherever it comes from: only ``add``
 operations, the patch applied to the input gives exactly the computed pod, the input is untouched,
 and a second pass adds nothing.
 """
@@ -54,7 +54,7 @@ def check_mutation(
     pod: dict[str, Any],
     run: Callable[[dict[str, Any]], Decision],
 ) -> Decision:
-    """Run ``run`` on ``pod`` and assert the SPEC section 5 invariants; returns the decision."""
+    """Run ``run`` on ``pod`` and assert the patch invariants; returns the decision."""
     before = copy.deepcopy(pod)
     result = run(pod)
     assert pod == before, "the input pod was modified"

@@ -1,7 +1,7 @@
 """AdmissionReview in, AdmissionReview out: decoding, validation and the one place responses are built.
 
-The envelope is checked just enough to answer correctly (SPEC section 2); the pod inside stays a raw
-dict. Everything here is pure: the HTTP layer feeds it bytes and an identity lookup result.
+The envelope is checked just enough to answer correctly (405/415/413/400, never a 500 for input);
+the pod inside stays a raw dict. Everything here is pure: the HTTP layer feeds it bytes and an identity lookup result.
 
 Errors:
     BadReview  the body is not an AdmissionReview we can answer (HTTP 400, JSON ``{"error": ...}``).

@@ -1,4 +1,4 @@
-"""Prometheus metrics, served on the plain-HTTP metrics port (SPEC section 6).
+"""Prometheus metrics, served on the plain-HTTP metrics port .
 
 Defined once at import on the default registry, which also carries the process and GC collectors.
 """

@@ -98,7 +98,8 @@ def _append(parent: dict[str, Any], key: str, items: list[dict[str, Any]], path:
 def _env_additions(
     container: Mapping[str, Any], identity: Identity, settings: Settings, token_file: str
 ) -> list[dict[str, Any]] | None:
-    """Env entries to append, in SPEC order; None for the fully-configured container exception."""
+    """Env entries to append in order (regional STS, region, credentials); None for the fully-configured
+    container exception."""
     present = _names(container.get("env"))
     has_credentials = any(name in present for name in CREDENTIAL_VARS)
     has_region = any(name in present for name in REGION_VARS)
@@ -146,7 +147,7 @@ def resolve_expiration(
 
 
 def mutate(pod: Pod, identity: Identity | None, settings: Settings) -> Mutation:
-    """Inject IRSA into ``pod`` for ``identity``; see SPEC sections 3-5 for every rule."""
+    """Inject IRSA into ``pod`` for ``identity``; the README's "What is injected" states every rule."""
     result = Mutation(pod=pod)
     if identity is None or not identity.role_arn:
         result.decision = NO_ROLE

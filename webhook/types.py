@@ -1,7 +1,7 @@
 """Small immutable records shared by the mutation core, the cache and the admission layer.
 
 The pod itself is never typed: it stays the raw ``dict`` decoded from the request, so fields this
-code does not know survive untouched (STYLE.md habit 2).
+code does not know survive untouched (the client's model classes would drop them).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ JSON = Any
 Pod = dict[str, Any]
 PatchOp = dict[str, Any]
 
-# Kubernetes prints each admission warning on one line; SPEC asks for < 120 characters.
+# Kubernetes prints each admission warning on one line; keep it under 120 characters.
 MAX_WARNING_CHARS = 119
 
 

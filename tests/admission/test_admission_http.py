@@ -1,4 +1,4 @@
-"""SPEC section 2 over HTTP, through the composed ASGI app (no sockets): status codes and bodies."""
+"""Bad requests over HTTP, through the composed ASGI app (no sockets): status codes and bodies."""
 
 from __future__ import annotations
 

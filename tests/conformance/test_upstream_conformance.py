@@ -30,7 +30,7 @@ if not CORPUS.is_dir():
 CASES = upstream.load_cases(CORPUS)
 # The issue's done criterion: all 18 IRSA cases of the upstream corpus run.
 EXPECTED_IRSA_CASES = 18
-# Documented divergences (corpus README, SPEC section 4 [ours]): {case: why}.
+# Documented divergences (the corpus README; README "Differences from the upstream webhook"): {case: why}.
 DIVERGENCES = {
     "rawPodHasVolumeMount": "a non-projected aws-iam-token volume: upstream injects env for a token that will "
     "never be mounted (issue 315); we leave the pod unmutated and warn",
@@ -49,7 +49,7 @@ def _runnable(case: upstream.UpstreamCase) -> None:
     if case.skipped:
         pytest.skip('upstream marks this case testing.eks.amazonaws.com/skip: "true"')
     if case.pod_identity:
-        pytest.skip("EKS Pod Identity mode not implemented yet (SPEC: later work)")
+        pytest.skip("EKS Pod Identity mode not implemented yet")
 
 
 def test_corpus_has_every_irsa_case() -> None:
@@ -69,7 +69,8 @@ def test_same_outcome_as_upstream(case: upstream.UpstreamCase) -> None:
     theirs = upstream.normalise_upstream(case.upstream_pod(), case.pod)
     ours = upstream.strip_testing_annotations(result.pod)
     if upstream.below_minimum_expiration(account):
-        # The upstream fake applies no minimum to a ServiceAccount's lifetime; SPEC raises it to 600.
+        # The upstream fake applies no minimum to a ServiceAccount's lifetime; we raise it to 600,
+        # the least kube-apiserver accepts.
         assert "token-expiration-too-low" in [w.kind for w in result.warnings]
         upstream.raise_token_lifetime(theirs, MIN_TOKEN_EXPIRATION)
     # Everything else, env and mount order included, must be equal.

@@ -162,7 +162,7 @@ def volumes_in_name_order(pod: Mapping[str, Any]) -> dict[str, Any]:
 
     Kubernetes keys pod volumes by name (patchMergeKey ``name``): their order means nothing. Upstream
     inserts the token volume first (``add /spec/volumes/0``) when the pod has volumes; we append it
-    (SPEC section 5: append rather than reorder). Containers, env and mounts keep their order.
+    (the patch appends rather than reorders). Containers, env and mounts keep their order.
     """
     out = copy.deepcopy(dict(pod))
     spec = out.get("spec") or {}

@@ -17,7 +17,7 @@ import httpx
 
 JSON = dict[str, Any]
 
-# The SA annotations and pod layout the webhook works with (SPEC sections 3 and 4).
+# The SA annotations and pod layout the webhook works with.
 PREFIX = "eks.amazonaws.com"
 ROLE_ANNOTATION = f"{PREFIX}/role-arn"
 AUDIENCE_ANNOTATION = f"{PREFIX}/audience"

@@ -77,7 +77,7 @@ def test_stopped_webhook(
 def test_sigterm_stops_the_webhook_promptly_with_exit_code_0(
     start_webhook: Callable[..., WebhookProcess],
 ) -> None:
-    """SPEC 6: SIGTERM stops accepting, finishes in-flight requests (bounded) and exits 0."""
+    """SIGTERM stops accepting, finishes in-flight requests (bounded) and exits 0."""
     webhook = start_webhook()
     assert webhook.process is not None
     # stop() sends SIGTERM and only SIGKILLs (exit code -9) after the grace period.

@@ -1,4 +1,4 @@
-"""What kube-apiserver STORES for pods created through the real webhook (SPEC sections 3 and 4)."""
+"""What kube-apiserver STORES for pods created through the real webhook."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ ROLE = "arn:aws:iam::123456789012:role/e2e-app"
 
 
 def expected_env(role: str = ROLE, regional: bool = False, token_file: str = k.DEFAULT_TOKEN_FILE) -> list[Any]:
-    """What the webhook appends, in SPEC order, with the shared webhook's default region."""
+    """What the webhook appends, in the documented order, with the shared webhook's default region."""
     env = [{"name": "AWS_STS_REGIONAL_ENDPOINTS", "value": "regional"}] if regional else []
     return [
         *env,

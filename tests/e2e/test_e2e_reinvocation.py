@@ -1,4 +1,4 @@
-"""reinvocationPolicy IfNeeded: a container added by a later webhook gets credentials too (SPEC 5)."""
+"""reinvocationPolicy IfNeeded: a container added by a later webhook gets credentials too."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The webhook's view of ServiceAccounts follows the cluster: new, changed and deleted (SPEC 3)."""
+"""The webhook's view of ServiceAccounts follows the cluster: new, changed and deleted."""
 
 from __future__ import annotations
 

@@ -23,7 +23,8 @@ CASES_DIR = Path(__file__).resolve().parent.parent / "cases" / "mutation"
 CASE_KEYS = {"description", "settings", "namespace", "serviceAccount", "pod", "expected"}
 EXPECTED_KEYS = {"pod", "unchanged", "warnings", "decision", "allowed"}
 
-# Cases where the code disagrees with SPEC.md: the case says what SPEC says, the code is to be fixed.
+# Cases where the code disagrees with the documented behaviour: the case says what the docs say,
+# the code is to be fixed.
 # {case id: reason}
 KNOWN_DISAGREEMENTS: dict[str, str] = {}
 

@@ -1,4 +1,4 @@
-"""Property tests of the mutation core over random pods (SPEC sections 4-5).
+"""Property tests of the mutation core over random pods (what is injected, and the patch).
 
 Random containers and init containers with random env (the AWS names included), mounts (conflicts
 included), volumes (a conflicting ``aws-iam-token`` included) and unknown fields at every level,

@@ -17,6 +17,7 @@ from webhook import admission, logs, metrics
 from webhook.cache import Resolver
 from webhook.decision import SA_NOT_FOUND, decide
 from webhook.settings import Settings
+from webhook.sources.chain import IdentityChain, Miss
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,8 +45,9 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class MutateEndpoint:
-    def __init__(self, resolver: Resolver, settings: Settings, max_body: int = 8 << 20) -> None:
-        self.resolver = resolver
+    def __init__(self, identities: IdentityChain | Resolver, settings: Settings, max_body: int = 8 << 20) -> None:
+        # A bare ServiceAccount resolver is a chain of that one source.
+        self.identities = identities if isinstance(identities, IdentityChain) else IdentityChain(identities)
         self.settings = settings
         self.max_body = max_body
 
@@ -121,9 +123,9 @@ class MutateEndpoint:
             fields.update(decision="bad-object", error=pod_request)
             return 200, admission.response(review, allowed=False, code=400, message=pod_request)
 
-        identity = self.resolver.cached(pod_request.namespace, pod_request.service_account)
-        if identity is None:
-            identity = await self.resolver.resolve_slow(pod_request.namespace, pod_request.service_account)
+        identity = self.identities.cached(pod_request.namespace, pod_request.service_account)
+        if isinstance(identity, Miss):
+            identity = await self.identities.resolve_slow(pod_request.namespace, pod_request.service_account)
         result = decide(pod_request, identity, self.settings)
 
         for warning in result.warnings:

@@ -37,6 +37,11 @@ class AdmissionWarning:
         return cls(kind, message)
 
 
+# How a mutated pod gets credentials: the values label upstream's pod_count metric, kept as they are.
+STS_WEB_IDENTITY = "sts_web_identity"  # IRSA: a web identity token and a role ARN
+CONTAINER_CREDENTIALS = "container_credentials"  # EKS Pod Identity: a token for the node's agent
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """What a ServiceAccount's prefixed annotations mean, parsed once when the object is seen.
@@ -56,3 +61,7 @@ class Identity:
     token_expiration: int = 86400
     warnings: tuple[AdmissionWarning, ...] = ()
     resource_version: str = field(default="", compare=False)
+    mode: str = STS_WEB_IDENTITY
+    """``STS_WEB_IDENTITY`` (IRSA) or ``CONTAINER_CREDENTIALS`` (EKS Pod Identity)."""
+    source: str = "serviceaccount"
+    """Which identity source answered (``serviceaccount``, ``pod-identity``, ``configmap``): logged."""

@@ -1,19 +1,21 @@
-"""Cluster-wide list+watch of ServiceAccounts into an :class:`~webhook.cache.IdentityStore`, and the
-live GET used on a cache miss.
+"""List+watch loops into in-memory caches (ServiceAccounts cluster-wide, the ConfigMap of
+``--watch-config-map``), and the live GET of a ServiceAccount used on a cache miss.
 
-Objects are read as raw JSON (``_preload_content=False``) and reduced at once to an Identity: the
+Objects are read as raw JSON (``_preload_content=False``) and reduced at once to what is kept: the
 client's model classes would cost CPU and memory for fields we throw away.
 
-The loop: list (paginated) → replace the store → watch from the list's resourceVersion with
-bookmarks, advancing the resourceVersion with every event applied → when the watch ends, resume
-from there. HTTP 410 Gone, from the watch call or as an ERROR event, means that resourceVersion fell
-out of etcd's window: relist. Any other failure, and a watch that ends at once, backs off
-exponentially (capped, with jitter) before the next try.
+One loop (:class:`ListWatch`) serves every kind: list (paginated) → hand the result over → watch
+from the list's resourceVersion with bookmarks, advancing the resourceVersion with every event
+applied → when the watch ends, resume from there. HTTP 410 Gone, from the watch call or as an ERROR
+event, means that resourceVersion fell out of etcd's window: relist. Any other failure, and a watch
+that ends at once, backs off exponentially (capped, with jitter) before the next try. A subclass
+says only which call lists and watches, how one object is read, and where the results go.
 
-One object that cannot be parsed never stops the cache: it is logged by namespace/name, counted in
-``irsa_webhook_service_account_parse_errors_total`` and skipped. If it replaced a cached version
-(MODIFIED), the cached entry is dropped rather than kept: the change may have revoked the role, and a
-revoked role must not stay in use; pods of that account are then admitted as for a missing one.
+One object that cannot be read never stops the loop: it is logged by namespace/name, counted and
+skipped. For ServiceAccounts (``irsa_webhook_service_account_parse_errors_total``): if it replaced a
+cached version (MODIFIED), the cached entry is dropped rather than kept: the change may have revoked
+the role, and a revoked role must not stay in use; pods of that account are then admitted as for a
+missing one.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import random
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 from kubernetes import client
@@ -55,9 +58,15 @@ IDLE_READ_TIMEOUT = 180.0
 LIVE_GET_TIMEOUT = 1.0  # one overall deadline per live GET, no client retries on top
 LOG_VALUE_CHARS = 200  # bound of an object's name or an error message in a log line
 
+T = TypeVar("T")
+
 
 class Gone(Exception):
     """The watch's resourceVersion is too old (HTTP 410): a full relist is needed."""
+
+
+class _Count(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
 
 
 def _object_key(obj: Any) -> tuple[str, str] | None:
@@ -77,42 +86,68 @@ def _resource_version(obj: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _where(obj: Any) -> str:
+    key = _object_key(obj)
+    return f"{key[0][:LOG_VALUE_CHARS]}/{key[1][:LOG_VALUE_CHARS]}" if key else "(no namespace/name)"
+
+
 def parse_object(obj: Any, settings: Settings, source: str) -> Identity | None:
     """The Identity of one raw ServiceAccount, or None (logged and counted) if it cannot be parsed.
 
     ``source`` (list, watch, live) labels the metric. Never raises: one bad object must not fail a
     list, replay a watch event forever, or turn an admission into a 500.
     """
+    return _read_or_skip(
+        "serviceaccount", obj, source, lambda o: _service_account(o, settings), metrics.PARSE_ERRORS_BY_SOURCE[source]
+    )
+
+
+def _service_account(obj: dict[str, Any], settings: Settings) -> Identity:
+    identity = parse_service_account(obj, settings)
+    return dataclasses.replace(identity, resource_version=_resource_version(obj))
+
+
+def _read_or_skip(kind: str, obj: Any, source: str, read: Callable[[dict[str, Any]], T], errors: _Count) -> T | None:
+    """``read(obj)``, or None if that raises: logged by namespace/name, counted in ``errors``."""
     try:
         if not isinstance(obj, dict):
             raise TypeError(f"object is a {type(obj).__name__}, not a mapping")
-        identity = parse_service_account(obj, settings)
-        return dataclasses.replace(identity, resource_version=_resource_version(obj))
+        return read(obj)
     except Exception as exc:
-        key = _object_key(obj)
-        where = f"{key[0][:LOG_VALUE_CHARS]}/{key[1][:LOG_VALUE_CHARS]}" if key else "(no namespace/name)"
-        metrics.PARSE_ERRORS_BY_SOURCE[source].inc()
+        errors.inc()
         log.warning(
-            "skipping serviceaccount %s: cannot parse it (%s)",
-            where,
+            "skipping %s %s: cannot parse it (%s)",
+            kind,
+            _where(obj),
             _describe(exc),
             extra={"fields": {"source": source}},
         )
         return None
 
 
-class ServiceAccountWatcher:
+class ListWatch(Generic[T]):
+    """The list+watch loop on its own thread; a subclass names the objects and takes the results.
+
+    Subclasses implement :meth:`_call` (the API's list method, also called with ``watch=True``),
+    :meth:`_read` (one raw object → what is kept; may raise), :meth:`_replace` (a full list's
+    results) and :meth:`_apply` (one ADDED/MODIFIED/DELETED event); :meth:`_advance` is told every
+    resourceVersion the watch reached.
+    """
+
+    kind = "object"  # names the objects in log lines
+    thread_name = "watch"
+
     def __init__(
         self,
         api_client: client.ApiClient,
-        store: IdentityStore,
-        settings: Settings,
         *,
         watch_timeout: float = 300.0,
+        restarts: Mapping[str, _Count],
+        parse_errors: Mapping[str, _Count],
     ) -> None:
         self._api = client.CoreV1Api(api_client)
-        self._store = store
-        self._settings = settings
+        self._restarts = restarts  # by reason: closed, read_timeout, gone, error
+        self._parse_errors = parse_errors  # by source: list, watch
         # The server ends each watch after this long and we resume from the last resourceVersion;
         # 0 (--resync-period=0): no server-side timeout, the watch is never restarted on a timer.
         self._watch_timeout = max(1, int(watch_timeout)) if watch_timeout > 0 else 0
@@ -126,8 +161,34 @@ class ServiceAccountWatcher:
         self._response: Any = None
         self._delivered = 0  # events (bookmarks included) the current watch delivered
 
+    # -- what a subclass says -----------------------------------------------------------------------
+    def _call(self, **kwargs: Any) -> Any:
+        """The list call (with ``watch=True``: the watch call) for these objects."""
+        raise NotImplementedError
+
+    def _read(self, obj: dict[str, Any]) -> T:
+        """What is kept of one raw object; raises if it cannot be read."""
+        raise NotImplementedError
+
+    def _replace(self, items: list[T], resource_version: str) -> None:
+        """Everything a full list returned (that could be read), at ``resource_version``."""
+        raise NotImplementedError
+
+    def _apply(self, kind: str, obj: Any, resource_version: str) -> None:
+        """One ADDED, MODIFIED or DELETED event (use :meth:`_parse` to read its object)."""
+        raise NotImplementedError
+
+    def _advance(self, resource_version: str) -> None:
+        """The watch has applied every change up to ``resource_version`` (after each event)."""
+
+    # -- reading one object -----------------------------------------------------------------------
+    def _parse(self, obj: Any, source: str) -> T | None:
+        """:meth:`_read`, or None (logged by namespace/name and counted) if it cannot be read."""
+        return _read_or_skip(self.kind, obj, source, self._read, self._parse_errors[source])
+
+    # -- running ----------------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sa-watch", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -138,7 +199,6 @@ class ServiceAccountWatcher:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    # -- the loop ---------------------------------------------------------------------------------
     def _run(self) -> None:
         backoff = BACKOFF_START
         while not self._stop.is_set():
@@ -154,13 +214,13 @@ class ServiceAccountWatcher:
                 reason = self._watch()
             except Gone:
                 reason = "gone"
-                log.info("watch resourceVersion expired (410 Gone); relisting")
+                log.info("%s watch resourceVersion expired (410 Gone); relisting", self.kind)
                 self.resource_version = None
             except Exception as exc:
                 reason, failure = "error", _describe(exc)
             if self._stop.is_set():
                 break
-            metrics.WATCH_RESTART_REASONS[reason].inc()
+            self._restarts[reason].inc()
             productive = self._delivered > 0 or time.monotonic() - watch_started >= PRODUCTIVE_WATCH
             if productive:
                 backoff = BACKOFF_START
@@ -170,37 +230,36 @@ class ServiceAccountWatcher:
                 continue
             delay = backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
             if failure:
-                log.warning("serviceaccount list/watch failed (%s); retrying in %.1fs", failure, delay)
+                log.warning("%s list/watch failed (%s); retrying in %.1fs", self.kind, failure, delay)
             else:
-                log.info("serviceaccount watch ended at once (%s); retrying in %.1fs", reason, delay)
+                log.info("%s watch ended at once (%s); retrying in %.1fs", self.kind, reason, delay)
             self._stop.wait(delay)
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _list(self) -> None:
-        identities: list[Identity] = []
+        items: list[T] = []
         continue_token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"limit": LIST_PAGE, "_preload_content": False, "_request_timeout": 30}
             if continue_token:
                 kwargs["_continue"] = continue_token
             try:
-                raw: Any = self._api.list_service_account_for_all_namespaces(**kwargs)
+                raw: Any = self._call(**kwargs)
             except ApiException as exc:
                 if exc.status == 410:  # the continue token expired mid-list: start over
                     raise Gone from exc
                 raise
             page = orjson.loads(raw.data)
             for item in page.get("items") or ():
-                identity = parse_object(item, self._settings, "list")
-                if identity is not None:
-                    identities.append(identity)
+                parsed = self._parse(item, "list")
+                if parsed is not None:
+                    items.append(parsed)
             meta = page.get("metadata") or {}
             continue_token = meta.get("continue")
             if not continue_token:
                 resource_version = str(meta.get("resourceVersion") or "")
-                self._store.replace_all(identities, resource_version)
+                self._replace(items, resource_version)
                 self.resource_version = resource_version
-                log.info("serviceaccount cache synced: %d accounts", len(identities))
                 return
 
     def _watch(self) -> str:
@@ -210,7 +269,7 @@ class ServiceAccountWatcher:
             kwargs["timeout_seconds"] = self._watch_timeout
         try:
             # _preload_content=False: the raw urllib3 response, not the client's typed model.
-            response: Any = self._api.list_service_account_for_all_namespaces(
+            response: Any = self._call(
                 watch=True,
                 resource_version=self.resource_version,
                 allow_watch_bookmarks=True,
@@ -251,23 +310,124 @@ class ServiceAccountWatcher:
             message = obj.get("message") if isinstance(obj, dict) else None
             raise RuntimeError(f"watch error: {str(message or obj)[:LOG_VALUE_CHARS]}")
         resource_version = _resource_version(obj)
-        if kind in ("ADDED", "MODIFIED"):
-            identity = parse_object(obj, self._settings, "watch")
-            if identity is not None:
-                self._store.upsert(identity)
-            else:
-                key = _object_key(obj)
-                if key is not None:  # never keep serving a version the cluster has replaced
-                    self._store.delete(key[0], key[1], resource_version)
-        elif kind == "DELETED":
+        if kind in ("ADDED", "MODIFIED", "DELETED"):
+            self._apply(kind, obj, resource_version)
+        self._advance(resource_version)
+        if resource_version:
+            self.resource_version = resource_version
+
+
+class ServiceAccountWatcher(ListWatch[Identity]):
+    """Cluster-wide list+watch of ServiceAccounts into an :class:`~webhook.cache.IdentityStore`."""
+
+    kind = "serviceaccount"
+    thread_name = "sa-watch"
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        store: IdentityStore,
+        settings: Settings,
+        *,
+        watch_timeout: float = 300.0,
+    ) -> None:
+        super().__init__(
+            api_client,
+            watch_timeout=watch_timeout,
+            restarts=metrics.WATCH_RESTART_REASONS,
+            parse_errors=metrics.PARSE_ERRORS_BY_SOURCE,
+        )
+        self._store = store
+        self._settings = settings
+
+    def _call(self, **kwargs: Any) -> Any:
+        return self._api.list_service_account_for_all_namespaces(**kwargs)
+
+    def _read(self, obj: dict[str, Any]) -> Identity:
+        return _service_account(obj, self._settings)
+
+    def _replace(self, items: list[Identity], resource_version: str) -> None:
+        self._store.replace_all(items, resource_version)
+        log.info("serviceaccount cache synced: %d accounts", len(items))
+
+    def _apply(self, kind: str, obj: Any, resource_version: str) -> None:
+        if kind == "DELETED":
             key = _object_key(obj)
             if key is not None:
                 self._store.delete(key[0], key[1], resource_version)
             else:
-                parse_object(obj, self._settings, "watch")  # logs and counts it
+                self._parse(obj, "watch")  # logs and counts it
+            return
+        identity = self._parse(obj, "watch")
+        if identity is not None:
+            self._store.upsert(identity)
+            return
+        key = _object_key(obj)
+        if key is not None:  # never keep serving a version the cluster has replaced
+            self._store.delete(key[0], key[1], resource_version)
+
+    def _advance(self, resource_version: str) -> None:
         self._store.advance(resource_version)
-        if resource_version:
-            self.resource_version = resource_version
+
+
+class ConfigMapSink(Protocol):
+    """Where :class:`ConfigMapWatcher` delivers the one ConfigMap it follows."""
+
+    def replace(self, config_map: dict[str, Any] | None) -> None:
+        """The ConfigMap as the cluster now has it; None: it does not exist (any more)."""
+        ...
+
+
+class ConfigMapWatcher(ListWatch[dict[str, Any]]):
+    """List+watch of one ConfigMap by name (a ``metadata.name`` field selector) in one namespace.
+
+    The sink gets the whole object on every change and None when it is deleted or absent from a
+    list; what the object means (and what to keep when it is broken) is the sink's business.
+    """
+
+    kind = "configmap"
+    thread_name = "cm-watch"
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        namespace: str,
+        name: str,
+        sink: ConfigMapSink,
+        *,
+        watch_timeout: float = 300.0,
+    ) -> None:
+        unparseable = metrics.CONFIG_MAP_ERROR_REASONS["unparseable"]
+        super().__init__(
+            api_client,
+            watch_timeout=watch_timeout,
+            restarts=metrics.CONFIG_MAP_WATCH_RESTART_REASONS,
+            parse_errors={"list": unparseable, "watch": unparseable},
+        )
+        self.namespace = namespace
+        self.name = name
+        self._sink = sink
+
+    def _call(self, **kwargs: Any) -> Any:
+        return self._api.list_namespaced_config_map(
+            self.namespace, field_selector=f"metadata.name={self.name}", **kwargs
+        )
+
+    def _read(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if _object_key(obj) != (self.namespace, self.name):
+            raise ValueError(f"not configmap {self.namespace}/{self.name}")
+        return obj
+
+    def _replace(self, items: list[dict[str, Any]], resource_version: str) -> None:
+        self._sink.replace(items[-1] if items else None)
+
+    def _apply(self, kind: str, obj: Any, resource_version: str) -> None:
+        if kind == "DELETED":
+            self._sink.replace(None)
+            return
+        config_map = self._parse(obj, "watch")
+        if config_map is not None:  # unreadable: the sink keeps what it has
+            self._sink.replace(config_map)
 
 
 class RateLimiter:

@@ -1,4 +1,4 @@
-"""A scripted in-memory stand-in for the parts of CoreV1Api the watcher and the live GET call."""
+"""A scripted in-memory stand-in for the parts of CoreV1Api the watchers and the live GET call."""
 
 from __future__ import annotations
 
@@ -23,6 +23,19 @@ def sa(ns: str, name: str, rv: str, role: str | None = None, **annotations: str)
     if ann:
         meta["annotations"] = ann
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
+
+
+def config_map(ns: str, name: str, rv: str, config: str | None = None, **data: str) -> dict[str, Any]:
+    """A ConfigMap; ``config`` is the value of its ``config`` key (absent when None)."""
+    values = dict(data)
+    if config is not None:
+        values["config"] = config
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"namespace": ns, "name": name, "resourceVersion": rv},
+        "data": values,
+    }
 
 
 class Raw:
@@ -92,8 +105,19 @@ class FakeAPI:
         self.read_gate: threading.Event | None = None  # when set, a GET waits for it before answering
         self.read_started = threading.Event()
         self.read_calls = 0
+        # (namespace, field selector) of every list_namespaced_config_map call, list or watch.
+        self.config_map_calls: list[tuple[str, str | None]] = []
+
+    def list_namespaced_config_map(self, namespace: str, **kw: Any) -> Any:
+        """The same script as ServiceAccounts (one fake API per test serves one kind)."""
+        self.config_map_calls.append((namespace, kw.get("field_selector")))
+        return self._scripted(kw)
 
     def list_service_account_for_all_namespaces(self, **kw: Any) -> Any:
+        return self._scripted(kw)
+
+    def _scripted(self, kw: dict[str, Any]) -> Any:
+        """A watch call takes the next of ``watches``; a list call the next of ``lists``."""
         if kw.get("watch"):
             self.watch_rvs.append(kw["resource_version"])
             self.watch_kwargs.append(kw)

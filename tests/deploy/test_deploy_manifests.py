@@ -37,11 +37,18 @@ BASE_ARGS = [
 ]
 # From SIGTERM to SIGKILL the pod needs the delay, the in-flight bound and this much to exit.
 EXIT_MARGIN_SECONDS = 2
-# Which certificate component and failure policy each overlay is meant to have.
+# Which certificate component and failure policy each overlay is meant to have (config_map: the
+# configmap-mapping component, tests/deploy/test_deploy_configmap.py).
 EXPECTED = {
-    "default": {"certs": "cert-manager", "failure_policy": "Ignore", "tag": "0.1.0", "monitor": False},
-    "kind": {"certs": "self-signed", "failure_policy": "Ignore", "tag": "dev", "monitor": False},
-    "dev": {"certs": "cert-manager", "failure_policy": "Fail", "tag": "dev", "monitor": True},
+    "default": {
+        "certs": "cert-manager",
+        "failure_policy": "Ignore",
+        "tag": "0.1.0",
+        "monitor": False,
+        "config_map": False,
+    },
+    "kind": {"certs": "self-signed", "failure_policy": "Ignore", "tag": "dev", "monitor": False, "config_map": False},
+    "dev": {"certs": "cert-manager", "failure_policy": "Fail", "tag": "dev", "monitor": True, "config_map": True},
 }
 
 
@@ -114,6 +121,7 @@ def test_objects_of_the_overlay(rendered: Rendered, overlay: str) -> None:
     }
     expected = base | ({"Issuer", "Certificate"} if EXPECTED[overlay]["certs"] == "cert-manager" else {"Secret"})
     expected |= {"ServiceMonitor"} if EXPECTED[overlay]["monitor"] else set()
+    expected |= {"Role", "RoleBinding"} if EXPECTED[overlay]["config_map"] else set()
     assert kinds(objs) == expected
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}
     for obj in objs:
@@ -127,7 +135,8 @@ def test_rbac_is_read_only_on_service_accounts(rendered: Rendered, overlay: str)
     assert one(objs, "ClusterRole")["rules"] == [
         {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "list", "watch"]}
     ]
-    assert not kinds(objs) & {"Role", "RoleBinding"}
+    if not EXPECTED[overlay]["config_map"]:  # the one namespaced Role is the ConfigMap mode's
+        assert not kinds(objs) & {"Role", "RoleBinding"}
     binding = one(objs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == "irsa-webhook"
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]

@@ -5,12 +5,13 @@ Shared by the HTTPS handler and the offline ``mutate`` command so both answer th
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 from webhook.admission import PodRequest
-from webhook.mutate import Mutation, mutate
+from webhook.mutate import Jitter, Mutation, mutate
 from webhook.settings import Settings
-from webhook.types import AdmissionWarning, Identity, PatchOp, Pod
+from webhook.types import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY, AdmissionWarning, Identity, PatchOp, Pod
 
 SA_NOT_FOUND = "service-account-not-found"
 DENIED_STRICT = "denied-strict"
@@ -43,10 +44,16 @@ class Decision:
     warnings: list[AdmissionWarning] = field(default_factory=list)
     role_arn: str = ""
     message: str | None = None
+    mode: str = STS_WEB_IDENTITY
+    """The identity's credential mode (``STS_WEB_IDENTITY`` or ``CONTAINER_CREDENTIALS``): labels metrics."""
 
 
-def decide(request: PodRequest, identity: Identity | None, settings: Settings) -> Decision:
-    """``identity`` None means the ServiceAccount does not exist (after every lookup was tried)."""
+def decide(
+    request: PodRequest, identity: Identity | None, settings: Settings, jitter: Jitter = random.randint
+) -> Decision:
+    """``identity`` None means the ServiceAccount does not exist (after every lookup was tried).
+
+    ``jitter`` is the Pod Identity token lifetime's random source (see ``webhook.mutate``)."""
     if identity is None:
         warning = AdmissionWarning.make(
             SA_NOT_FOUND,
@@ -54,14 +61,16 @@ def decide(request: PodRequest, identity: Identity | None, settings: Settings) -
         )
         return Decision(True, SA_NOT_FOUND, request.pod, warnings=[warning])
 
-    result: Mutation = mutate(request.pod, identity, settings)
+    result: Mutation = mutate(request.pod, identity, settings, jitter)
     decision = Decision(
         allowed=True,
         decision=result.decision,
         pod=result.pod,
         patch=result.patch,
         warnings=result.warnings,
-        role_arn=identity.role_arn,
+        # A Pod Identity pod assumes the association's role, never the ServiceAccount's annotation.
+        role_arn="" if identity.mode == CONTAINER_CREDENTIALS else identity.role_arn,
+        mode=identity.mode,
     )
     if settings.strict:
         problems = [w.message for w in result.warnings if w.kind in CONFIG_PROBLEMS]

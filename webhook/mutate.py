@@ -1,30 +1,52 @@
-"""The pure IRSA mutation: (raw pod, identity, settings) → (mutated pod, JSON Patch, warnings).
+"""The pure mutation: (raw pod, identity, settings) → (mutated pod, JSON Patch, warnings).
 
-No I/O happens here. The input pod is never modified: the result shares every untouched subtree
-with it and copies only the dicts and lists it appends to (copy-on-write), which keeps the hot path
-cheap and guarantees that unknown fields survive as they were.
+Two credential modes share one injection: IRSA (``AWS_ROLE_ARN`` and a web identity token) and EKS
+Pod Identity (``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and a token for the node's agent, plus the
+``eks.amazonaws.com/pod-identity`` label). The same containers are chosen, skipped and left alone in
+both; only the names and values differ.
+
+No I/O happens here, and the one random choice (the Pod Identity token lifetime jitter) comes from a
+``jitter`` argument, so tests fix it. The input pod is never modified: the result shares every
+untouched subtree with it and copies only the dicts and lists it appends to (copy-on-write), which
+keeps the hot path cheap and guarantees that unknown fields survive as they were.
 
 The patch is built alongside the copy and holds only ``add`` operations for what is new: a volume,
-env entries, mounts. Its values are the very objects appended to the copy, and the copy shares
-every untouched subtree with the input: callers treat all three as read-only (the server encodes
-the patch at once, the CLI prints one of them). It never replaces an array, so nothing another
+env entries, mounts, the label. Its values are the very objects appended to the copy, and the copy
+shares every untouched subtree with the input: callers treat all three as read-only (the server
+encodes the patch at once, the CLI prints one of them). It never replaces an array, so nothing another
 writer put in a container can be lost (upstream's whole-array replacement dropped fields in #84, #208 and kops#16802).
 """
 
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.identity import parse_expiration, pod_annotations, scalar_text, skip_containers
 from webhook.settings import TOKEN_FILE_NAME, VOLUME_NAME, Settings
-from webhook.types import AdmissionWarning, Identity, PatchOp, Pod
+from webhook.types import CONTAINER_CREDENTIALS, AdmissionWarning, Identity, PatchOp, Pod
 
 CREDENTIAL_VARS = ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+CONTAINER_CREDENTIAL_VARS = ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
 REGION_VARS = ("AWS_DEFAULT_REGION", "AWS_REGION")
 STS_VAR = "AWS_STS_REGIONAL_ENDPOINTS"
+# EKS Pod Identity pods carry this label; its key ignores --annotation-prefix, as upstream's does.
+POD_IDENTITY_LABEL = "eks.amazonaws.com/pod-identity"
+POD_IDENTITY_LABEL_VALUE = "enabled"
+_POD_IDENTITY_LABEL_POINTER = "/metadata/labels/" + POD_IDENTITY_LABEL.replace("~", "~0").replace("/", "~1")
+# Upstream's jitter: a Pod Identity token lifetime of exactly 24 h becomes a uniformly random one in
+# [22 h, 24 h], so that the tokens of pods started together do not all refresh at once. IRSA never jitters.
+JITTERED_EXPIRATION = 86400
+JITTER_MIN = 79200
+Jitter = Callable[[int, int], int]
+"""``jitter(low, high)``: an integer in [low, high], both included (``random.randint``)."""
+# Warnings about ServiceAccount annotations that Pod Identity does not use (the role comes from the
+# Pod Identity association, the audience from --container-credentials-audience): not returned for
+# such pods, so they neither mislead nor deny the pod under --strict.
+_IRSA_ONLY_WARNINGS = frozenset({"invalid-role-arn", "invalid-audience"})
 # Init containers first: the order only affects the order of operations, not the result.
 CONTAINER_FIELDS = ("initContainers", "containers")
 
@@ -95,37 +117,49 @@ def _append(parent: dict[str, Any], key: str, items: list[dict[str, Any]], path:
         patch.append({"op": "add", "path": f"{path}/{key}", "value": list(items)})
 
 
-def _env_additions(
-    container: Mapping[str, Any], identity: Identity, settings: Settings, token_file: str
-) -> list[dict[str, Any]] | None:
+@dataclass(frozen=True, slots=True)
+class _Injection:
+    """What one mode puts into each container: the token volume's mount and the credential pair."""
+
+    volume_name: str
+    mount_path: str  # as given: the mount's mountPath
+    normalised_mount_path: str  # for the mount-path conflict check
+    credential_names: tuple[str, str]
+    credential_values: tuple[str, str]
+    regional_sts: bool
+    region: str
+
+
+def _env_additions(container: Mapping[str, Any], how: _Injection) -> list[dict[str, Any]] | None:
     """Env entries to append in order (regional STS, region, credentials); None for the fully-configured
     container exception."""
     present = _names(container.get("env"))
-    has_credentials = any(name in present for name in CREDENTIAL_VARS)
-    has_region = any(name in present for name in REGION_VARS)
+    first, second = how.credential_names
+    has_credentials = first in present or second in present
+    has_region = "AWS_DEFAULT_REGION" in present or "AWS_REGION" in present
     has_sts = STS_VAR in present
     if has_credentials and has_region and has_sts:
         return None  # upstream leaves such a container entirely alone, mount included
     env: list[dict[str, Any]] = []
-    if identity.sts_regional_endpoints and not has_sts:
+    if how.regional_sts and not has_sts:
         env.append({"name": STS_VAR, "value": "regional"})
-    if settings.aws_default_region and not has_region:
-        env.append({"name": "AWS_DEFAULT_REGION", "value": settings.aws_default_region})
-        env.append({"name": "AWS_REGION", "value": settings.aws_default_region})
+    if how.region and not has_region:
+        env.append({"name": "AWS_DEFAULT_REGION", "value": how.region})
+        env.append({"name": "AWS_REGION", "value": how.region})
     if not has_credentials:
-        env.append({"name": "AWS_ROLE_ARN", "value": identity.role_arn})
-        env.append({"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": token_file})
+        env.append({"name": first, "value": how.credential_values[0]})
+        env.append({"name": second, "value": how.credential_values[1]})
     return env
 
 
-def _mount_conflict(container: Mapping[str, Any], mount_path: str) -> str | None:
+def _mount_conflict(container: Mapping[str, Any], mount_path: str, volume_name: str) -> str | None:
     """Name of another volume already mounted at the token mount path (normalised), if any."""
     leaf = mount_path.rsplit("/", 1)[-1]
     mounts = container.get("volumeMounts")
     if not isinstance(mounts, list):
         return None
     for mount in mounts:
-        if not isinstance(mount, dict) or mount.get("name") == VOLUME_NAME:
+        if not isinstance(mount, dict) or mount.get("name") == volume_name:
             continue
         path = mount.get("mountPath")
         # normpath only where it could matter: it is the costly part of this loop
@@ -146,10 +180,19 @@ def resolve_expiration(
     return parse_expiration(raw if text is None else text, identity.token_expiration, "pod")
 
 
-def mutate(pod: Pod, identity: Identity | None, settings: Settings) -> Mutation:
-    """Inject IRSA into ``pod`` for ``identity``; the README's "What is injected" states every rule."""
+def mutate(pod: Pod, identity: Identity | None, settings: Settings, jitter: Jitter = random.randint) -> Mutation:
+    """Inject ``identity``'s credentials into ``pod``; the README's "What is injected" states every rule.
+
+    ``jitter`` picks the lifetime of a jittered Pod Identity token (tests pass a fixed one).
+    """
     result = Mutation(pod=pod)
-    if identity is None or not identity.role_arn:
+    if identity is None:
+        result.decision = NO_ROLE
+        return result
+    if identity.mode == CONTAINER_CREDENTIALS:
+        # Pod Identity has no role ARN of its own: the association names the role.
+        return _mutate_container_credentials(pod, identity, settings, jitter, result)
+    if not identity.role_arn:
         result.decision = NO_ROLE
         return result
     result.warnings.extend(identity.warnings)
@@ -182,16 +225,106 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings) -> Mutation:
     new_spec = dict(spec)
     new_pod = dict(pod)
     new_pod["spec"] = new_spec
-    patch = result.patch
 
     if existing is None:
         expiration, warning = resolve_expiration(pod, identity, settings)
         if warning:
             result.warnings.append(warning)
-        _append(new_spec, "volumes", [_token_volume(identity, expiration)], "/spec", patch)
+        _append(new_spec, "volumes", [_token_volume(identity, expiration)], "/spec", result.patch)
 
     token_file = settings.windows_token_file if is_windows(spec) else settings.token_file
-    mount_path = settings.normalised_mount_path
+    how = _Injection(
+        VOLUME_NAME,
+        settings.token_mount_path,
+        settings.normalised_mount_path,
+        CREDENTIAL_VARS,
+        (identity.role_arn, token_file),
+        identity.sts_regional_endpoints,
+        settings.aws_default_region,
+    )
+    _inject_containers(pod, spec, new_spec, how, settings=settings, result=result)
+    return _finish(result, new_pod)
+
+
+def _mutate_container_credentials(
+    pod: Pod, identity: Identity, settings: Settings, jitter: Jitter, result: Mutation
+) -> Mutation:
+    """EKS Pod Identity: the agent's URI and token file, the token volume for its audience, the label.
+
+    As upstream, a volume that already has the volume name is kept whatever it is (its mount too):
+    the pod's author chose it.
+    """
+    result.warnings.extend(w for w in identity.warnings if w.kind not in _IRSA_ONLY_WARNINGS)
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        result.decision = MALFORMED
+        return result
+    new_spec = dict(spec)
+    new_pod = dict(pod)
+    new_pod["spec"] = new_spec
+    _add_label(pod, new_pod, result.patch)
+
+    volume_name = settings.container_credentials_volume_name
+    if volume_name not in _names(spec.get("volumes")):
+        expiration, warning = resolve_expiration(pod, identity, settings)
+        if warning:
+            result.warnings.append(warning)
+        if expiration == JITTERED_EXPIRATION:
+            expiration = jitter(JITTER_MIN, JITTERED_EXPIRATION)
+        token: dict[str, Any] = {}
+        if settings.container_credentials_audience:  # empty: the API server's own, omitted as for IRSA
+            token["audience"] = settings.container_credentials_audience
+        token["expirationSeconds"] = expiration
+        token["path"] = settings.container_credentials_token_path
+        volume = {"name": volume_name, "projected": {"sources": [{"serviceAccountToken": token}]}}
+        _append(new_spec, "volumes", [volume], "/spec", result.patch)
+
+    token_file = settings.cc_windows_token_file if is_windows(spec) else settings.cc_token_file
+    how = _Injection(
+        volume_name,
+        settings.container_credentials_mount_path,
+        settings.cc_normalised_mount_path,
+        CONTAINER_CREDENTIAL_VARS,
+        (settings.container_credentials_full_uri, token_file),
+        identity.sts_regional_endpoints,
+        settings.aws_default_region,
+    )
+    _inject_containers(pod, spec, new_spec, how, settings=settings, result=result)
+    return _finish(result, new_pod)
+
+
+def _add_label(pod: Pod, new_pod: Pod, patch: list[PatchOp]) -> None:
+    """``eks.amazonaws.com/pod-identity: enabled`` unless the pod has that label (any value) already."""
+    meta = pod.get("metadata")
+    if meta is None:  # absent or null: only a hand-made request; the API server always sends metadata
+        new_meta: dict[str, Any] = {"labels": {POD_IDENTITY_LABEL: POD_IDENTITY_LABEL_VALUE}}
+        new_pod["metadata"] = new_meta
+        patch.append({"op": "add", "path": "/metadata", "value": new_meta})
+        return
+    if not isinstance(meta, dict):
+        return
+    labels = meta.get("labels")
+    if isinstance(labels, dict):
+        if POD_IDENTITY_LABEL in labels:
+            return
+        new_labels = {**labels, POD_IDENTITY_LABEL: POD_IDENTITY_LABEL_VALUE}
+        patch.append({"op": "add", "path": _POD_IDENTITY_LABEL_POINTER, "value": POD_IDENTITY_LABEL_VALUE})
+    elif labels is None:  # absent or null: one add creates the map
+        new_labels = {POD_IDENTITY_LABEL: POD_IDENTITY_LABEL_VALUE}
+        patch.append({"op": "add", "path": "/metadata/labels", "value": new_labels})
+    else:  # not a map: no label can be added to it
+        return
+    new_meta = dict(meta)
+    new_meta["labels"] = new_labels
+    new_pod["metadata"] = new_meta
+
+
+def _inject_containers(
+    pod: Pod, spec: dict[str, Any], new_spec: dict[str, Any], how: _Injection, *, settings: Settings, result: Mutation
+) -> None:
+    """Env and mount into every chosen container (init and regular, minus skipped ones), into ``new_spec``."""
+    patch = result.patch
+    mount_path = how.normalised_mount_path
     skipped = skip_containers(pod_annotations(pod), settings)
     seen: set[str] = set()
     for field_name in CONTAINER_FIELDS:
@@ -210,7 +343,7 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings) -> Mutation:
                 seen.add(raw_name)
                 if raw_name in skipped:
                     continue
-            conflict = _mount_conflict(container, mount_path)
+            conflict = _mount_conflict(container, mount_path, how.volume_name)
             if conflict is not None:
                 result.warnings.append(
                     AdmissionWarning.make(
@@ -219,15 +352,15 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings) -> Mutation:
                     )
                 )
                 continue
-            env = _env_additions(container, identity, settings, token_file)
+            env = _env_additions(container, how)
             if env is None:
                 continue
             path = f"/spec/{field_name}/{index}"
             new_container = dict(container)
             if env:
                 _append(new_container, "env", env, path, patch)
-            if VOLUME_NAME not in _names(container.get("volumeMounts")):
-                mount = {"name": VOLUME_NAME, "mountPath": settings.token_mount_path, "readOnly": True}
+            if how.volume_name not in _names(container.get("volumeMounts")):
+                mount = {"name": how.volume_name, "mountPath": how.mount_path, "readOnly": True}
                 _append(new_container, "volumeMounts", [mount], path, patch)
             if new_list is None:
                 new_list = list(containers)
@@ -241,7 +374,9 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings) -> Mutation:
             AdmissionWarning.make("unknown-skip-container", f"skip-containers names no container: {', '.join(unknown)}")
         )
 
-    if patch:
+
+def _finish(result: Mutation, new_pod: Pod) -> Mutation:
+    if result.patch:
         result.pod = new_pod
         result.decision = MUTATED
     else:

@@ -21,6 +21,13 @@ MAX_TOKEN_EXPIRATION = 1 << 32
 VOLUME_NAME = "aws-iam-token"
 TOKEN_FILE_NAME = "token"  # noqa: S105 - a file name, not a secret
 
+# EKS Pod Identity ("container credentials"): upstream's flag defaults.
+DEFAULT_CC_AUDIENCE = "pods.eks.amazonaws.com"
+DEFAULT_CC_MOUNT_PATH = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount"
+DEFAULT_CC_VOLUME_NAME = "eks-pod-identity-token"
+DEFAULT_CC_TOKEN_PATH = "eks-pod-identity-token"  # noqa: S105 - a file name, not a secret
+DEFAULT_CC_FULL_URI = "http://169.254.170.23/v1/credentials"
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -32,6 +39,16 @@ class Settings:
     sts_regional_endpoint: bool = False
     # [ours] Configuration problems deny the pod instead of only warning.
     strict: bool = False
+    # --compose-role-arn: a role-arn without "arn:" becomes arn:<partition>:iam::<account>:role/<value>.
+    # Empty account: off. Both come from the flags or, on EC2, from IMDS at startup (webhook.composearn).
+    role_arn_account: str = ""
+    role_arn_partition: str = "aws"
+    # EKS Pod Identity: what a pod listed in --watch-container-credentials-config gets.
+    container_credentials_audience: str = DEFAULT_CC_AUDIENCE
+    container_credentials_mount_path: str = DEFAULT_CC_MOUNT_PATH
+    container_credentials_volume_name: str = DEFAULT_CC_VOLUME_NAME
+    container_credentials_token_path: str = DEFAULT_CC_TOKEN_PATH
+    container_credentials_full_uri: str = DEFAULT_CC_FULL_URI
 
     # Derived once here rather than on every admission (the mutation is the hot path).
     token_file: str = field(init=False)
@@ -39,12 +56,26 @@ class Settings:
     windows_token_file: str = field(init=False)
     """Windows containers see the same mount under ``C:``; only the env value changes."""
     normalised_mount_path: str = field(init=False)
+    cc_token_file: str = field(init=False)
+    """AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: the Pod Identity mount path joined with its token path."""
+    cc_windows_token_file: str = field(init=False)
+    cc_normalised_mount_path: str = field(init=False)
 
     def __post_init__(self) -> None:
         token_file = posixpath.normpath(posixpath.join(self.token_mount_path, TOKEN_FILE_NAME))
         object.__setattr__(self, "token_file", token_file)
-        object.__setattr__(self, "windows_token_file", "C:" + token_file.replace("/", "\\"))
+        object.__setattr__(self, "windows_token_file", _windows(token_file))
         object.__setattr__(self, "normalised_mount_path", posixpath.normpath(self.token_mount_path))
+        cc_mount = self.container_credentials_mount_path
+        cc_token_file = posixpath.normpath(posixpath.join(cc_mount, self.container_credentials_token_path))
+        object.__setattr__(self, "cc_token_file", cc_token_file)
+        object.__setattr__(self, "cc_windows_token_file", _windows(cc_token_file))
+        object.__setattr__(self, "cc_normalised_mount_path", posixpath.normpath(cc_mount))
 
     def annotation(self, key: str) -> str:
         return f"{self.annotation_prefix}/{key}"
+
+
+def _windows(path: str) -> str:
+    """A Linux container path as a Windows container sees the same mount: under ``C:``, backslashes."""
+    return "C:" + path.replace("/", "\\")

@@ -4,7 +4,12 @@ The corpus (``../shared/conformance/upstream-testdata`` next to the repository, 
 ``$IRSA_CONFORMANCE_DIR``) is read in place, never copied. For each IRSA case the expected patch is
 applied to the pod to get upstream's result, our mutation gives ours, and the two must be equal
 after the normalisation the corpus README lists (see ``upstream.py``). The README's documented
-divergences are asserted as divergences; EKS Pod Identity cases are reported as not supported yet.
+divergences are asserted as divergences.
+
+EKS Pod Identity cases (``containercredentials/``) go through the real identity chain: the Pod
+Identity source lists ``default/default`` (parsed from a file's JSON) and composes with the
+ServiceAccount the case describes. Their token lifetime is jittered with the real random source, and
+compared as "in [79200, 86400]" where upstream's fixed random source gives 79200.
 """
 
 from __future__ import annotations
@@ -14,8 +19,12 @@ from typing import Any
 
 import pytest
 
+from webhook.cache import IdentityStore, Resolver
 from webhook.identity import parse_service_account
 from webhook.settings import MIN_TOKEN_EXPIRATION
+from webhook.sources.chain import IdentityChain
+from webhook.sources.podidentity import PodIdentityFile, parse_identities
+from webhook.types import CONTAINER_CREDENTIALS, Identity
 
 from ..helpers import check_mutation, decide_with
 from . import upstream
@@ -28,8 +37,9 @@ if not CORPUS.is_dir():
     )
 
 CASES = upstream.load_cases(CORPUS)
-# The issue's done criterion: all 18 IRSA cases of the upstream corpus run.
+# The issue's done criterion: all 18 IRSA cases and all 6 Pod Identity cases of the upstream corpus run.
 EXPECTED_IRSA_CASES = 18
+EXPECTED_POD_IDENTITY_CASES = 6
 # Documented divergences (the corpus README; README "Differences from the upstream webhook"): {case: why}.
 DIVERGENCES = {
     "rawPodHasVolumeMount": "a non-projected aws-iam-token volume: upstream injects env for a token that will "
@@ -37,10 +47,20 @@ DIVERGENCES = {
 }
 
 
+def _identity(case: upstream.UpstreamCase, account: dict[str, Any], config: Any) -> Identity | None:
+    """What the identity chain answers in the case's world (its ServiceAccount, its Pod Identity file)."""
+    source = PodIdentityFile("/nonexistent/identities.json", config)
+    source.replace(parse_identities(upstream.identities_file(case)))
+    chain = IdentityChain(Resolver(IdentityStore()), pod_identity=source)
+    return chain.compose(upstream.NAMESPACE, upstream.SERVICE_ACCOUNT, parse_service_account(account, config))
+
+
 def _mutate(case: upstream.UpstreamCase) -> tuple[Any, dict[str, Any]]:
     config = upstream.settings(case)
     account = upstream.service_account(case)
-    identity = parse_service_account(account, config)
+    identity = _identity(case, account, config)
+    assert identity is not None
+    assert (identity.mode == CONTAINER_CREDENTIALS) is case.pod_identity
     result = check_mutation(case.pod, decide_with(identity, config, upstream.NAMESPACE))
     return result, account
 
@@ -48,16 +68,16 @@ def _mutate(case: upstream.UpstreamCase) -> tuple[Any, dict[str, Any]]:
 def _runnable(case: upstream.UpstreamCase) -> None:
     if case.skipped:
         pytest.skip('upstream marks this case testing.eks.amazonaws.com/skip: "true"')
-    if case.pod_identity:
-        pytest.skip("EKS Pod Identity mode not implemented yet")
 
 
-def test_corpus_has_every_irsa_case() -> None:
+def test_corpus_has_every_case() -> None:
     irsa = [c.name for c in CASES if not c.pod_identity and not c.skipped]
+    pod_identity = [c.name for c in CASES if c.pod_identity and not c.skipped]
     if os.environ.get("IRSA_CONFORMANCE_DIR"):
         assert irsa, f"no IRSA case in {CORPUS}"
     else:
         assert len(irsa) == EXPECTED_IRSA_CASES, irsa
+        assert len(pod_identity) == EXPECTED_POD_IDENTITY_CASES, pod_identity
     assert DIVERGENCES.keys() <= set(irsa), "a documented divergence names no IRSA case"
 
 
@@ -73,6 +93,8 @@ def test_same_outcome_as_upstream(case: upstream.UpstreamCase) -> None:
         # the least kube-apiserver accepts.
         assert "token-expiration-too-low" in [w.kind for w in result.warnings]
         upstream.raise_token_lifetime(theirs, MIN_TOKEN_EXPIRATION)
+    if case.pod_identity:
+        upstream.settle_jitter(ours, theirs)
     # Everything else, env and mount order included, must be equal.
     assert upstream.volumes_in_name_order(ours) == upstream.volumes_in_name_order(theirs)
 

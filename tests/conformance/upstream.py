@@ -109,13 +109,60 @@ def raise_token_lifetime(pod: dict[str, Any], seconds: int) -> None:
                 token["expirationSeconds"] = seconds
 
 
+# The Pod Identity flags the containercredentials/* testing annotations stand for.
+CONTAINER_CREDENTIALS_FLAGS = {
+    "containercredentials/uri": "container_credentials_full_uri",
+    "containercredentials/audience": "container_credentials_audience",
+    "containercredentials/mountPath": "container_credentials_mount_path",
+    "containercredentials/volumeName": "container_credentials_volume_name",
+    "containercredentials/tokenPath": "container_credentials_token_path",
+}
+# The corpus README: Pod Identity cases assume the jitter of a 86400 s lifetime returns its minimum.
+UPSTREAM_JITTERED = 79200
+JITTER_RANGE = (79200, 86400)
+
+
 def settings(case: UpstreamCase) -> Settings:
     flags: dict[str, Any] = {}
     if "handler/region" in case.testing:
         flags["aws_default_region"] = case.testing["handler/region"]
     if "handler/mountPath" in case.testing:
         flags["token_mount_path"] = case.testing["handler/mountPath"]
+    for key, name in CONTAINER_CREDENTIALS_FLAGS.items():
+        if key in case.testing:
+            flags[name] = case.testing[key]
     return Settings(**flags)
+
+
+def identities_file(case: UpstreamCase) -> bytes:
+    """The Pod Identity file of a case's world: ``default/default`` when the case is a Pod Identity one."""
+    listed = [{"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT}] if case.pod_identity else []
+    return json.dumps({"identities": listed}).encode()
+
+
+def token_lifetimes(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The serviceAccountToken projections of ``pod``'s volumes (mutable, in volume order)."""
+    tokens = []
+    for volume in (pod.get("spec") or {}).get("volumes") or ():
+        for source in (volume.get("projected") or {}).get("sources") or ():
+            token = source.get("serviceAccountToken")
+            if isinstance(token, dict):
+                tokens.append(token)
+    return tokens
+
+
+def settle_jitter(ours: dict[str, Any], theirs: Mapping[str, Any]) -> int:
+    """Where upstream's fixed random source gave 79200, ours must lie in [79200, 86400]; then it is set
+    to 79200 so the rest compares as equal. Returns how many lifetimes were settled."""
+    settled = 0
+    wanted = {str(t.get("path")): t.get("expirationSeconds") for t in token_lifetimes(theirs)}
+    for token in token_lifetimes(ours):
+        if wanted.get(str(token.get("path"))) == UPSTREAM_JITTERED:
+            low, high = JITTER_RANGE
+            assert low <= token["expirationSeconds"] <= high, f"lifetime {token['expirationSeconds']} not jittered"
+            token["expirationSeconds"] = UPSTREAM_JITTERED
+            settled += 1
+    return settled
 
 
 def strip_testing_annotations(pod: Mapping[str, Any]) -> dict[str, Any]:

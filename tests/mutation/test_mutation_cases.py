@@ -4,6 +4,12 @@ A case holds its inputs (mutation ``settings``, ``namespace``, the raw ``service
 null for "not found", the raw ``pod``) and the ``expected`` outcome: the full mutated pod (or
 ``unchanged: true``), the warning kinds in order (optionally with a ``contains`` substring of the
 message), the decision and whether the pod is allowed. Outcomes are asserted, never patch bytes.
+
+EKS Pod Identity: ``podIdentity: true`` lists the pod's namespace/ServiceAccount in the Pod Identity
+file, and the identity is what the real chain composes from that source and the ServiceAccount.
+``jitter: N`` is what the random source returns for a jittered token lifetime; the runner asserts
+that it was asked, for [79200, 86400], and that a case without ``jitter`` (every IRSA case among
+them) never asks it.
 """
 
 from __future__ import annotations
@@ -14,13 +20,19 @@ from typing import Any
 
 import pytest
 
+from webhook.cache import IdentityStore, Resolver
+from webhook.decision import Decision, decide
 from webhook.identity import parse_service_account
+from webhook.mutate import JITTER_MIN, JITTERED_EXPIRATION
 from webhook.settings import Settings
+from webhook.sources.chain import IdentityChain
+from webhook.sources.podidentity import PodIdentityFile
+from webhook.types import Identity
 
-from ..helpers import check_mutation, decide_with, load_yaml, pod_request
+from ..helpers import check_mutation, load_yaml, pod_request
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "cases" / "mutation"
-CASE_KEYS = {"description", "settings", "namespace", "serviceAccount", "pod", "expected"}
+CASE_KEYS = {"description", "settings", "namespace", "serviceAccount", "pod", "expected", "podIdentity", "jitter"}
 EXPECTED_KEYS = {"pod", "unchanged", "warnings", "decision", "allowed"}
 
 # Cases where the code disagrees with the documented behaviour: the case says what the docs say,
@@ -54,6 +66,26 @@ def _expected_warnings(raw: list[Any]) -> list[tuple[str, str]]:
     return out
 
 
+class RecordingJitter:
+    """The mutation's random source: answers ``value`` and records each (low, high) it was asked for."""
+
+    def __init__(self, value: int | None) -> None:
+        self.value = value
+        self.calls: list[tuple[int, int]] = []
+
+    def __call__(self, low: int, high: int) -> int:
+        self.calls.append((low, high))
+        assert self.value is not None, "the token lifetime was jittered, but the case gives no jitter value"
+        return self.value
+
+
+def pod_identity_listing(identity: Identity | None, namespace: str, service_account: str, settings: Settings) -> Any:
+    """The chain's answer when the Pod Identity file lists the pair (``identity``: the ServiceAccount's)."""
+    source = PodIdentityFile("/nonexistent/identities.json", settings)
+    source.replace([(namespace, service_account)])
+    return IdentityChain(Resolver(IdentityStore()), pod_identity=source).compose(namespace, service_account, identity)
+
+
 def test_cases_exist() -> None:
     assert len(PARAMS) >= 30, f"expected at least 30 mutation cases in {CASES_DIR}"
     assert KNOWN_DISAGREEMENTS.keys() <= {p.id for p in PARAMS}, "a disagreement names no case"
@@ -72,14 +104,27 @@ def test_mutation_case(path: Path) -> None:
     namespace = case.get("namespace", "default")
     pod = case["pod"]
     account = case.get("serviceAccount")
+    request = pod_request(pod, namespace)
     identity = None
     if account is not None:
         identity = parse_service_account(account, settings)
-        request = pod_request(pod, namespace)
         # A typo in a case's names would silently test "not found" semantics with an SA present.
         assert (identity.namespace, identity.name) == (request.namespace, request.service_account)
+    if case.get("podIdentity"):
+        identity = pod_identity_listing(identity, request.namespace, request.service_account, settings)
+    jitter = RecordingJitter(case.get("jitter"))
 
-    result = check_mutation(pod, decide_with(identity, settings, namespace))
+    def run(p: dict[str, Any]) -> Decision:
+        return decide(pod_request(p, namespace), identity, settings, jitter)
+
+    result = check_mutation(pod, run)
+    if "jitter" in case:
+        # Once per pass that adds the volume: the first, and the second too when the first was denied.
+        assert jitter.calls, "the case gives a jitter value, but the token lifetime was not jittered"
+        assert set(jitter.calls) == {(JITTER_MIN, JITTERED_EXPIRATION)}
+        assert JITTER_MIN <= case["jitter"] <= JITTERED_EXPIRATION
+    else:
+        assert jitter.calls == [], "the token lifetime was jittered"
 
     want_pod = copy.deepcopy(pod) if expected.get("unchanged") else expected["pod"]
     assert result.pod == want_pod

@@ -2,25 +2,29 @@
 
 Random containers and init containers with random env (the AWS names included), mounts (conflicts
 included), volumes (a conflicting ``aws-iam-token`` included) and unknown fields at every level,
-under random identities and settings. Whatever the input: only ``add`` operations, the patch applied
-gives the result, a second pass adds nothing, the input is untouched, and every original field is
-still there and equal: the only differences are appended volumes, env entries and mounts, never a
-duplicate name. Derandomized so CI sees the same examples every run.
+under random identities (IRSA and EKS Pod Identity) and settings. Whatever the input: only ``add``
+operations, the patch applied gives the result, a second pass adds nothing, the input is untouched,
+and every original field is still there and equal: the only differences are appended volumes, env
+entries and mounts of the identity's mode (and, for Pod Identity, the pod-identity label when it was
+absent), never a duplicate name. Derandomized so CI sees the same examples every run.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webhook.decision import Decision
+from webhook.decision import Decision, decide
 from webhook.identity import identity_from_annotations
-from webhook.settings import DEFAULT_MOUNT_PATH, Settings
+from webhook.mutate import JITTER_MIN, JITTERED_EXPIRATION, POD_IDENTITY_LABEL
+from webhook.settings import DEFAULT_CC_MOUNT_PATH, DEFAULT_CC_VOLUME_NAME, DEFAULT_MOUNT_PATH, Settings
+from webhook.types import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY, Identity
 
-from ..helpers import check_mutation, decide_with
+from ..helpers import check_mutation, decide_with, pod_request
 
 CONTAINER_FIELDS = ("initContainers", "containers")
 AWS_VARS = (
@@ -30,7 +34,13 @@ AWS_VARS = (
     "AWS_REGION",
     "AWS_STS_REGIONAL_ENDPOINTS",
 )
-INJECTED_VARS = frozenset(AWS_VARS)
+CC_VARS = ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+# What each mode may append: env names and the token volume (and mount) name.
+INJECTED_VARS = {
+    STS_WEB_IDENTITY: frozenset(AWS_VARS),
+    CONTAINER_CREDENTIALS: frozenset({*AWS_VARS[2:], *CC_VARS}),
+}
+TOKEN_VOLUMES = {STS_WEB_IDENTITY: "aws-iam-token", CONTAINER_CREDENTIALS: DEFAULT_CC_VOLUME_NAME}
 PREFIX = "eks.amazonaws.com"
 
 short_text = st.text(alphabet="ab-", max_size=3)
@@ -49,7 +59,7 @@ def _with_unknown(base: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[
 
 env_entries = _with_unknown(
     st.fixed_dictionaries(
-        {"name": st.sampled_from((*AWS_VARS, "LOG_LEVEL", "PATH"))},
+        {"name": st.sampled_from((*AWS_VARS, *CC_VARS, "LOG_LEVEL", "PATH"))},
         optional={
             "value": short_text,
             "valueFrom": st.just({"fieldRef": {"fieldPath": "metadata.name"}}),
@@ -59,8 +69,10 @@ env_entries = _with_unknown(
 mounts = _with_unknown(
     st.fixed_dictionaries(
         {
-            "name": st.sampled_from(("aws-iam-token", "data", "old-token")),
-            "mountPath": st.sampled_from((DEFAULT_MOUNT_PATH, DEFAULT_MOUNT_PATH + "/", "/data", "/custom/path")),
+            "name": st.sampled_from(("aws-iam-token", DEFAULT_CC_VOLUME_NAME, "data", "old-token")),
+            "mountPath": st.sampled_from(
+                (DEFAULT_MOUNT_PATH, DEFAULT_MOUNT_PATH + "/", DEFAULT_CC_MOUNT_PATH, "/data", "/custom/path")
+            ),
         },
         optional={"readOnly": st.booleans()},
     )
@@ -85,7 +97,7 @@ volume_sources = st.sampled_from(({"emptyDir": {}}, {"hostPath": {"path": "/t"}}
 volumes = _with_unknown(
     st.builds(
         lambda name, source: {"name": name, **source},
-        st.sampled_from(("aws-iam-token", "data", "cfg")),
+        st.sampled_from(("aws-iam-token", DEFAULT_CC_VOLUME_NAME, "data", "cfg")),
         token_volume | volume_sources,
     )
 )
@@ -98,6 +110,9 @@ pod_annotations = st.fixed_dictionaries(
         f"{PREFIX}/token-expiration": st.sampled_from(("3600", "0", "abc", "99999999999")),
         "other/annotation": short_text,
     },
+)
+pod_labels = st.none() | st.dictionaries(
+    st.sampled_from((POD_IDENTITY_LABEL, "app", "eks.amazonaws.com/other")), st.sampled_from(("enabled", "x"))
 )
 pod_specs = _with_unknown(
     st.fixed_dictionaries(
@@ -117,7 +132,9 @@ pods = _with_unknown(
             "apiVersion": st.just("v1"),
             "kind": st.just("Pod"),
             "metadata": _with_unknown(
-                st.fixed_dictionaries({"name": st.just("p")}, optional={"annotations": pod_annotations})
+                st.fixed_dictionaries(
+                    {"name": st.just("p")}, optional={"annotations": pod_annotations, "labels": pod_labels}
+                )
             ),
             "spec": pod_specs,
         }
@@ -174,16 +191,18 @@ def _names(items: Any) -> list[Any]:
     return [item.get("name") for item in items or () if isinstance(item, dict)]
 
 
-def assert_only_appended(original: dict[str, Any], result: Decision) -> None:
-    """The result is the original plus appended volumes, env entries and mounts, nothing else."""
+def assert_only_appended(original: dict[str, Any], result: Decision, mode: str = STS_WEB_IDENTITY) -> None:
+    """The result is the original plus appended volumes, env entries and mounts of ``mode`` (and the
+    Pod Identity label), nothing else."""
     mutated = result.pod
     reduced = copy.deepcopy(mutated)
     spec, old_spec = reduced["spec"], original["spec"]
+    volume_name, allowed_env = TOKEN_VOLUMES[mode], INJECTED_VARS[mode]
 
     new_volumes = _added(mutated["spec"], old_spec, "volumes")
-    assert _names(new_volumes) in ([], ["aws-iam-token"])
+    assert _names(new_volumes) in ([], [volume_name])
     if new_volumes:
-        assert "aws-iam-token" not in _names(old_spec.get("volumes"))
+        assert volume_name not in _names(old_spec.get("volumes"))
     _restore(spec, old_spec, "volumes")
 
     for field in CONTAINER_FIELDS:
@@ -191,33 +210,70 @@ def assert_only_appended(original: dict[str, Any], result: Decision) -> None:
             new = mutated["spec"][field][index]
             added_env = _names(_added(new, old, "env"))
             added_mounts = _names(_added(new, old, "volumeMounts"))
-            assert set(added_env) <= INJECTED_VARS
+            assert set(added_env) <= allowed_env, added_env
             assert len(set(added_env)) == len(added_env), f"duplicate env added: {added_env}"
             assert not set(added_env) & set(_names(old.get("env"))), "an existing variable was added again"
-            assert added_mounts in ([], ["aws-iam-token"])
+            assert added_mounts in ([], [volume_name])
             if added_mounts:
-                assert "aws-iam-token" not in _names(old.get("volumeMounts"))
+                assert volume_name not in _names(old.get("volumeMounts"))
             _restore(spec[field][index], old, "env")
             _restore(spec[field][index], old, "volumeMounts")
 
-    assert reduced == original, "something other than volumes, env and mounts changed"
+    old_labels = original["metadata"].get("labels")
+    new_labels = mutated["metadata"].get("labels")
+    if mode == CONTAINER_CREDENTIALS and result.allowed:
+        # Added when absent, never changed when present (whatever its value).
+        if isinstance(old_labels, dict) and POD_IDENTITY_LABEL in old_labels:
+            assert new_labels == old_labels
+        else:
+            assert new_labels == {**(old_labels or {}), POD_IDENTITY_LABEL: "enabled"}
+        _restore_labels(reduced["metadata"], original["metadata"])
+    assert reduced == original, "something other than volumes, env, mounts and the label changed"
+
+
+def _restore_labels(new_meta: dict[str, Any], old_meta: dict[str, Any]) -> None:
+    if "labels" in old_meta:
+        new_meta["labels"] = copy.deepcopy(old_meta["labels"])
+    else:
+        new_meta.pop("labels", None)
+
+
+def _in_mode(identity: Identity, mode: str) -> Identity:
+    """``identity`` as the chain hands it over when the Pod Identity file lists its ServiceAccount."""
+    if mode == CONTAINER_CREDENTIALS:
+        return dataclasses.replace(identity, mode=mode, source="pod-identity")
+    return identity
+
+
+def _lowest(low: int, high: int) -> int:
+    assert (low, high) == (JITTER_MIN, JITTERED_EXPIRATION)
+    return low
 
 
 @PROPERTY_SETTINGS
-@given(pod=pods, annotations=sa_annotations, config=mutation_settings)
+@given(
+    pod=pods,
+    annotations=sa_annotations,
+    config=mutation_settings,
+    mode=st.sampled_from((STS_WEB_IDENTITY, CONTAINER_CREDENTIALS)),
+)
 def test_mutation_is_additive_idempotent_and_applies(
-    pod: dict[str, Any], annotations: dict[str, str], config: Settings
+    pod: dict[str, Any], annotations: dict[str, str], config: Settings, mode: str
 ) -> None:
-    identity = identity_from_annotations("default", "app", annotations, config)
+    identity = _in_mode(identity_from_annotations("default", "app", annotations, config), mode)
     original = copy.deepcopy(pod)
 
-    result = check_mutation(pod, decide_with(identity, config))
+    result = check_mutation(pod, lambda p: decide(pod_request(p), identity, config, _lowest))
 
     assert pod == original
-    assert_only_appended(original, result)
+    assert_only_appended(original, result, mode)
     if not result.allowed:
         assert result.patch == []
         assert result.pod == original
+    if mode == CONTAINER_CREDENTIALS:
+        # Whatever the ServiceAccount says (an empty role-arn included), a listed pod is served.
+        assert result.decision != "no-role-arn"
+        assert result.role_arn == ""
 
 
 @settings(PROPERTY_SETTINGS, max_examples=50)

@@ -96,6 +96,11 @@ class IdentityStore:
     def get(self, namespace: str, name: str) -> Identity | None:
         return self._items.get((namespace, name))
 
+    def snapshot(self) -> dict[Key, Identity]:
+        """A copy of every cached identity, taken under the lock (``/debug/alpha/cache``)."""
+        with self._lock:
+            return dict(self._items)
+
     # -- the watch ------------------------------------------------------------------------------
     def upsert(self, identity: Identity) -> None:
         key = (identity.namespace, identity.name)

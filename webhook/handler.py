@@ -18,6 +18,7 @@ from webhook.cache import Resolver
 from webhook.decision import SA_NOT_FOUND, decide
 from webhook.settings import Settings
 from webhook.sources.chain import IdentityChain, Miss
+from webhook.types import CONTAINER_CREDENTIALS
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,6 +62,7 @@ class MutateEndpoint:
             metrics.OUTCOMES["bad_request"].inc()
             log.info("rejected request", extra={"fields": {"status": exc.status, "error": exc.message}})
             await _send(send, exc.status, admission.error_body(exc.message), exc.headers)
+            metrics.UPSTREAM.observe_request(scope["method"], exc.status, time.perf_counter() - start)
             return
         except Exception:
             # Input errors never get here; this is a bug. The uid (if known) is in the log, the
@@ -68,12 +70,15 @@ class MutateEndpoint:
             metrics.OUTCOMES["error"].inc()
             log.exception("internal error answering admission request", extra={"fields": fields})
             await _send(send, 500, admission.error_body("internal error"))
+            metrics.UPSTREAM.observe_request(scope["method"], 500, time.perf_counter() - start)
             return
         elapsed = time.perf_counter() - start
         metrics.LATENCY.observe(elapsed)
         fields["duration_ms"] = round(elapsed * 1000, 3)
         logs.admission(fields)  # never raises: a log line must not turn an answer into a 500
         await _send(send, status, payload)
+        # Upstream's request metrics count the whole exchange, response written (one call: see metrics).
+        metrics.UPSTREAM.observe_request(scope["method"], status, time.perf_counter() - start)
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
         if scope["method"] != "POST":
@@ -132,11 +137,16 @@ class MutateEndpoint:
             metrics.WARNINGS.labels(warning.kind).inc()
         if result.decision == SA_NOT_FOUND:
             metrics.MISSING_SERVICE_ACCOUNTS.inc()
+            metrics.UPSTREAM.missing_service_account()
         if not result.allowed:
             outcome = "denied"
         elif result.patch:
             outcome = "mutated"
-            metrics.IRSA_MUTATIONS.inc()
+            metrics.UPSTREAM.pod_mutated(result.mode)
+            if result.mode == CONTAINER_CREDENTIALS:
+                metrics.CONTAINER_CREDENTIALS_MUTATIONS.inc()
+            else:
+                metrics.IRSA_MUTATIONS.inc()
         else:
             outcome = "not_mutated"
         metrics.OUTCOMES[outcome].inc()

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from webhook.composearn import composed
 from webhook.settings import MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION, Settings
 from webhook.types import AdmissionWarning, Identity
 
@@ -138,7 +139,8 @@ def identity_from_annotations(
     where = f"serviceaccount {namespace}/{name}"
 
     role_raw = annotations.get(settings.annotation("role-arn"))
-    role_arn = scalar_text(role_raw) or ""
+    # --compose-role-arn: a role name becomes a role ARN here, so the check below sees the final value.
+    role_arn = composed(scalar_text(role_raw) or "", settings)
     if role_raw and not role_arn:
         warnings.append(AdmissionWarning.make("invalid-role-arn", f"{where} role-arn {_shown(role_raw)} is unusable"))
     elif role_arn and not ROLE_ARN_RE.fullmatch(role_arn):

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gzip
+import json
 import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -29,12 +31,13 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from prometheus_client import make_wsgi_app
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from webhook import metrics
-from webhook.cache import IdentitySource
+from webhook.cache import IdentitySource, Key
 from webhook.handler import Message, MutateEndpoint, Receive, Scope, Send
 from webhook.tlsconfig import ServingTLS
+from webhook.types import Identity
 
 log = logging.getLogger("irsa_webhook.server")
 
@@ -70,6 +73,12 @@ def build_app(
             # Shutting down: still answering admissions, but asking to be taken out of the endpoints.
             "notShuttingDown": lifecycle is None or not lifecycle.draining,
         }
+        config_map = endpoint.identities.config_map
+        if config_map is not None:  # --watch-config-map: its first list has completed
+            checks["configMapSynced"] = config_map.ready
+        pod_identity = endpoint.identities.pod_identity
+        if pod_identity is not None:  # --watch-container-credentials-config: its file was read once
+            checks["containerCredentialsConfigLoaded"] = pod_identity.ready
         ready = all(checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
@@ -178,11 +187,11 @@ class _MetricsServer(ThreadingMixIn, WSGIServer):
 
     daemon_threads = True
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, debug_cache: CacheSnapshot | None = None) -> None:
         self.address_family = sock.family
         self._listener = sock
         super().__init__(sock.getsockname()[:2], _QuietHandler)
-        self.set_app(make_wsgi_app())
+        self.set_app(metrics_app(debug_cache))
 
     def server_bind(self) -> None:
         # Take our socket instead of binding the one socketserver made, and skip HTTPServer's
@@ -199,8 +208,68 @@ class _MetricsServer(ThreadingMixIn, WSGIServer):
         """Already listening (see :func:`listen`)."""
 
 
-def start_metrics(sock: socket.socket) -> _MetricsServer:
-    server = _MetricsServer(sock)
+DEBUG_CACHE_PATH = "/debug/alpha/cache"
+CacheSnapshot = Callable[[], Mapping[Key, Identity]]
+WSGIStart = Callable[[str, list[tuple[str, str]]], Any]
+# Go's encoding/json writes these escaped; upstream's cache dump is made with it.
+_GO_JSON_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
+
+
+def metrics_app(debug_cache: CacheSnapshot | None = None) -> Callable[[dict[str, Any], WSGIStart], Iterable[bytes]]:
+    """The metrics port's WSGI app: ``/debug/alpha/cache`` when ``--enable-debugging-handlers`` gave it a
+    snapshot to dump (404 otherwise), and the metrics on every other path, as before.
+
+    The metrics are always in Prometheus text format 0.0.4 (:func:`webhook.metrics.exposition`), gzipped
+    when the scraper accepts it.
+    """
+
+    def app(environ: dict[str, Any], start_response: WSGIStart) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == DEBUG_CACHE_PATH:
+            if debug_cache is None:
+                start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+                return [b"404 page not found\n"]
+            body = cache_json(debug_cache())
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method == "OPTIONS":
+            start_response("200 OK", [("Allow", "OPTIONS,GET")])
+            return [b""]
+        if method not in ("GET", "HEAD"):
+            start_response("405 Method Not Allowed", [("Allow", "OPTIONS,GET")])
+            return [f"# HTTP 405 Method Not Allowed: {method}; use OPTIONS or GET\n".encode()]
+        body = metrics.exposition()
+        headers = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            body = gzip.compress(body)
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(body))))
+        start_response("200 OK", headers)
+        return [body]
+
+    return app
+
+
+def cache_json(items: Mapping[Key, Identity]) -> bytes:
+    """Upstream's ``/debug/alpha/cache`` body: ``{"ns/name": {"RoleARN", "Audience", "UseRegionalSTS",
+    "TokenExpiration"}}``, keys sorted and one-space indents, as Go's ``json.MarshalIndent(m, "", " ")``."""
+    entries = {
+        f"{namespace}/{name}": {
+            "RoleARN": identity.role_arn,
+            "Audience": identity.audience,
+            "UseRegionalSTS": identity.sts_regional_endpoints,
+            "TokenExpiration": identity.token_expiration,
+        }
+        for (namespace, name), identity in items.items()
+    }
+    text = json.dumps(dict(sorted(entries.items())), indent=1, ensure_ascii=False)
+    for char, escaped in _GO_JSON_ESCAPES:
+        text = text.replace(char, escaped)
+    return text.encode()
+
+
+def start_metrics(sock: socket.socket, debug_cache: CacheSnapshot | None = None) -> _MetricsServer:
+    server = _MetricsServer(sock, debug_cache)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     return server
 
@@ -330,12 +399,14 @@ async def serve(
     store: IdentitySource,
     shutdown_delay: float = 0.0,
     lifecycle: Lifecycle | None = None,
+    debug_cache: CacheSnapshot | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT. Raises ListenError (before serving anything) if a port cannot be had."""
     # Read at scrape time from whichever source fills the store (watch, manifests, live GETs):
     # no copy of the figures to keep in step.
     metrics.CACHE_SIZE.set_function(lambda: len(store))
     metrics.CACHE_SYNCED.set_function(lambda: 1 if store.ready else 0)
+    metrics.UPSTREAM.used_probe = lambda: len(store) > 0
     address = bind_address(host)
     https_socket = listen(address, port)
     try:
@@ -363,7 +434,7 @@ async def serve(
     )
     config.load()
     config.ssl = tls.context  # ours: reloadable, with the configured minimum version and ciphers
-    metrics_server = start_metrics(metrics_socket)
+    metrics_server = start_metrics(metrics_socket, debug_cache)
     reload_task = asyncio.create_task(tls.watch())
     server = _Server(
         config,

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from typing import Any
 
 import yaml
 
-from webhook import logs
+from webhook import __version__, composearn, logs
 from webhook.cache import IdentityStore, Resolver, load_manifests
 from webhook.config import MUTATION_FLAGS, SERVER_FLAGS, ServeConfig, serve_config
 from webhook.flags import FlagError, add_flags, resolve
 from webhook.handler import MutateEndpoint
+from webhook.identity import parse_go_bool
 from webhook.server import Lifecycle, ListenError, build_app, run_event_loop, serve
+from webhook.sources.chain import IdentityChain
+from webhook.sources.configmap import ConfigMapSource
+from webhook.sources.podidentity import PodIdentityFile
 from webhook.tlsconfig import ServingTLS, TLSConfigError
 
 log = logging.getLogger("irsa_webhook")
 
 FLAGS = (*SERVER_FLAGS, *MUTATION_FLAGS)
+NO_CONFIG_MAP_NAMESPACE = (
+    "--watch-config-map reads the ConfigMap pod-identity-webhook from --namespace, which is not set "
+    "(upstream's default was eks: give --namespace=eks to keep reading it there)"
+)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -31,22 +40,55 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     add_flags(parser, SERVER_FLAGS, "server")
     add_flags(parser, MUTATION_FLAGS, "mutation")
+    # Upstream's --version: print the version and exit. No environment variable (a deployment may well
+    # set IRSA_WEBHOOK_VERSION for other reasons), so not a Flag.
+    parser.add_argument(
+        "--version", dest="print_version", nargs="?", const="true", default=None, metavar="BOOL", help=argparse.SUPPRESS
+    )
     parser.set_defaults(func=run, flags=FLAGS)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way startup can end
+    if getattr(args, "print_version", None) is not None and parse_go_bool(args.print_version):
+        print(f"irsa-webhook {__version__}")
+        return 0
     try:
         config = serve_config(resolve(args, FLAGS))
         tls = ServingTLS(config.tls_cert, config.tls_key, config.tls_min_version, config.tls_cipher_suites)
     except (FlagError, TLSConfigError) as exc:
         print(f"irsa-webhook serve: {exc}", file=sys.stderr)
         return 2
+    instance = None
+    if config.compose_from_imds:  # before any identity is parsed: they are composed as they are read
+        try:
+            config, instance = _compose_from_imds(config)
+        except composearn.IMDSError as exc:
+            print(
+                f"irsa-webhook serve: --compose-role-arn needs this instance's account: {exc} "
+                "(off EC2, give --aws-account-id)",
+                file=sys.stderr,
+            )
+            return 1
     logs.setup(config.verbosity)
     for note in config.notes:
         log.warning(note)
+    if config.settings.role_arn_account:
+        log.info(
+            "composing role ARNs from role names",
+            extra={
+                "fields": {
+                    "account": config.settings.role_arn_account,
+                    "partition": config.settings.role_arn_partition,
+                    "from": "instance metadata" if instance else "--aws-account-id",
+                    "region": instance.region if instance else None,
+                }
+            },
+        )
     tls.log_notes()  # a raised --tls-min-version, dropped --tls-cipher-suites
     store = IdentityStore()
     watcher = None
+    config_map: ConfigMapSource | None = None
+    config_map_watcher = None
     if config.service_accounts:
         try:
             store.replace_all(load_manifests(config.service_accounts.split(","), config.settings))
@@ -55,13 +97,23 @@ def run(args: argparse.Namespace) -> int:
             return 2
         resolver = Resolver(store, None, config.lookup_grace)
         log.info("serving from ServiceAccount manifests", extra={"fields": {"accounts": len(store)}})
+        if config.watch_config_map:
+            log.warning("--watch-config-map needs a cluster: ignored with --service-accounts")
     else:
+        if config.watch_config_map and not config.namespace:
+            print(f"irsa-webhook serve: {NO_CONFIG_MAP_NAMESPACE}", file=sys.stderr)
+            return 2
         try:
-            resolver, watcher = _cluster_resolver(config, store)
+            api_client = _api_client(config)
+            resolver, watcher = _cluster_resolver(config, store, api_client)
+            if config.watch_config_map:
+                config_map, config_map_watcher = _config_map_source(config, api_client)
         except Exception as exc:
             print(f"irsa-webhook serve: cannot configure cluster access: {exc}", file=sys.stderr)
             return 2
-    endpoint = MutateEndpoint(resolver, config.settings, config.max_request_bytes)
+    pod_identity = _pod_identity_source(config)
+    identities = IdentityChain(resolver, pod_identity=pod_identity, config_map=config_map)
+    endpoint = MutateEndpoint(identities, config.settings, config.max_request_bytes)
     lifecycle = Lifecycle()
     app = build_app(endpoint, store, tls, lifecycle)
     log.info(
@@ -88,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
                 shutdown_delay=config.shutdown_delay,
                 lifecycle=lifecycle,
                 store=store,
+                debug_cache=store.snapshot if config.debugging_handlers else None,
             )
         )
     except ListenError as exc:
@@ -96,14 +149,41 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if watcher is not None:
             watcher.stop()
+        if config_map_watcher is not None:
+            config_map_watcher.stop()
+        if pod_identity is not None:
+            pod_identity.stop()
     return 0
 
 
-def _cluster_resolver(config: ServeConfig, store: IdentityStore) -> tuple[Resolver, Any]:
+def _cluster_resolver(config: ServeConfig, store: IdentityStore, api_client: Any = None) -> tuple[Resolver, Any]:
+    from webhook.watch import LiveLookup, ServiceAccountWatcher
+
+    api_client = api_client or _api_client(config)
+    watcher = ServiceAccountWatcher(api_client, store, config.settings, watch_timeout=config.resync_period)
+    watcher.start()
+    live = LiveLookup(api_client, store, config.settings) if config.live_lookup else None
+    return Resolver(store, live, config.lookup_grace), watcher
+
+
+def _config_map_source(config: ServeConfig, api_client: Any) -> tuple[ConfigMapSource, Any]:
+    """--watch-config-map: the ConfigMap source, kept current by a watch of its own (started)."""
+    from webhook.sources.configmap import CONFIG_MAP_NAME
+    from webhook.watch import ConfigMapWatcher
+
+    source = ConfigMapSource(config.settings)  # --compose-role-arn applies to its entries too (settings)
+    watcher = ConfigMapWatcher(
+        api_client, config.namespace, CONFIG_MAP_NAME, source, watch_timeout=config.resync_period
+    )
+    watcher.start()
+    log.info("watching configmap %s/%s for roles", config.namespace, CONFIG_MAP_NAME)
+    return source, watcher
+
+
+def _api_client(config: ServeConfig) -> Any:
+    """A kubernetes ApiClient from --kubeconfig (else in-cluster config), --kube-api, without retries."""
     from kubernetes import client
     from kubernetes import config as kube_config
-
-    from webhook.watch import LiveLookup, ServiceAccountWatcher
 
     configuration = client.Configuration()
     if config.kubeconfig:
@@ -132,8 +212,22 @@ def _cluster_resolver(config: ServeConfig, store: IdentityStore) -> tuple[Resolv
     # No urllib3 retries: each would restart the timeout (a "1 s" live GET took up to 4 s), and the
     # watch loop retries by itself, with backoff.
     configuration.retries = False
-    api_client = client.ApiClient(configuration)
-    watcher = ServiceAccountWatcher(api_client, store, config.settings, watch_timeout=config.resync_period)
-    watcher.start()
-    live = LiveLookup(api_client, store, config.settings) if config.live_lookup else None
-    return Resolver(store, live, config.lookup_grace), watcher
+    return client.ApiClient(configuration)
+
+
+def _pod_identity_source(config: ServeConfig) -> PodIdentityFile | None:
+    """--watch-container-credentials-config: the EKS Pod Identity source, polling its file (started)."""
+    if not config.container_credentials_config:
+        return None
+    source = PodIdentityFile(config.container_credentials_config, config.settings).start()
+    log.info("watching %s for EKS Pod Identity ServiceAccounts", config.container_credentials_config)
+    return source
+
+
+def _compose_from_imds(config: ServeConfig) -> tuple[ServeConfig, composearn.InstanceIdentity]:
+    """--compose-role-arn without --aws-account-id: the account, and the partition of the region, from
+    this EC2 instance's identity document (an explicit --aws-partition still wins). IMDSError if none."""
+    instance = composearn.instance_identity()
+    partition = config.aws_partition or composearn.partition_for_region(instance.region)
+    settings = dataclasses.replace(config.settings, role_arn_account=instance.account_id, role_arn_partition=partition)
+    return dataclasses.replace(config, settings=settings, compose_from_imds=False), instance

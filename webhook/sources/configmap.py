@@ -52,14 +52,13 @@ back, whether or not the ConfigMap exists.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-from webhook import metrics
+from webhook import gojson, metrics
 from webhook.composearn import composed
 from webhook.identity import ROLE_ARN_RE, parse_expiration, parse_go_int
 from webhook.settings import Settings
@@ -78,69 +77,8 @@ class InvalidEntry(ValueError):
     """An entry that cannot be used; the message says why (it is logged with the key)."""
 
 
-class _Object(list[tuple[str, Any]]):
-    """A JSON object as its (key, value) pairs in document order: Go's rules need order and repeats."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Number:
-    """A JSON number as written: Go reads ``TokenExpiration`` as an int64, so ``3600.0`` is not one."""
-
-    text: str
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # Python accepts NaN and Infinity; JSON (and Go) do not
-
-
-def _decode(text: str) -> Any:
-    # Numbers stay text: int() of a 5,000-digit literal raises, and float() loses what Go would refuse.
-    return json.loads(
-        text,
-        object_pairs_hook=_Object,
-        parse_int=_Number,
-        parse_float=_Number,
-        parse_constant=_reject_constant,
-    )
-
-
-_FOLD_RUNE = {"\u212a": "K", "\u017f": "S"}  # the Kelvin sign and the long s
-
-
-def _fold(name: str) -> str:
-    """Go's ``encoding/json`` name folding, for names compared with ASCII field names.
-
-    ASCII letters fold to upper case; of all other characters only the Kelvin sign (folds with k)
-    and the long s (folds with s) fold into ASCII, every other one stays itself and so can never
-    equal an ASCII field name.
-    """
-    return name.upper() if name.isascii() else "".join(_FOLD_RUNE.get(c, c.upper() if c.isascii() else c) for c in name)
-
-
-_FIELD_BY_FOLD = {_fold(f): f for f in FIELDS}
-
-
-def _field(name: str) -> str | None:
-    """The entry field a JSON key sets: the exact name, else the case-insensitive one, else none."""
-    return name if name in FIELDS else _FIELD_BY_FOLD.get(_fold(name))
-
-
 def _shown(key: str) -> str:
     return repr(key[:LOG_KEY_CHARS] + ("..." if len(key) > LOG_KEY_CHARS else ""))
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, _Object):
-        return "object"
-    if isinstance(value, _Number):
-        return "number"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return type(value).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,24 +109,24 @@ class Entry:
 _FIELD_TYPES: dict[str, tuple[type, str]] = {
     "RoleARN": (str, "string"),
     "Audience": (str, "string"),
-    "UseRegionalSTS": (bool, "boolean"),
-    "TokenExpiration": (_Number, "number"),
+    "UseRegionalSTS": (bool, "bool"),
+    "TokenExpiration": (gojson.Number, "number"),
 }
 
 
 def parse_entry(key: str, value: Any, settings: Settings) -> Entry:
     """One entry of the map with the flags' defaults applied; InvalidEntry if it cannot be used."""
-    if not isinstance(value, _Object):
-        raise InvalidEntry(f"the entry is a JSON {_type_name(value)}, not an object")
+    if not isinstance(value, gojson.Object):
+        raise InvalidEntry(f"the entry is a JSON {gojson.type_name(value)}, not an object")
     fields: dict[str, Any] = {}
-    for name, field_value in value:
-        field = _field(name)
-        if field is not None and field_value is not None:  # Go: null leaves the field as it is
-            fields[field] = field_value
+    for name in FIELDS:
+        field_value = gojson.field(value, name)
+        if field_value is not None:  # Go: null (or no key) leaves the field as it is
+            fields[name] = field_value
     for field, field_value in fields.items():
         expected, wanted = _FIELD_TYPES[field]
         if not isinstance(field_value, expected):
-            raise InvalidEntry(f"{field} is a JSON {_type_name(field_value)}, not a {wanted}")
+            raise InvalidEntry(f"{field} is a JSON {gojson.type_name(field_value)}, not a {wanted}")
 
     where = f"configmap entry {_shown(key)}"
     warnings: list[AdmissionWarning] = []
@@ -202,7 +140,7 @@ def parse_entry(key: str, value: Any, settings: Settings) -> Entry:
     audience: str = fields.get("Audience") or settings.token_audience
     sts: bool = fields.get("UseRegionalSTS", settings.sts_regional_endpoint)
     expiration = settings.token_expiration
-    number: _Number | None = fields.get("TokenExpiration")
+    number: gojson.Number | None = fields.get("TokenExpiration")
     if number is not None and parse_go_int(number.text) != 0:  # 0, as missing: the flag's value
         expiration, warning = parse_expiration(number.text, settings.token_expiration, where)
         if warning is not None:
@@ -272,11 +210,11 @@ class Problem:
 def parse_config(text: str, settings: Settings) -> tuple[RoleMap | None, list[Problem], list[Entry]]:
     """The ``config`` value → (the mapping, or None if it is not a JSON object; its problems; its entries)."""
     try:
-        document = _decode(text)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
+        document = gojson.loads(text)
+    except ValueError as exc:
         return None, [Problem("invalid_json", f"config is not valid JSON ({str(exc)[:200]})")], []
-    if not isinstance(document, _Object):
-        return None, [Problem("invalid_json", f"config is a JSON {_type_name(document)}, not an object")], []
+    if not isinstance(document, gojson.Object):
+        return None, [Problem("invalid_json", f"config is a JSON {gojson.type_name(document)}, not an object")], []
     problems: list[Problem] = []
     # Go's map: a repeated key keeps its last value (at the place it first appeared).
     values: dict[str, Any] = {}

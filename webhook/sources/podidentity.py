@@ -18,16 +18,14 @@ seconds, on a thread of its own; lookups only read a dict that each reload repla
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from webhook import metrics
+from webhook import gojson, metrics
 from webhook.settings import Settings
 from webhook.types import CONTAINER_CREDENTIALS, Identity
 
@@ -46,38 +44,6 @@ class IdentitiesFileError(ValueError):
     """The identities file cannot be used; the message says why, in one line."""
 
 
-class _Object(list[tuple[str, Any]]):
-    """A decoded JSON object, as its (key, value) pairs in order: duplicates and case kept for Go's rules."""
-
-
-def _field(obj: _Object, name: str) -> Any:
-    """The value Go's ``encoding/json`` gives the struct field tagged ``name``: the last key equal to it
-    under simple case folding (``K`` and the Kelvin sign, ``S`` and the long s), None when absent."""
-    target = name.lower()
-    value = None
-    for key, item in obj:
-        if len(key) == len(target) and all(k == t or k.casefold() == t for k, t in zip(key, target, strict=True)):
-            value = item
-    return value
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"invalid JSON value {name}")  # NaN, Infinity: Python's extension, not JSON
-
-
-def _go_type(value: Any) -> str:
-    """What Go's UnmarshalTypeError calls a JSON value."""
-    if isinstance(value, _Object):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    return "string"
-
-
 def parse_identities(content: bytes) -> frozenset[tuple[str, str]]:
     """The (namespace, serviceAccount) pairs the file lists; IdentitiesFileError when it is malformed."""
     # Go replaces invalid UTF-8 inside strings with U+FFFD, and anywhere else it is a syntax error:
@@ -86,31 +52,33 @@ def parse_identities(content: bytes) -> frozenset[tuple[str, str]]:
     if not text.strip(_JSON_WHITESPACE):
         return frozenset()
     try:
-        document = json.loads(text, object_pairs_hook=_Object, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+        document = gojson.loads(text)
+    except ValueError as exc:
         raise IdentitiesFileError(f"not valid JSON: {' '.join(str(exc).split())}") from None
     if document is None:
         return frozenset()
-    if not isinstance(document, _Object):
-        raise IdentitiesFileError(f"expected a JSON object with an identities list, got a {_go_type(document)}")
-    identities = _field(document, "identities")
+    if not isinstance(document, gojson.Object):
+        raise IdentitiesFileError(f"expected a JSON object with an identities list, got a {gojson.type_name(document)}")
+    identities = gojson.field(document, "identities")
     if identities is None:
         return frozenset()
-    if not isinstance(identities, list) or isinstance(identities, _Object):
-        raise IdentitiesFileError(f"identities must be a list, got a {_go_type(identities)}")
+    if not isinstance(identities, list) or isinstance(identities, gojson.Object):
+        raise IdentitiesFileError(f"identities must be a list, got a {gojson.type_name(identities)}")
     pairs = set()
     for index, entry in enumerate(identities):
         if entry is None:
             continue  # Go leaves a zero entry, which no pod matches
-        if not isinstance(entry, _Object):
-            raise IdentitiesFileError(f"identities[{index}] must be an object, got a {_go_type(entry)}")
+        if not isinstance(entry, gojson.Object):
+            raise IdentitiesFileError(f"identities[{index}] must be an object, got a {gojson.type_name(entry)}")
         names = []
         for name in ("namespace", "serviceAccount"):
-            value = _field(entry, name)
+            value = gojson.field(entry, name)
             if value is None:
                 value = ""
             elif not isinstance(value, str):
-                raise IdentitiesFileError(f"identities[{index}].{name} must be a string, got a {_go_type(value)}")
+                raise IdentitiesFileError(
+                    f"identities[{index}].{name} must be a string, got a {gojson.type_name(value)}"
+                )
             names.append(value)
         pairs.add((names[0], names[1]))
     return frozenset(pairs)

@@ -9,6 +9,7 @@ command line beats its environment variable (``IRSA_WEBHOOK_<NAME>``), which bea
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -158,3 +159,15 @@ def _show(value: Any) -> str:
     if value == "" or value is None:
         return "unset"
     return str(value)
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from environment variable ``name``, else ``default``.
+
+    For test knobs that are not flags (how often a file is polled): anything unusable is the default.
+    """
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if math.isfinite(value) and value > 0 else default

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import math
 import os
 import ssl
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 from cryptography import x509
 
 from webhook import metrics
+from webhook.flags import env_seconds
 
 log = logging.getLogger("irsa_webhook.tls")
 
@@ -130,12 +130,7 @@ def cipher_string(suites: str) -> tuple[str | None, list[str]]:
 
 def reload_interval() -> float:
     """Seconds between polls of the certificate files: RELOAD_INTERVAL unless the environment says otherwise."""
-    raw = os.environ.get(RELOAD_INTERVAL_ENV, "")
-    try:
-        value = float(raw)
-    except ValueError:
-        return RELOAD_INTERVAL
-    return value if math.isfinite(value) and value > 0 else RELOAD_INTERVAL
+    return env_seconds(RELOAD_INTERVAL_ENV, RELOAD_INTERVAL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,13 +19,12 @@ seconds, on a thread of its own; lookups only read a dict that each reload repla
 from __future__ import annotations
 
 import logging
-import math
-import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 from webhook import gojson, metrics
+from webhook.flags import env_seconds
 from webhook.settings import Settings
 from webhook.types import CONTAINER_CREDENTIALS, Identity
 
@@ -85,12 +84,8 @@ def parse_identities(content: bytes) -> frozenset[tuple[str, str]]:
 
 
 def reload_interval() -> float:
-    raw = os.environ.get(RELOAD_INTERVAL_ENV, "")
-    try:
-        value = float(raw)
-    except ValueError:
-        return RELOAD_INTERVAL
-    return value if math.isfinite(value) and value > 0 else RELOAD_INTERVAL
+    """Seconds between polls of the identities file: RELOAD_INTERVAL unless the environment says otherwise."""
+    return env_seconds(RELOAD_INTERVAL_ENV, RELOAD_INTERVAL)
 
 
 class PodIdentityFile:

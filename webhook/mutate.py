@@ -23,7 +23,7 @@ import posixpath
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from webhook.identity import parse_expiration, pod_annotations, scalar_text, skip_containers
 from webhook.settings import TOKEN_FILE_NAME, VOLUME_NAME, Settings
@@ -117,9 +117,12 @@ def _append(parent: dict[str, Any], key: str, items: list[dict[str, Any]], path:
         patch.append({"op": "add", "path": f"{path}/{key}", "value": list(items)})
 
 
-@dataclass(frozen=True, slots=True)
-class _Injection:
-    """What one mode puts into each container: the token volume's mount and the credential pair."""
+class _Injection(NamedTuple):
+    """What one mode puts into each container: the token volume's mount and the credential pair.
+
+    A NamedTuple, not a frozen dataclass: it is built on every admission, and a frozen dataclass's
+    ``__init__`` (one ``object.__setattr__`` per field) costs several times more.
+    """
 
     volume_name: str
     mount_path: str  # as given: the mount's mountPath

@@ -102,7 +102,12 @@ SERVER_FLAGS = (
         20.0,
         "after the shutdown delay, wait at most this long for in-flight requests",
     ),
-    Flag("namespace", "str", "", "the webhook's own namespace (upstream compatibility; used in logs)"),
+    Flag(
+        "namespace",
+        "str",
+        "",
+        "the webhook's own namespace: where --watch-config-map reads its ConfigMap (required with it)",
+    ),
     Flag("service-name", "str", "", "the webhook's Service name (upstream compatibility; used in logs)"),
     # ConfigMap mode: roles from the ConfigMap pod-identity-webhook in --namespace (webhook.sources.configmap).
     Flag("watch-config-map", "bool", False, "also take roles from the ConfigMap pod-identity-webhook in --namespace"),

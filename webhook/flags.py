@@ -110,7 +110,7 @@ class Flag:
 def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag], title: str) -> None:
     group = parser.add_argument_group(title)
     for flag in flags:
-        help_text = f"{flag.help} (env {flag.env}; default {_show(flag.default)})"
+        help_text = f"{flag.help} (env {flag.env}; default {_show(flag.default, flag.kind)})"
         if flag.kind == "bool":
             group.add_argument(
                 f"--{flag.name}",
@@ -153,7 +153,9 @@ def normalise_argv(argv: Sequence[str], flags: Sequence[Flag]) -> list[str]:
     return out
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, kind: str = "") -> str:
+    if kind == "duration":
+        return f"{value:g}s"
     if isinstance(value, bool):
         return str(value).lower()
     if value == "" or value is None:

@@ -4,8 +4,8 @@ For a pod in namespace N with ServiceAccount S, the first source that answers wi
 merge:
 
 1. the **EKS Pod Identity** file (``--watch-container-credentials-config``), when it lists N/S: the
-   pod gets container credentials; the ServiceAccount's own annotations still say its regional STS,
-   region and token lifetime (as upstream);
+   pod gets container credentials; the ServiceAccount's own annotations still say its regional STS
+   and token lifetime (as upstream);
 2. the **ServiceAccount's annotations**, when ``role-arn`` is set (the list+watch cache, with a live
    GET on a miss);
 3. the **ConfigMap** mapping (``--watch-config-map``): key ``N/S``, then namespace globs, then ``*/S``.

@@ -20,6 +20,7 @@ missing one.
 
 from __future__ import annotations
 
+import abc
 import copy
 import dataclasses
 import logging
@@ -125,7 +126,7 @@ def _read_or_skip(kind: str, obj: Any, source: str, read: Callable[[dict[str, An
         return None
 
 
-class ListWatch(Generic[T]):
+class ListWatch(abc.ABC, Generic[T]):
     """The list+watch loop on its own thread; a subclass names the objects and takes the results.
 
     Subclasses implement :meth:`_call` (the API's list method, also called with ``watch=True``),
@@ -162,21 +163,21 @@ class ListWatch(Generic[T]):
         self._delivered = 0  # events (bookmarks included) the current watch delivered
 
     # -- what a subclass says -----------------------------------------------------------------------
+    @abc.abstractmethod
     def _call(self, **kwargs: Any) -> Any:
         """The list call (with ``watch=True``: the watch call) for these objects."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _read(self, obj: dict[str, Any]) -> T:
         """What is kept of one raw object; raises if it cannot be read."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _replace(self, items: list[T], resource_version: str) -> None:
         """Everything a full list returned (that could be read), at ``resource_version``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _apply(self, kind: str, obj: Any, resource_version: str) -> None:
         """One ADDED, MODIFIED or DELETED event (use :meth:`_parse` to read its object)."""
-        raise NotImplementedError
 
     def _advance(self, resource_version: str) -> None:
         """The watch has applied every change up to ``resource_version`` (after each event)."""

@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
             config_map_watcher.stop()
         if pod_identity is not None:
             pod_identity.stop()
+        resolver.close()  # the live-GET threads
     return 0
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from webhook import composearn
 from webhook import settings as s
 from webhook.flags import Flag, FlagError
-from webhook.identity import parse_go_int
+from webhook.identity import ROLE_SESSION_NAME_POD, parse_go_int
 
 # Upstream's defaults for flags that are accepted only so that its Deployment args work.
 UPSTREAM_TLS_SECRET = "pod-identity-webhook"  # noqa: S105 - a Secret's name, not a secret
@@ -50,6 +50,13 @@ MUTATION_FLAGS = (
     Flag("aws-default-region", "str", "", "inject AWS_DEFAULT_REGION and AWS_REGION with this value"),
     Flag("sts-regional-endpoint", "bool", False, "inject AWS_STS_REGIONAL_ENDPOINTS=regional by default"),
     Flag("strict", "bool", False, "deny pods whose ServiceAccount or pod configuration is invalid"),
+    Flag(
+        "role-session-name",
+        "str",
+        "",
+        "'pod': inject AWS_ROLE_SESSION_NAME from the pod's name (downward API) so CloudTrail names the pod; "
+        "a ServiceAccount's role-session-name annotation asks for it too (default: off)",
+    ),
 )
 
 # How the server runs. Names follow upstream so its Deployment args work unchanged.
@@ -253,6 +260,9 @@ def mutation_settings(values: dict[str, Any], notes: list[str] | None = None) ->
                 f"using {s.MIN_TOKEN_EXPIRATION}"
             )
         expiration = s.MIN_TOKEN_EXPIRATION
+    session_name = values["role_session_name"]
+    if session_name not in ("", ROLE_SESSION_NAME_POD):
+        raise FlagError(f"--role-session-name must be {ROLE_SESSION_NAME_POD!r} or empty (off), got {session_name!r}")
     return s.Settings(
         annotation_prefix=values["annotation_prefix"],
         token_audience=values["token_audience"],
@@ -261,6 +271,7 @@ def mutation_settings(values: dict[str, Any], notes: list[str] | None = None) ->
         aws_default_region=values["aws_default_region"],
         sts_regional_endpoint=values["sts_regional_endpoint"],
         strict=values["strict"],
+        role_session_name=session_name == ROLE_SESSION_NAME_POD,
         **container_credentials_settings(values),
     )
 

@@ -28,6 +28,9 @@ CONFIG_PROBLEMS = frozenset(
         "volume-conflict",
         "mount-path-conflict",
         "invalid-audience",
+        "invalid-region",
+        "invalid-role-session-name",
+        "role-session-name-too-long",
     }
 )
 # Not a problem, even with --strict: ``skip-containers`` naming a container the pod does not have

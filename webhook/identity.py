@@ -26,6 +26,11 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 # 2^63 has 19 digits: a longer digit string (leading zeros aside) is out of range without parsing
 # it, which also keeps int() far from Python's 4,300-digit conversion limit (a ValueError).
 _INT64_DIGITS = 19
+# An AWS region name as AWS spells them (us-east-1, eu-central-2, us-gov-west-1, cn-north-1): a value
+# that does not look like one is still used (a new kind of region must not need a release) but warned about.
+REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+# The one value of the ServiceAccount annotation and the flag that turns session names on.
+ROLE_SESSION_NAME_POD = "pod"
 # Go's strconv.ParseBool spellings: upstream parses sts-regional-endpoints with it.
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
@@ -188,6 +193,9 @@ def identity_from_annotations(
         if warning:
             warnings.append(warning)
 
+    region = _region(annotations.get(settings.annotation("region")), where, warnings)
+    session_name = _session_name(annotations.get(settings.annotation("role-session-name")), where, warnings)
+
     return Identity(
         namespace=namespace,
         name=name,
@@ -196,16 +204,64 @@ def identity_from_annotations(
         sts_regional_endpoints=sts,
         token_expiration=expiration,
         warnings=tuple(warnings),
+        region=region,
+        role_session_name=session_name,
     )
+
+
+def _region(raw: Any, where: str, warnings: list[AdmissionWarning]) -> str | None:
+    """The ``region`` annotation [ours]: None (absent, empty or unusable) leaves it to the flag."""
+    if raw is None:
+        return None
+    text = scalar_text(raw)
+    if text is None:
+        warnings.append(
+            AdmissionWarning.make("invalid-region", f"{where} region {_shown(raw)} is not a string; ignored")
+        )
+        return None
+    if not text:
+        return None
+    if not REGION_RE.fullmatch(text):
+        # Used anyway, as a role ARN that looks wrong is: the SDK will say what it thinks of it.
+        warnings.append(
+            AdmissionWarning.make("invalid-region", f"{where} region {_shown(text)} does not look like an AWS region")
+        )
+    return text
+
+
+def _session_name(raw: Any, where: str, warnings: list[AdmissionWarning]) -> bool | None:
+    """The ``role-session-name`` annotation [ours]: ``pod`` turns it on; anything else is ignored."""
+    if raw is None:
+        return None
+    if raw == ROLE_SESSION_NAME_POD:
+        return True
+    warnings.append(
+        AdmissionWarning.make(
+            "invalid-role-session-name",
+            f"{where} role-session-name {_shown(raw)} is not {ROLE_SESSION_NAME_POD!r}; ignored",
+        )
+    )
+    return None
 
 
 def pod_annotations(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     return _annotations(pod.get("metadata"))
 
 
-def skip_containers(annotations: Mapping[str, Any], settings: Settings) -> frozenset[str]:
-    """Names from ``skip-containers``, trimmed of spaces [ours]; empty items ignored."""
-    raw = annotations.get(settings.annotation("skip-containers"))
+def container_names(annotations: Mapping[str, Any], key: str) -> frozenset[str]:
+    """Names from a comma-separated container list annotation, trimmed of spaces [ours]; empty items ignored."""
+    raw = annotations.get(key)
     if not isinstance(raw, str) or not raw:  # the API server only sends strings
         return frozenset()
     return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+def skip_containers(annotations: Mapping[str, Any], settings: Settings) -> frozenset[str]:
+    """``skip-containers``: these containers are left untouched."""
+    return container_names(annotations, settings.annotation("skip-containers"))
+
+
+def include_containers(annotations: Mapping[str, Any], settings: Settings) -> frozenset[str] | None:
+    """``include-containers`` [ours]: only these containers are mutated; None when the pod does not say
+    (absent, or naming nothing, which is the same as absent: a template that rendered it empty)."""
+    return container_names(annotations, settings.annotation("include-containers")) or None

@@ -25,7 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from webhook.identity import parse_expiration, pod_annotations, scalar_text, skip_containers
+from webhook.identity import (
+    include_containers,
+    parse_expiration,
+    pod_annotations,
+    scalar_text,
+    skip_containers,
+)
 from webhook.settings import TOKEN_FILE_NAME, VOLUME_NAME, Settings
 from webhook.types import CONTAINER_CREDENTIALS, AdmissionWarning, Identity, PatchOp, Pod
 
@@ -33,6 +39,13 @@ CREDENTIAL_VARS = ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
 CONTAINER_CREDENTIAL_VARS = ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
 REGION_VARS = ("AWS_DEFAULT_REGION", "AWS_REGION")
 STS_VAR = "AWS_STS_REGIONAL_ENDPOINTS"
+SESSION_NAME_VAR = "AWS_ROLE_SESSION_NAME"
+# The downward API gives the pod's final name, so a generateName pod gets the name it ends up with.
+_SESSION_NAME_ENV = {"name": SESSION_NAME_VAR, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+# STS's limit on RoleSessionName: AssumeRoleWithWebIdentity fails outright with a longer one.
+MAX_SESSION_NAME = 64
+# kube-apiserver cuts generateName to 58 characters before appending its 5 random ones.
+_GENERATE_NAME_BASE, _GENERATE_NAME_SUFFIX = 58, 5
 # EKS Pod Identity pods carry this label; its key ignores --annotation-prefix, as upstream's does.
 POD_IDENTITY_LABEL = "eks.amazonaws.com/pod-identity"
 POD_IDENTITY_LABEL_VALUE = "enabled"
@@ -46,7 +59,7 @@ Jitter = Callable[[int, int], int]
 # Warnings about ServiceAccount annotations that Pod Identity does not use (the role comes from the
 # Pod Identity association, the audience from --container-credentials-audience): not returned for
 # such pods, so they neither mislead nor deny the pod under --strict.
-_IRSA_ONLY_WARNINGS = frozenset({"invalid-role-arn", "invalid-audience"})
+_IRSA_ONLY_WARNINGS = frozenset({"invalid-role-arn", "invalid-audience", "invalid-role-session-name"})
 # Init containers first: the order only affects the order of operations, not the result.
 CONTAINER_FIELDS = ("initContainers", "containers")
 
@@ -131,6 +144,7 @@ class _Injection(NamedTuple):
     credential_values: tuple[str, str]
     regional_sts: bool
     region: str
+    session_name: bool  # append AWS_ROLE_SESSION_NAME (IRSA only)
 
 
 def _env_additions(container: Mapping[str, Any], how: _Injection) -> list[dict[str, Any]] | None:
@@ -152,6 +166,8 @@ def _env_additions(container: Mapping[str, Any], how: _Injection) -> list[dict[s
     if not has_credentials:
         env.append({"name": first, "value": how.credential_values[0]})
         env.append({"name": second, "value": how.credential_values[1]})
+    if how.session_name and SESSION_NAME_VAR not in present:
+        env.append(_SESSION_NAME_ENV)
     return env
 
 
@@ -236,6 +252,9 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings, jitter: Jitt
         _append(new_spec, "volumes", [_token_volume(identity, expiration)], "/spec", result.patch)
 
     token_file = settings.windows_token_file if is_windows(spec) else settings.token_file
+    session_name = settings.role_session_name if identity.role_session_name is None else identity.role_session_name
+    if session_name:
+        session_name = _session_name_fits(pod, result)
     how = _Injection(
         VOLUME_NAME,
         settings.token_mount_path,
@@ -243,7 +262,8 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings, jitter: Jitt
         CREDENTIAL_VARS,
         (identity.role_arn, token_file),
         identity.sts_regional_endpoints,
-        settings.aws_default_region,
+        settings.aws_default_region if identity.region is None else identity.region,
+        session_name,
     )
     _inject_containers(pod, spec, new_spec, how, settings=settings, result=result)
     return _finish(result, new_pod)
@@ -290,10 +310,39 @@ def _mutate_container_credentials(
         CONTAINER_CREDENTIAL_VARS,
         (settings.container_credentials_full_uri, token_file),
         identity.sts_regional_endpoints,
-        settings.aws_default_region,
+        settings.aws_default_region if identity.region is None else identity.region,
+        False,  # the container credentials provider takes no session name: the association names it
     )
     _inject_containers(pod, spec, new_spec, how, settings=settings, result=result)
     return _finish(result, new_pod)
+
+
+def _session_name_fits(pod: Pod, result: Mutation) -> bool:
+    """Whether the pod's final name can be a session name; a warning when it cannot.
+
+    A longer name is not injected: STS would reject every AssumeRoleWithWebIdentity call with it, so
+    the pod would get no credentials at all, when without it the SDK picks a session name of its own.
+    """
+    meta = pod.get("metadata")
+    if not isinstance(meta, dict):
+        return True
+    name, generate = meta.get("name"), meta.get("generateName")
+    if isinstance(name, str) and name:
+        length = len(name)
+    elif isinstance(generate, str):
+        # The name is not chosen yet at admission; its length is (so it never exceeds 63 today).
+        length = min(len(generate), _GENERATE_NAME_BASE) + _GENERATE_NAME_SUFFIX
+    else:
+        return True
+    if length <= MAX_SESSION_NAME:
+        return True
+    result.warnings.append(
+        AdmissionWarning.make(
+            "role-session-name-too-long",
+            f"pod name has {length} characters, STS allows {MAX_SESSION_NAME}: AWS_ROLE_SESSION_NAME not injected",
+        )
+    )
+    return False
 
 
 def _add_label(pod: Pod, new_pod: Pod, patch: list[PatchOp]) -> None:
@@ -325,10 +374,15 @@ def _add_label(pod: Pod, new_pod: Pod, patch: list[PatchOp]) -> None:
 def _inject_containers(
     pod: Pod, spec: dict[str, Any], new_spec: dict[str, Any], how: _Injection, *, settings: Settings, result: Mutation
 ) -> None:
-    """Env and mount into every chosen container (init and regular, minus skipped ones), into ``new_spec``."""
+    """Env and mount into every chosen container, into ``new_spec``: init and regular ones, only those
+    ``include-containers`` names when it is set, minus those ``skip-containers`` names."""
     patch = result.patch
     mount_path = how.normalised_mount_path
-    skipped = skip_containers(pod_annotations(pod), settings)
+    annotations = pod_annotations(pod)
+    skipped = skip_containers(annotations, settings)
+    # A name that matches no container is not a problem: a later webhook may add that container, and
+    # reinvocation then mutates it. So, unlike skip-containers, no warning.
+    included = include_containers(annotations, settings)
     seen: set[str] = set()
     for field_name in CONTAINER_FIELDS:
         containers = spec.get(field_name)
@@ -346,6 +400,8 @@ def _inject_containers(
                 seen.add(raw_name)
                 if raw_name in skipped:
                     continue
+            if included is not None and raw_name not in included:
+                continue
             conflict = _mount_conflict(container, mount_path, how.volume_name)
             if conflict is not None:
                 result.warnings.append(

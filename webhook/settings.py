@@ -39,6 +39,9 @@ class Settings:
     sts_regional_endpoint: bool = False
     # [ours] Configuration problems deny the pod instead of only warning.
     strict: bool = False
+    # [ours] --role-session-name=pod: AWS_ROLE_SESSION_NAME from the pod's name for every IRSA pod
+    # whose ServiceAccount does not say otherwise.
+    role_session_name: bool = False
     # --compose-role-arn: a role-arn without "arn:" becomes arn:<partition>:iam::<account>:role/<value>.
     # Empty account: off. Both come from the flags or, on EC2, from IMDS at startup (webhook.composearn).
     role_arn_account: str = ""

@@ -65,3 +65,7 @@ class Identity:
     """``STS_WEB_IDENTITY`` (IRSA) or ``CONTAINER_CREDENTIALS`` (EKS Pod Identity)."""
     source: str = "serviceaccount"
     """Which identity source answered (``serviceaccount``, ``pod-identity``, ``configmap``): logged."""
+    region: str | None = None
+    """The ServiceAccount's ``region`` annotation; None: ``--aws-default-region`` decides."""
+    role_session_name: bool | None = None
+    """The ServiceAccount's ``role-session-name: pod``; None: ``--role-session-name`` decides."""

@@ -178,6 +178,73 @@ def test_mutation_flags_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert mutated["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "custom"
 
 
+def _env_entries(mutated: dict[str, Any], container: int = 0) -> dict[str, Any]:
+    return {e["name"]: e for e in mutated["spec"]["containers"][container].get("env", [])}
+
+
+def test_role_session_name_flag_injects_the_downward_api_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sas = write(tmp_path, "sas.yaml", SA_DOCS)
+    pod_file = write(tmp_path, "pod.yaml", pod("team-a"))
+    assert main(["mutate", "--pod", str(pod_file), "--service-account", str(sas), "--role-session-name=pod"]) == 0
+    env = _env_entries(yaml.safe_load(capsys.readouterr().out))
+    assert env["AWS_ROLE_SESSION_NAME"] == {
+        "name": "AWS_ROLE_SESSION_NAME",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+    }
+    # off by default
+    assert main(["mutate", "--pod", str(pod_file), "--service-account", str(sas)]) == 0
+    assert "AWS_ROLE_SESSION_NAME" not in _env_entries(yaml.safe_load(capsys.readouterr().out))
+
+
+def test_role_session_name_flag_refuses_other_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sas = write(tmp_path, "sas.yaml", SA_DOCS)
+    pod_file = write(tmp_path, "pod.yaml", pod("team-a"))
+    assert main(["mutate", "--pod", str(pod_file), "--service-account", str(sas), "--role-session-name=name"]) == 2
+    err = capsys.readouterr().err
+    assert "--role-session-name must be 'pod' or empty" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_service_account_region_and_session_name_annotations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sa = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": "app",
+            "namespace": "team-a",
+            "annotations": {
+                "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/a",
+                "eks.amazonaws.com/region": "ap-northeast-3",
+                "eks.amazonaws.com/role-session-name": "pod",
+            },
+        },
+    }
+    sas = write(tmp_path, "sa.yaml", sa)
+    pod_file = write(tmp_path, "pod.yaml", pod("team-a"))
+    args = ["mutate", "--pod", str(pod_file), "--service-account", str(sas), "--aws-default-region=us-east-1"]
+    assert main(args) == 0
+    env = _env_entries(yaml.safe_load(capsys.readouterr().out))
+    assert env["AWS_REGION"]["value"] == env["AWS_DEFAULT_REGION"]["value"] == "ap-northeast-3"
+    assert env["AWS_ROLE_SESSION_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+def test_include_containers_annotation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sas = write(tmp_path, "sas.yaml", SA_DOCS)
+    manifest = pod("team-a", annotations={"eks.amazonaws.com/include-containers": "aws"})
+    manifest["spec"]["containers"].append({"name": "aws", "image": "aws-cli"})
+    pod_file = write(tmp_path, "pod.yaml", manifest)
+    assert main(["mutate", "--pod", str(pod_file), "--service-account", str(sas)]) == 0
+    captured = capsys.readouterr()
+    mutated = yaml.safe_load(captured.out)
+    assert "env" not in mutated["spec"]["containers"][0]
+    assert role_of({"spec": {"containers": [mutated["spec"]["containers"][1]]}}) == "arn:aws:iam::111122223333:role/a"
+    assert captured.err == ""
+
+
 @pytest.mark.parametrize(
     ("flag", "expected", "note"), [("300", 600, "below the minimum of 600 seconds: using 600"), ("3600", 3600, "")]
 )

@@ -67,7 +67,7 @@ class Injected:
             raise ChainBroken(f"container {container!r} has no {k.TOKEN_VOLUME} volume mounted")
         source = volume["projected"]["sources"][0]["serviceAccountToken"]
         return cls(
-            env=k.env_of(c),
+            env=kubelet_env(pod, c),
             audience=source.get("audience", ""),
             expiration_seconds=source["expirationSeconds"],
             token_path_in_container=posixpath.join(mount["mountPath"], source["path"]),
@@ -78,6 +78,28 @@ class Injected:
         env = dict(self.env)
         env.update(changes.pop("env", {}))
         return replace(self, env=env, **changes)
+
+
+# The downward API fields the kubelet resolves for env ``valueFrom.fieldRef`` that these tests meet.
+_FIELD_PATHS = {
+    "metadata.name": lambda pod: pod["metadata"]["name"],
+    "metadata.namespace": lambda pod: pod["metadata"]["namespace"],
+}
+
+
+def kubelet_env(pod: k.JSON, container: k.JSON) -> dict[str, str]:
+    """A container's env as the kubelet gives it to the process: values as they are, and
+    ``valueFrom.fieldRef`` resolved from the stored pod (so a generateName pod's final name)."""
+    env: dict[str, str] = {}
+    for entry in container.get("env", []):
+        if "valueFrom" not in entry:
+            env[entry["name"]] = entry.get("value", "")
+            continue
+        field_path = entry["valueFrom"].get("fieldRef", {}).get("fieldPath")
+        if field_path not in _FIELD_PATHS:
+            raise ChainBroken(f"env {entry['name']}: the kubelet stand-in cannot resolve {entry['valueFrom']}")
+        env[entry["name"]] = _FIELD_PATHS[field_path](pod)
+    return env
 
 
 def request_kubelet_token(kube: k.KubeRest, pod: k.JSON, injected: Injected) -> str:

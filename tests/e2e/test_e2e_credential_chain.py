@@ -8,6 +8,8 @@ with is compared with the role the ServiceAccount names.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,7 @@ def run_chain(
     pod: k.JSON,
     injected: Injected,
     root: Path,
+    role: str = ROLE,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Kubelet, OIDC provider and SDK in turn; return (token claims, caller identity)."""
     token = request_kubelet_token(kube, pod, injected)
@@ -78,8 +81,8 @@ def run_chain(
     write_token(root, injected, token)
     identity = caller_identity(sdk_environment(root, injected, moto.url))
     # The role the ServiceAccount names, not whatever the env said: that is what IRSA promises.
-    if not identity["Arn"].startswith(assumed_role_arn_prefix(ROLE)):
-        raise ChainBroken(f"caller identity {identity['Arn']} is not the role {ROLE}")
+    if not identity["Arn"].startswith(assumed_role_arn_prefix(role)):
+        raise ChainBroken(f"caller identity {identity['Arn']} is not the role {role}")
     return claims, identity
 
 
@@ -138,3 +141,50 @@ def test_chain_breaks_when_an_injected_value_is_wrong(
     injected = Injected.from_pod(mutated_pod, "app").tampered(**tamper)
     with pytest.raises(ChainBroken, match=broken_step):
         run_chain(kube, control_plane, moto, mutated_pod, injected, tmp_path)
+
+
+def test_session_name_is_the_pods_final_name_in_the_assumed_role_arn(
+    kube: k.KubeRest, control_plane: ControlPlane, moto: MotoServer, make_namespace: Any, tmp_path: Path
+) -> None:
+    """role-session-name: pod on a generateName pod: the name kube-apiserver chose is the session name."""
+    ns = make_namespace()
+    role = "arn:aws:iam::210987654321:role/e2e-session-name"
+    kube.create_service_account(ns, "named", {k.ROLE_ANNOTATION: role, k.SESSION_NAME_ANNOTATION: "pod"})
+    created = kube.create_pod(ns, k.pod("reports-", "named", generate_name=True))
+    name = created["metadata"]["name"]
+    assert name.startswith("reports-")
+    assert len(name) == len("reports-") + 5
+    stored = kube.get_pod(ns, name)
+
+    entry = next(e for e in k.find_container(stored, "app")["env"] if e["name"] == "AWS_ROLE_SESSION_NAME")
+    assert entry == {
+        "name": "AWS_ROLE_SESSION_NAME",
+        "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
+    }
+    injected = Injected.from_pod(stored, "app")
+    assert injected.env["AWS_ROLE_SESSION_NAME"] == name
+
+    _, identity = run_chain(kube, control_plane, moto, stored, injected, tmp_path, role=role)
+    assert identity["Arn"] == assumed_role_arn_prefix(role) + name
+
+
+def test_service_account_region_is_the_region_boto3_uses(kube: k.KubeRest, make_namespace: Any) -> None:
+    """The account's region annotation beats the webhook's --aws-default-region, and the SDK reads it."""
+    ns = make_namespace()
+    kube.create_service_account(ns, "gov", {k.ROLE_ANNOTATION: ROLE, k.REGION_ANNOTATION: "us-gov-west-1"})
+    kube.create_pod(ns, k.pod("gov", "gov"))
+    stored = kube.get_pod(ns, "gov")
+    injected = Injected.from_pod(stored, "app")
+    assert REGION != "us-gov-west-1"
+    assert injected.env["AWS_REGION"] == injected.env["AWS_DEFAULT_REGION"] == "us-gov-west-1"
+    env = {name: value for name, value in injected.env.items() if name.startswith("AWS_")}
+    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
+    result = subprocess.run(
+        [sys.executable, "-c", "import boto3; print(boto3.session.Session().region_name)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "us-gov-west-1"

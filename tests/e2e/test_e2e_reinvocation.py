@@ -23,26 +23,20 @@ IRSA_CONFIG = "irsa-e2e-reinvocation-{}"
 SECOND_CONFIG = "zz-irsa-e2e-adds-container-{}"
 
 
-@pytest.mark.parametrize(
-    ("policy", "added_container_injected"),
-    [
-        pytest.param("IfNeeded", True, id="IfNeeded-injects-added-container"),
-        # The control: without reinvocation the added container stays bare, so the assertion above
-        # really depends on the reinvocation and not on call order.
-        pytest.param("Never", False, id="Never-leaves-added-container-bare"),
-    ],
-)
-def test_container_added_by_a_later_webhook(
+def create_through_both_webhooks(
     kube: k.KubeRest,
     make_namespace: Any,
     irsa_webhook: SharedWebhook,
     webhook_certs: Certs,
+    key: str,
     policy: str,
-    added_container_injected: bool,
-) -> None:
-    irsa_config, second_config = IRSA_CONFIG.format(policy.lower()), SECOND_CONFIG.format(policy.lower())
+    manifest: k.JSON,
+) -> k.JSON:
+    """Create ``manifest`` (its ServiceAccount ``app`` has ROLE) with irsa-webhook (``policy``) and then
+    the container-adding webhook registered; return the stored pod."""
+    irsa_config, second_config = IRSA_CONFIG.format(key), SECOND_CONFIG.format(key)
     assert irsa_config < second_config
-    labels = {SELECTOR_LABEL: f"reinvocation-{policy.lower()}"}
+    labels = {SELECTOR_LABEL: f"reinvocation-{key}"}
     server = ContainerAddingWebhook(webhook_certs.cert, webhook_certs.key)
     try:
         register(
@@ -66,14 +60,36 @@ def test_container_added_by_a_later_webhook(
 
         wait_for(second_webhook_live, timeout=30, what=f"kube-apiserver to call {second_config}")
         calls_before = server.calls
-        kube.create_pod(ns, k.pod("reinvoked", "app"))
-        stored = kube.get_pod(ns, "reinvoked")
+        kube.create_pod(ns, manifest)
+        stored = kube.get_pod(ns, manifest["metadata"]["name"])
     finally:
         kube.delete_webhook_configuration(second_config)
         kube.delete_webhook_configuration(irsa_config)
         server.stop()
-
     assert server.calls > calls_before
+    return stored
+
+
+@pytest.mark.parametrize(
+    ("policy", "added_container_injected"),
+    [
+        pytest.param("IfNeeded", True, id="IfNeeded-injects-added-container"),
+        # The control: without reinvocation the added container stays bare, so the assertion above
+        # really depends on the reinvocation and not on call order.
+        pytest.param("Never", False, id="Never-leaves-added-container-bare"),
+    ],
+)
+def test_container_added_by_a_later_webhook(
+    kube: k.KubeRest,
+    make_namespace: Any,
+    irsa_webhook: SharedWebhook,
+    webhook_certs: Certs,
+    policy: str,
+    added_container_injected: bool,
+) -> None:
+    stored = create_through_both_webhooks(
+        kube, make_namespace, irsa_webhook, webhook_certs, policy.lower(), policy, k.pod("reinvoked", "app")
+    )
     app, added = stored["spec"]["containers"]
     assert (app["name"], added["name"]) == ("app", ADDED_CONTAINER)
     assert k.env_of(app)["AWS_ROLE_ARN"] == ROLE
@@ -87,4 +103,23 @@ def test_container_added_by_a_later_webhook(
         assert k.token_mount(added) is None
     # Idempotent: the second call added nothing twice to what the first call injected.
     assert len(k.env_names(app)) == len(set(k.env_names(app)))
+    assert [v["name"] for v in stored["spec"]["volumes"]].count(k.TOKEN_VOLUME) == 1
+
+
+def test_include_containers_naming_a_sidecar_added_later(
+    kube: k.KubeRest, make_namespace: Any, irsa_webhook: SharedWebhook, webhook_certs: Certs
+) -> None:
+    """include-containers names only the sidecar the later webhook adds: the first call injects no
+    container (the volume only), the reinvocation injects the sidecar, and the app stays bare."""
+    manifest = k.pod("included", "app", annotations={k.INCLUDE_CONTAINERS_ANNOTATION: ADDED_CONTAINER})
+    stored = create_through_both_webhooks(
+        kube, make_namespace, irsa_webhook, webhook_certs, "include", "IfNeeded", manifest
+    )
+    app, added = stored["spec"]["containers"]
+    assert (app["name"], added["name"]) == ("app", ADDED_CONTAINER)
+    assert k.env_names(app) == []
+    assert k.token_mount(app) is None
+    assert k.env_of(added)["AWS_ROLE_ARN"] == ROLE
+    assert k.env_of(added)["AWS_WEB_IDENTITY_TOKEN_FILE"] == k.DEFAULT_TOKEN_FILE
+    assert k.token_mount(added) is not None
     assert [v["name"] for v in stored["spec"]["volumes"]].count(k.TOKEN_VOLUME) == 1

@@ -49,7 +49,8 @@ def test_mutates_over_verified_tls_and_exports_metrics(server: Server) -> None:
     assert metric(text, "irsa_webhook_mutations_total", mode="irsa") == 1
     assert metric(text, "irsa_webhook_admission_duration_seconds_count") == 1
     assert metric(text, "irsa_webhook_service_account_cache_synced") == 1
-    assert metric(text, "irsa_webhook_service_account_cache_size") == 4
+    # every ServiceAccount in examples/service-accounts.yaml
+    assert metric(text, "irsa_webhook_service_account_cache_size") == 5
     not_after = x509.load_pem_x509_certificate((server.certs / "tls.crt").read_bytes()).not_valid_after_utc
     assert metric(text, "irsa_webhook_certificate_expiry_timestamp_seconds") == not_after.timestamp()
 

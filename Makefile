@@ -53,7 +53,7 @@ envtest: ## Provide kube-apiserver, etcd and kubectl for the e2e suite (built on
 	bash tests/e2e/envtest/build.sh $(ENVTEST_DIR)
 
 .PHONY: test
-test: install envtest ## Run the whole test suite (unit, server, conformance and e2e)
+test: install envtest helm ## Run the whole test suite (unit, server, conformance and e2e)
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/pytest
 
 .PHONY: test-unit
@@ -61,7 +61,7 @@ test-unit: install ## Everything but the e2e suite (no control plane needed)
 	$(BIN)/pytest -m 'not e2e'
 
 .PHONY: test-e2e
-test-e2e: install envtest ## Only the e2e suite against the real kube-apiserver + etcd
+test-e2e: install envtest helm ## Only the e2e suite against the real kube-apiserver + etcd
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/pytest -m e2e
 
 .PHONY: lint
@@ -102,24 +102,29 @@ DEPLOY_TOOLS := .cache/deploy-tools
 RENDERED := .cache/deploy-render
 SELF_SIGNED_DIR := manifests/components/self-signed/generated
 
+.PHONY: helm
+helm: ## Provide helm (built once from the Go module proxy into .cache/helm; HELM=/path/to/helm uses yours)
+	bash tests/deploy/tools.sh helm
+
 .PHONY: lint-deploy
-lint-deploy: install envtest ## hadolint the Dockerfile, render every overlay, checkov both
+lint-deploy: install envtest helm ## hadolint the Dockerfile, helm lint the chart, render every overlay and chart example, checkov all
 	bash tests/deploy/tools.sh hadolint
 	$(DEPLOY_TOOLS)/hadolint/bin/hadolint Dockerfile
+	$(BIN)/python -m tests.deploy.helm lint
 	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$(CURDIR)/$(ENVTEST_DIR)/bin}" \
 		$(BIN)/python -m tests.deploy.render --out $(RENDERED)
 	bash tests/deploy/tools.sh checkov
 	$(DEPLOY_TOOLS)/checkov/bin/checkov --config-file .checkov.yaml --quiet --compact -f Dockerfile $$(printf -- '-f %s ' $(RENDERED)/*.yaml)
 
 .PHONY: render
-render: install envtest ## Print every overlay as `kubectl kustomize` renders it (into .cache/deploy-render/)
+render: install envtest helm ## Write every overlay and chart example as kustomize and helm render them (into .cache/deploy-render/)
 	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$(CURDIR)/$(ENVTEST_DIR)/bin}" \
 		$(BIN)/python -m tests.deploy.render --out $(RENDERED)
 
 .PHONY: test-deploy
-test-deploy: install envtest ## Deploy checks only: manifests, entrypoint (read-only) and the server-side dry run
+test-deploy: install envtest helm ## Deploy checks only: manifests, chart, entrypoint (read-only), server-side dry run and helm e2e
 	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$(CURDIR)/$(ENVTEST_DIR)/bin}" \
-		$(BIN)/pytest tests/deploy tests/e2e/test_e2e_manifests.py
+		$(BIN)/pytest tests/deploy tests/e2e/test_e2e_manifests.py tests/e2e/test_e2e_helm.py
 
 .PHONY: self-signed-certs
 self-signed-certs: certs ## `make certs`, then copy them into the self-signed kustomize component

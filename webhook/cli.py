@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from webhook import __version__
-from webhook.commands import certs, mutate, serve
+from webhook.commands import audit, certs, mutate, serve
 from webhook.config import MUTATION_FLAGS, SERVER_FLAGS
 from webhook.flags import normalise_argv
 from webhook.selfhosted import commands as selfhosted_commands
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     mutate.register(sub)
     certs.register(sub)
+    audit.register(sub)
     selfhosted_commands.register(sub)
     return parser
 

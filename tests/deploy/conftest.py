@@ -1,4 +1,5 @@
-"""Fixtures of the deploy tests: every overlay rendered once per session with the project's kubectl."""
+"""Fixtures of the deploy tests: every overlay rendered once per session with the project's kubectl,
+and the Helm chart with its default values and every ci/*.yaml with the project's helm."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from .render import MissingKubectl, documents, find_kubectl, render_all
+from . import helm as chart
+from .render import MissingKubectl, documents, find_kubectl, render_all, render_all_components
 
 Rendered = dict[str, list[dict[str, Any]]]
 
@@ -26,10 +28,35 @@ def kubectl() -> Path:
 
 @pytest.fixture(scope="session")
 def rendered_text(kubectl: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return render_all(tmp_path_factory.mktemp("deploy-render"), kubectl)
+    """Every overlay, and the opt-in components no overlay uses on top of the default one
+    (render.COMPONENT_RENDERS: ``default+audit``, ...)."""
+    workdir = tmp_path_factory.mktemp("deploy-render")
+    return render_all(workdir / "overlays", kubectl) | render_all_components(workdir / "components", kubectl)
 
 
 @pytest.fixture(scope="session")
 def rendered(rendered_text: dict[str, str]) -> Rendered:
-    """{overlay: [objects]} for every overlay under manifests/overlays."""
+    """{overlay: [objects]} for every overlay under manifests/overlays (and every COMPONENT_RENDERS entry)."""
     return {name: documents(text) for name, text in rendered_text.items()}
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """The pinned helm (or HELM). Missing: a skip on a developer's machine, a failure in CI (CI=true)."""
+    try:
+        return chart.find_helm()
+    except chart.MissingHelm as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def chart_rendered_text(helm: Path) -> dict[str, str]:
+    """{helm-default | helm-<ci stem>: YAML}, release irsa-webhook in namespace irsa-webhook."""
+    return chart.render_all(helm)
+
+
+@pytest.fixture(scope="session")
+def chart_rendered(chart_rendered_text: dict[str, str]) -> Rendered:
+    return {name: documents(text) for name, text in chart_rendered_text.items()}

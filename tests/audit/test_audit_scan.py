@@ -1,0 +1,312 @@
+"""`irsa-webhook audit` end to end in-process (main()), through a kubeconfig, against the stand-in API
+server of fakeapi.py: what is listed and how, the re-check of each finding, evictions, scoping, the
+identity sources and every way it ends (exit 0, 1, 2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from webhook.audit.scan import LABEL_SELECTOR, MAX_LIST_RESTARTS, PHASE_SELECTOR
+from webhook.cli import main
+
+from .conftest import Audit
+from .fakeapi import FakeApiServer, FakeCluster, pod, service_account
+
+ROLE = "arn:aws:iam::111122223333:role/app"
+ROLE_OLD = "arn:aws:iam::111122223333:role/old"
+
+
+def findings(out: str) -> dict[tuple[str, str], Any]:
+    return {(f["namespace"], f["pod"]): f for f in json.loads(out)["findings"]}
+
+
+def summary(out: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(out)["summary"]
+    return result
+
+
+def mixed_cluster(**extra: Any) -> FakeCluster:
+    """Seven pods in one namespace: every third lacks credentials, one runs with an old role."""
+    pods = [pod("shop", f"p{i}", role=None if i % 3 == 0 else ROLE) for i in range(7)]
+    pods[4] = pod("shop", "p4", role=ROLE_OLD)
+    return FakeCluster(pods=pods, service_accounts=[service_account("shop", "app", ROLE)], **extra)
+
+
+EXPECTED = {("shop", "p0"), ("shop", "p3"), ("shop", "p4"), ("shop", "p6")}
+
+
+def test_pages_follow_the_continue_token_at_the_page_size(serve: Callable[[FakeCluster], Audit]) -> None:
+    cluster = mixed_cluster()
+    code, out, _ = serve(cluster)("--page-size", "3", "-o", "json")
+    assert code == 1
+    assert set(findings(out)) == EXPECTED
+    pages = cluster.of_kind("/api/v1/pods")
+    assert [r.query.get("continue") for r in pages] == [None, "3", "6"]
+    assert {r.query["limit"] for r in pages} == {"3"}
+    # The shipped configuration's selectors, so finished and opted-out pods are never transferred.
+    assert {(r.query["fieldSelector"], r.query["labelSelector"]) for r in pages} == {(PHASE_SELECTOR, LABEL_SELECTOR)}
+    assert PHASE_SELECTOR == "status.phase!=Succeeded,status.phase!=Failed"
+    assert LABEL_SELECTOR == "!eks.amazonaws.com/skip-pod-identity-webhook,app.kubernetes.io/name notin (irsa-webhook)"
+    (namespaces,) = cluster.of_kind("/api/v1/namespaces")
+    assert namespaces.query["labelSelector"] == "eks.amazonaws.com/skip-pod-identity-webhook"
+    assert (summary(out)["pages"], summary(out)["audited"]) == (3, 7)
+
+
+def test_an_expired_continue_token_is_replaced_by_the_servers(serve: Callable[[FakeCluster], Audit]) -> None:
+    cluster = mixed_cluster(expire={"3": "inconsistent"})
+    code, out, err = serve(cluster)("--page-size", "3", "-o", "json")
+    assert code == 1
+    assert set(findings(out)) == EXPECTED
+    stats = summary(out)
+    assert (stats["inconsistentContinues"], stats["listRestarts"], stats["audited"]) == (1, 0, 7)
+    assert "continuing from the current state" in err
+
+
+def test_an_expired_listing_without_a_token_starts_over_once(serve: Callable[[FakeCluster], Audit]) -> None:
+    cluster = mixed_cluster(expire={"6": "restart"})
+    code, out, err = serve(cluster)("--page-size", "3", "-o", "json")
+    assert code == 1
+    # Nothing counted or reported twice from the first try.
+    assert sorted(findings(out)) == sorted(EXPECTED)
+    assert len(json.loads(out)["findings"]) == len(EXPECTED)
+    stats = summary(out)
+    assert (stats["listRestarts"], stats["audited"], stats["listed"], stats["pages"]) == (1, 7, 7, 3)
+    assert [r.query.get("continue") for r in cluster.of_kind("/api/v1/pods")] == [None, "3", "6", None, "3", "6"]
+    assert "listing again from the start" in err
+
+
+def test_an_expired_service_account_listing_starts_over_too(serve: Callable[[FakeCluster], Audit]) -> None:
+    accounts = [service_account("shop", name, ROLE) for name in ("app", "b", "c", "d", "e")]
+    cluster = FakeCluster(pods=[pod("shop", "p"), pod("shop", "q", role=ROLE)], service_accounts=accounts)
+    cluster.expire = {"2": "restart", "4": "inconsistent"}
+    code, out, _ = serve(cluster)("--pods-namespace", "shop", "--page-size", "2", "-o", "json")
+    assert code == 1
+    assert set(findings(out)) == {("shop", "p")}
+    stats = summary(out)
+    assert (stats["serviceAccounts"], stats["listRestarts"], stats["inconsistentContinues"]) == (5, 1, 1)
+    listed = [r.query.get("continue") for r in cluster.of_kind("/api/v1/namespaces/shop/serviceaccounts")]
+    assert listed == [None, "2", None, "2", "4", "4"]
+
+
+def test_a_listing_that_never_completes_is_an_error(serve: Callable[[FakeCluster], Audit]) -> None:
+    code, out, err = serve(mixed_cluster(expire={"3": "always"}))("--page-size", "3")
+    assert code == 2
+    assert out == ""
+    assert f"cannot list pods: its continue token expired {MAX_LIST_RESTARTS + 1} times in a row" in err
+
+
+def test_a_clean_cluster_exits_0_and_prints_no_table(serve: Callable[[FakeCluster], Audit]) -> None:
+    cluster = FakeCluster(pods=[pod("shop", "ok", role=ROLE)], service_accounts=[service_account("shop", "app", ROLE)])
+    audit = serve(cluster)
+    code, out, err = audit()
+    assert (code, out) == (0, "")
+    assert "1 pods audited (0 skipped): 0 lacking credentials, 0 with a changed role" in err
+    code, out, _ = audit("-o", "json")
+    assert code == 0
+    assert json.loads(out)["findings"] == []
+
+
+def test_nothing_is_written_without_evict(serve: Callable[[FakeCluster], Audit]) -> None:
+    cluster = mixed_cluster()
+    code, _, _ = serve(cluster)()
+    assert code == 1
+    assert {r.method for r in cluster.requests} == {"GET"}
+
+
+def test_findings_are_judged_again_before_they_are_reported(serve: Callable[[FakeCluster], Audit]) -> None:
+    """A pod fixed, deleted or replaced since it was listed, and a ServiceAccount created since the
+    ServiceAccounts were listed, are what the re-check catches."""
+    cluster = mixed_cluster()
+    cluster.pods = [*cluster.pods, pod("shop", "late", "late", role=ROLE)]  # its SA is not in the list
+    cluster.overrides = {
+        ("pods", "p0"): pod("shop", "p0", role=ROLE),  # mutated since: a replacement by its controller
+        ("pods", "p3"): None,  # deleted since
+        ("pods", "p6"): pod("shop", "p6", uid="another-uid"),  # a new pod of the same name
+        ("serviceaccounts", "late"): service_account("shop", "late", ROLE),
+    }
+    code, out, _ = serve(cluster)("-o", "json", "--evict")
+    assert code == 1
+    assert set(findings(out)) == {("shop", "p4")}
+    assert summary(out)["resolvedOnRecheck"] == 4
+    # The replaced pod was not evicted in place of the one that was listed.
+    assert [r.path for r in cluster.requests if r.method == "POST"] == ["/api/v1/namespaces/shop/pods/p4/eviction"]
+
+
+def test_eviction_outcomes(serve: Callable[[FakeCluster], Audit]) -> None:
+    pods = [pod("shop", name) for name in ("evicted", "budget", "gone", "changed")]
+    pods.append(pod("shop", "bare", owner=None))
+    cluster = FakeCluster(
+        pods=pods,
+        service_accounts=[service_account("shop", "app", ROLE)],
+        evictions={"budget": 429, "gone": 404, "changed": 409},
+    )
+    code, out, err = serve(cluster)("--evict", "-o", "json")
+    assert code == 1  # a budget, a vanished or a replaced pod is an outcome, not an error
+    results = {name: f["eviction"]["result"] for (_ns, name), f in findings(out).items()}
+    assert results == {
+        "evicted": "evicted",
+        "budget": "disruption-budget",
+        "gone": "gone",
+        "changed": "changed",
+        "bare": "no-controller",
+    }
+    assert "429" in findings(out)[("shop", "budget")]["eviction"]["message"]
+    assert cluster.deleted == {("shop", "evicted")}
+    evictions = [r for r in cluster.requests if r.method == "POST"]
+    assert len(evictions) == 4  # once each: a refusal is not retried; the bare pod never
+    assert summary(out)["evictions"] == {
+        "evicted": 1,
+        "no-controller": 1,
+        "disruption-budget": 1,
+        "gone": 1,
+        "changed": 1,
+    }
+    assert "1 evicted, 1 not evicted: no controller, 1 not evicted: disruption budget" in err
+
+
+def test_an_eviction_refused_otherwise_is_an_error_with_the_report(serve: Callable[[FakeCluster], Audit]) -> None:
+    cluster = FakeCluster(
+        pods=[pod("shop", "a"), pod("shop", "b")],
+        service_accounts=[service_account("shop", "app", ROLE)],
+        evictions={"a": 403},
+    )
+    code, out, _ = serve(cluster)("--evict")
+    assert code == 2
+    rows = {line.split()[1]: line for line in out.splitlines()[1:]}
+    assert "ReplicaSet/a-owner: eviction failed (HTTP 403" in rows["a"]
+    assert rows["b"].endswith("ReplicaSet/b-owner: evicted")
+
+
+def test_a_dropped_connection_is_a_failed_eviction(serve: Callable[[FakeCluster], Audit]) -> None:
+    cluster = FakeCluster(pods=[pod("shop", "a")], service_accounts=[service_account("shop", "app", ROLE)])
+    cluster.evictions = {"a": 0}
+    code, out, _ = serve(cluster)("--evict", "-o", "json")
+    assert code == 2
+    eviction = findings(out)[("shop", "a")]["eviction"]
+    assert eviction["result"] == "failed"
+    assert "RemoteDisconnected" in eviction["message"] or "ProtocolError" in eviction["message"]
+
+
+def test_a_dry_run_eviction_deletes_nothing(serve: Callable[[FakeCluster], Audit]) -> None:
+    cluster = mixed_cluster()
+    code, out, _ = serve(cluster)("--evict", "--dry-run", "-o", "json")
+    assert code == 1
+    assert {f["eviction"]["result"] for f in findings(out).values()} == {"dry-run"}
+    posts = [r for r in cluster.requests if r.method == "POST"]
+    assert len(posts) == len(EXPECTED)
+    assert all(r.query == {"dryRun": "All"} for r in posts)
+    assert cluster.deleted == set()
+    assert summary(out)["dryRun"] is True
+
+
+def test_scoping_and_excluded_namespaces(
+    serve: Callable[[FakeCluster], Audit], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespaces = ("shop", "kube-system", "legacy", "irsa-webhook", "other")
+    cluster = FakeCluster(
+        pods=[pod(ns, "p") for ns in namespaces],
+        service_accounts=[service_account(ns, "app", ROLE) for ns in namespaces],
+        namespaces=[{"metadata": {"name": "legacy", "labels": {"eks.amazonaws.com/skip-pod-identity-webhook": "x"}}}],
+    )
+    audit = serve(cluster)
+    # --namespace (the webhook's own) from its environment variable, as the CronJob sets it.
+    monkeypatch.setenv("IRSA_WEBHOOK_NAMESPACE", "irsa-webhook")
+    code, out, _ = audit("--exclude-namespace", "kube-system", "-o", "json")
+    assert code == 1
+    assert set(findings(out)) == {("shop", "p"), ("other", "p")}
+    assert summary(out)["skipped"] == {"excluded-namespace": 1, "namespace-skip-label": 1, "webhook-namespace": 1}
+
+    cluster.requests.clear()
+    code, out, _ = audit("--pods-namespace", "shop", "--pods-namespace", "legacy", "-o", "json")
+    assert code == 1
+    assert set(findings(out)) == {("shop", "p")}
+    listed = {r.path for r in cluster.requests if "limit" in r.query}
+    assert listed == {
+        "/api/v1/namespaces",
+        "/api/v1/namespaces/shop/pods",
+        "/api/v1/namespaces/legacy/pods",
+        "/api/v1/namespaces/shop/serviceaccounts",
+        "/api/v1/namespaces/legacy/serviceaccounts",
+    }
+
+
+def test_the_configmap_is_read_once_from_the_webhooks_namespace(serve: Callable[[FakeCluster], Audit]) -> None:
+    config = {"data": {"config": json.dumps({"shop/mapped": {"RoleARN": ROLE}})}}
+    cluster = FakeCluster(
+        pods=[pod("shop", "mapped", "mapped"), pod("shop", "annotated")],
+        service_accounts=[service_account("shop", "mapped"), service_account("shop", "app")],
+        config_maps={("hook", "pod-identity-webhook"): config},
+    )
+    audit = serve(cluster)
+    code, out, _ = audit("--watch-config-map", "--namespace", "hook", "-o", "json")
+    assert code == 1
+    (problem,) = findings(out)[("shop", "mapped")]["problems"]
+    assert (problem["source"], problem["roleArn"]) == ("configmap", ROLE)
+    assert set(findings(out)) == {("shop", "mapped")}
+    assert len(cluster.of_kind("/api/v1/namespaces/hook/configmaps/pod-identity-webhook")) == 1
+    # Without the flag, the ConfigMap is not read and gives no role.
+    assert audit()[0] == 0
+    # A missing ConfigMap: no entries, as the webhook has then; not an error.
+    cluster.config_maps.clear()
+    assert audit("--watch-config-map", "--namespace", "hook")[0] == 0
+
+
+def test_the_pod_identity_file_is_read_once(serve: Callable[[FakeCluster], Audit], tmp_path: Path) -> None:
+    cluster = FakeCluster(pods=[pod("shop", "p", role=ROLE)], service_accounts=[service_account("shop", "app", ROLE)])
+    identities = tmp_path / "identities.json"
+    identities.write_text(json.dumps({"identities": [{"namespace": "shop", "serviceAccount": "app"}]}))
+    audit = serve(cluster)
+    code, out, _ = audit("--watch-container-credentials-config", str(identities), "-o", "json")
+    assert code == 1
+    (problem,) = findings(out)[("shop", "p")]["problems"]
+    assert (problem["mode"], problem["source"]) == ("container_credentials", "pod-identity")
+
+    identities.write_text('{"identities": "not a list"}')
+    code, out, err = audit("--watch-container-credentials-config", str(identities))
+    assert (code, out) == (2, "")
+    assert "identities must be a list" in err
+    code, _, err = audit("--watch-container-credentials-config", str(tmp_path / "missing.json"))
+    assert code == 2
+    assert "cannot read --watch-container-credentials-config" in err
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        pytest.param("/api/v1/namespaces", 403, "cannot list namespaces: HTTP 403", id="namespaces-forbidden"),
+        pytest.param("/api/v1/serviceaccounts", 403, "cannot list serviceaccounts: HTTP 403", id="sa-forbidden"),
+        pytest.param("/api/v1/pods", 500, "cannot list pods: HTTP 500", id="pods-error"),
+        pytest.param(
+            "/api/v1/namespaces/shop/pods/p0", 403, "cannot read pod shop/p0: HTTP 403", id="recheck-forbidden"
+        ),
+        pytest.param(
+            "/api/v1/namespaces/shop/serviceaccounts/app",
+            403,
+            "cannot read serviceaccount shop/app: HTTP 403",
+            id="recheck-sa-forbidden",
+        ),
+    ],
+)
+def test_a_refused_request_is_exit_2_in_one_line(
+    serve: Callable[[FakeCluster], Audit], path: str, status: int, message: str
+) -> None:
+    code, out, err = serve(mixed_cluster(fail={path: status}))()
+    assert (code, out) == (2, "")
+    assert err.startswith(f"irsa-webhook audit: {message}")
+    assert "is scripted to fail" in err  # the API server's own message is kept
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_unreachable_api_server_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeApiServer(FakeCluster()) as server:
+        kubeconfig = server.kubeconfig(tmp_path)
+    code = main(["audit", "--kubeconfig", str(kubeconfig)])  # the server is gone
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err.startswith("irsa-webhook audit: cannot list namespaces:")
+    assert "Traceback" not in err

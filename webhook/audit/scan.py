@@ -1,0 +1,421 @@
+"""The walk over a cluster: list what the audit needs, judge every pod, re-check and evict the findings.
+
+1. Namespaces labelled ``eks.amazonaws.com/skip-pod-identity-webhook`` (a label-selected list: only
+   those come back).
+2. ServiceAccounts, reduced at once to their parsed identities (what the webhook's cache keeps).
+3. Pods, page by page (``limit`` and ``continue``). Each page is judged and dropped before the next is
+   asked for; only findings are kept, so memory is one page plus the findings whatever the size of
+   the cluster. The phase and label filters are also sent as selectors, so that finished pods and
+   opted-out ones are not even transferred; the client-side checks stay the authority.
+4. Each finding is read again (a GET of the pod and of its ServiceAccount) and judged again, so that
+   nothing is reported, or evicted, from a snapshot that has changed since: a ServiceAccount created or
+   re-annotated during the walk, a pod replaced by another of the same name. What no longer has a
+   problem is counted as resolved and dropped.
+5. With ``--evict``: an Eviction (policy/v1, so PodDisruptionBudgets are honoured) for each finding
+   whose pod has a controller, with the pod's UID as a precondition (a StatefulSet's new pod of the
+   same name is never evicted in its place). A refused eviction is reported, never retried.
+
+Nothing is written unless ``evict`` is set. The ConfigMap (``--watch-config-map``) is read once with
+a GET, not watched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from webhook.audit import DEFAULT_PAGE_SIZE
+from webhook.audit.findings import (
+    BLOCKED,
+    CHANGED,
+    EVICTED,
+    EVICTED_DRY_RUN,
+    FAILED,
+    GONE,
+    NAME_LABEL,
+    NO_CONTROLLER,
+    SKIP_LABEL,
+    WEBHOOK_NAME,
+    Eviction,
+    Finding,
+    Scope,
+    examine,
+    skip_reason,
+)
+from webhook.cache import IdentityStore, Resolver
+from webhook.settings import Settings
+from webhook.sources import Source
+from webhook.sources.chain import IdentityChain
+from webhook.sources.configmap import CONFIG_MAP_NAME, ConfigMapSource
+from webhook.types import Identity
+from webhook.watch import parse_object
+
+log = logging.getLogger("irsa_webhook.audit")
+
+# (connect, read) seconds of one request: a page of 500 pods is a few MB, well within.
+REQUEST_TIMEOUT = (10.0, 60.0)
+# A listing restarted this many times in a row because its continue token expired is an error.
+MAX_LIST_RESTARTS = 3
+MESSAGE_CHARS = 300  # bound of an API server's message in a line of output
+# Finished pods are not audited; the API server leaves them out when told (only = and != exist).
+PHASE_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
+# The shipped configuration's objectSelector, as a label selector.
+LABEL_SELECTOR = f"!{SKIP_LABEL},{NAME_LABEL} notin ({WEBHOOK_NAME})"
+
+
+class AuditError(Exception):
+    """The audit could not be completed; the message says what failed, in one line."""
+
+
+class _Expired(Exception):
+    """The continue token expired and the API server offered no way on: the listing starts over."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to audit, and how."""
+
+    settings: Settings
+    scope: Scope = field(default_factory=Scope)
+    namespaces: tuple[str, ...] = ()  # only these namespaces (empty: every namespace)
+    page_size: int = DEFAULT_PAGE_SIZE
+    config_map_namespace: str = ""  # --watch-config-map: read the ConfigMap from this namespace
+    evict: bool = False
+    dry_run: bool = False  # with evict: server-side dry-run evictions
+
+
+@dataclass(slots=True)
+class Stats:
+    listed: int = 0  # pods the API server returned
+    audited: int = 0  # of those, pods judged (the rest: skipped, by reason)
+    skipped: Counter[str] = field(default_factory=Counter)
+    pages: int = 0  # pages of pods
+    service_accounts: int = 0
+    resolved: int = 0  # findings gone when read again (fixed, deleted, replaced, finished)
+    restarts: int = 0  # listings started over after an expired continue token
+    inconsistent: int = 0  # listings continued with the API server's inconsistent continue token
+
+
+@dataclass(slots=True)
+class Result:
+    findings: list[Finding]
+    stats: Stats
+    plan: Plan
+
+    def count(self, kind: str) -> int:
+        """Pods with a problem of this kind (``MISSING`` or ``DRIFT``)."""
+        return sum(1 for f in self.findings if any(p.kind == kind for p in f.problems))
+
+    def evictions(self) -> Counter[str]:
+        return Counter(f.eviction.result for f in self.findings if f.eviction is not None)
+
+    @property
+    def exit_code(self) -> int:
+        """2 when an eviction failed, 1 when pods were found, 0 when none were."""
+        if self.evictions()[FAILED]:
+            return 2
+        return 1 if self.findings else 0
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a failed request: the status and the API server's own message."""
+    if isinstance(exc, ApiException):
+        message = ""
+        try:
+            body = orjson.loads(exc.body) if exc.body else None
+        except orjson.JSONDecodeError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            message = body["message"]
+        text = f"HTTP {exc.status} {exc.reason or ''}".rstrip()
+        return f"{text}: {_one_line(message)}" if message else text
+    return _one_line(f"{type(exc).__name__}: {exc}")
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= MESSAGE_CHARS else line[: MESSAGE_CHARS - 3] + "..."
+
+
+def _continue_token(body: Any) -> str:
+    """The ``metadata.continue`` of a 410 Status: the API server's token for the rest of the list."""
+    try:
+        status = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return ""
+    meta = status.get("metadata") if isinstance(status, dict) else None
+    token = meta.get("continue") if isinstance(meta, dict) else None
+    return token if isinstance(token, str) else ""
+
+
+def _json(raw: Any) -> Any:
+    """The decoded body of a raw response, its connection handed back to the pool."""
+    try:
+        return orjson.loads(raw.data)
+    finally:
+        raw.release_conn()
+
+
+class Auditor:
+    """One audit of the cluster ``api_client`` reaches; :meth:`run` does it all."""
+
+    def __init__(self, api_client: Any, plan: Plan, *, pod_identity: Source | None = None) -> None:
+        self._api = client.CoreV1Api(api_client)
+        self.plan = plan
+        self.stats = Stats()
+        self._pod_identity = pod_identity
+
+    # -- the walk ---------------------------------------------------------------------------------
+    def run(self) -> Result:
+        """List, judge, re-check and (with ``evict``) evict. AuditError when a step cannot be done."""
+        plan = self.plan
+        scope = dataclasses.replace(plan.scope, opted_out_namespaces=self._opted_out_namespaces())
+        config_map = self._config_map() if plan.config_map_namespace else None
+        store = IdentityStore()
+        store.replace_all(self._service_accounts())
+        self.stats.service_accounts = len(store)
+        chain = IdentityChain(Resolver(store), pod_identity=self._pod_identity, config_map=config_map)
+
+        def listed(namespace: str, name: str) -> Identity | None:
+            return chain.compose(namespace, name, store.get(namespace, name))
+
+        findings = self._pods(scope, listed)
+        findings = self._recheck(findings, scope, chain)
+        if plan.evict:
+            findings = [dataclasses.replace(f, eviction=self._evict(f)) for f in findings]
+        return Result(findings, self.stats, plan)
+
+    def _opted_out_namespaces(self) -> frozenset[str]:
+        names: set[str] = set()
+
+        def page(items: list[Any]) -> None:
+            for item in items:
+                meta = item.get("metadata") if isinstance(item, dict) else None
+                name = meta.get("name") if isinstance(meta, dict) else None
+                if isinstance(name, str):
+                    names.add(name)
+
+        self._list_all("namespaces", self._api.list_namespace, page, names.clear, label_selector=SKIP_LABEL)
+        return frozenset(names)
+
+    def _targets(self, kind: str, every: Callable[..., Any], namespaced: Callable[..., Any]) -> list[tuple[str, Any]]:
+        """(what, list call) for every namespace at once, or for each namespace of the plan."""
+        if not self.plan.namespaces:
+            return [(kind, every)]
+        return [(f"{kind} in {ns}", functools.partial(namespaced, ns)) for ns in self.plan.namespaces]
+
+    def _service_accounts(self) -> list[Identity]:
+        identities: list[Identity] = []
+
+        def page(items: list[Any]) -> None:
+            for item in items:
+                identity = parse_object(item, self.plan.settings, "list")  # None: logged and skipped
+                if identity is not None:
+                    identities.append(identity)
+
+        api = self._api
+        targets = self._targets(
+            "serviceaccounts", api.list_service_account_for_all_namespaces, api.list_namespaced_service_account
+        )
+        for what, call in targets:
+
+            def restart(done: int = len(identities)) -> None:
+                del identities[done:]
+
+            self._list_all(what, call, page, restart)
+        return identities
+
+    def _pods(self, scope: Scope, lookup: Callable[[str, str], Identity | None]) -> list[Finding]:
+        findings: list[Finding] = []
+        stats = self.stats
+        settings = self.plan.settings
+
+        def page(items: list[Any]) -> None:
+            stats.pages += 1
+            for pod in items:
+                stats.listed += 1
+                reason = skip_reason(pod, scope)
+                if reason is not None:
+                    stats.skipped[reason] += 1
+                    continue
+                stats.audited += 1
+                finding = examine(pod, lookup, settings)
+                if finding is not None:
+                    findings.append(finding)
+
+        selectors = {"field_selector": PHASE_SELECTOR, "label_selector": LABEL_SELECTOR}
+        for what, call in self._targets("pods", self._api.list_pod_for_all_namespaces, self._api.list_namespaced_pod):
+            # A listing that starts over judges its pods again: forget what its first try found and counted.
+            kept = (len(findings), stats.listed, stats.audited, stats.pages, Counter(stats.skipped))
+
+            def restart(kept: tuple[int, int, int, int, Counter[str]] = kept) -> None:
+                del findings[kept[0] :]
+                stats.listed, stats.audited, stats.pages = kept[1:4]
+                stats.skipped = Counter(kept[4])
+
+            self._list_all(what, call, page, restart, **selectors)
+        return findings
+
+    def _recheck(self, findings: list[Finding], scope: Scope, chain: IdentityChain) -> list[Finding]:
+        """Each finding judged again on the pod and ServiceAccount as they are now (see the module doc)."""
+        accounts: dict[tuple[str, str], Identity | None] = {}
+
+        def current(namespace: str, name: str) -> Identity | None:
+            key = (namespace, name)
+            if key not in accounts:
+                accounts[key] = self._read_service_account(namespace, name)
+            return chain.compose(namespace, name, accounts[key])
+
+        kept = []
+        for finding in findings:
+            pod = self._read_pod(finding.namespace, finding.pod)
+            fresh = None
+            if pod is not None and _uid(pod) == finding.uid and skip_reason(pod, scope) is None:
+                fresh = examine(pod, current, self.plan.settings)
+            if fresh is None:
+                self.stats.resolved += 1
+                continue
+            kept.append(fresh)
+        return kept
+
+    # -- one request each -------------------------------------------------------------------------
+    def _list_all(
+        self,
+        what: str,
+        call: Callable[..., Any],
+        page: Callable[[list[Any]], None],
+        restart: Callable[[], None],
+        **kwargs: Any,
+    ) -> None:
+        """Hand every page of a list to ``page``; after ``restart`` it is listed again from the start."""
+        for attempt in range(MAX_LIST_RESTARTS + 1):
+            if attempt:
+                restart()
+                self.stats.restarts += 1
+            try:
+                for items in self._pages(what, call, **kwargs):
+                    page(items)
+                    # Let the page go before the next is fetched: two decoded pages would double the peak.
+                    del items
+                return
+            except _Expired:
+                log.warning("listing %s: the continue token expired; listing again from the start", what)
+        raise AuditError(f"cannot list {what}: its continue token expired {MAX_LIST_RESTARTS + 1} times in a row")
+
+    def _pages(self, what: str, call: Callable[..., Any], **kwargs: Any) -> Iterator[list[Any]]:
+        token = ""
+        while True:
+            try:
+                raw = call(
+                    limit=self.plan.page_size,
+                    _continue=token or None,
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
+                    **kwargs,
+                )
+                body = _json(raw)
+            except ApiException as exc:
+                if exc.status == 410 and token:
+                    # The continue token outlived etcd's compaction window (5 minutes by default). The
+                    # API server's 410 carries a token for the rest of the list at the current state:
+                    # taken, because every pod is judged on its own, so a list that mixes two moments
+                    # misses at most pods created meanwhile (the next audit sees them), while starting
+                    # over could never end on a cluster too large to list within the window. Only a
+                    # 410 without such a token starts the listing over.
+                    fresh = _continue_token(exc.body)
+                    if fresh:
+                        log.warning("listing %s: the continue token expired; continuing from the current state", what)
+                        self.stats.inconsistent += 1
+                        token = fresh
+                        continue
+                    raise _Expired from None
+                raise AuditError(f"cannot list {what}: {_describe(exc)}") from None
+            except (HTTPError, OSError, orjson.JSONDecodeError) as exc:
+                raise AuditError(f"cannot list {what}: {_describe(exc)}") from None
+            if not isinstance(body, dict):
+                raise AuditError(f"cannot list {what}: the answer is not a list")
+            items = body.get("items")
+            meta = body.get("metadata")
+            next_token = meta.get("continue") if isinstance(meta, dict) else None
+            del body
+            yield items if isinstance(items, list) else []
+            del items
+            if not isinstance(next_token, str) or not next_token:
+                return
+            token = next_token
+
+    def _get(self, what: str, call: Callable[..., Any]) -> dict[str, Any] | None:
+        """One object read with a GET; None when it does not exist. AuditError on any other failure."""
+        try:
+            body = _json(call(_preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise AuditError(f"cannot read {what}: {_describe(exc)}") from None
+        except (HTTPError, OSError, orjson.JSONDecodeError) as exc:
+            raise AuditError(f"cannot read {what}: {_describe(exc)}") from None
+        if not isinstance(body, dict):
+            raise AuditError(f"cannot read {what}: the answer is not an object")
+        return body
+
+    def _read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(f"pod {namespace}/{name}", lambda **kw: self._api.read_namespaced_pod(name, namespace, **kw))
+
+    def _read_service_account(self, namespace: str, name: str) -> Identity | None:
+        obj = self._get(
+            f"serviceaccount {namespace}/{name}",
+            lambda **kw: self._api.read_namespaced_service_account(name, namespace, **kw),
+        )
+        return None if obj is None else parse_object(obj, self.plan.settings, "live")
+
+    def _config_map(self) -> ConfigMapSource:
+        namespace = self.plan.config_map_namespace
+        obj = self._get(
+            f"configmap {namespace}/{CONFIG_MAP_NAME}",
+            lambda **kw: self._api.read_namespaced_config_map(CONFIG_MAP_NAME, namespace, **kw),
+        )
+        source = ConfigMapSource(self.plan.settings)
+        source.replace(obj)  # None (not found): no entries, as the webhook has then
+        return source
+
+    def _evict(self, finding: Finding) -> Eviction:
+        if finding.owner is None:
+            return Eviction(NO_CONTROLLER, "a bare pod: nothing would recreate it")
+        body = client.V1Eviction(
+            api_version="policy/v1",
+            kind="Eviction",
+            metadata=client.V1ObjectMeta(name=finding.pod, namespace=finding.namespace),
+            delete_options=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=finding.uid)),
+        )
+        try:
+            raw: Any = self._api.create_namespaced_pod_eviction(  # _preload_content=False: the raw response
+                finding.pod,
+                finding.namespace,
+                body,
+                dry_run="All" if self.plan.dry_run else None,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+            raw.release_conn()
+        except ApiException as exc:
+            result = {429: BLOCKED, 404: GONE, 409: CHANGED}.get(exc.status or 0, FAILED)
+            return Eviction(result, _describe(exc))
+        except (HTTPError, OSError) as exc:
+            return Eviction(FAILED, _describe(exc))
+        return Eviction(EVICTED_DRY_RUN if self.plan.dry_run else EVICTED)
+
+
+def _uid(pod: dict[str, Any]) -> str:
+    meta = pod.get("metadata")
+    uid = meta.get("uid") if isinstance(meta, dict) else None
+    return uid if isinstance(uid, str) else ""

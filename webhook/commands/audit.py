@@ -1,0 +1,256 @@
+"""``irsa-webhook audit``: running and pending pods that lack the credentials the webhook would give them
+now, or run with a role their ServiceAccount no longer names; ``--evict`` evicts the controlled ones.
+
+The flags that say what the webhook injects, and where its identities come from, are ``serve``'s own
+(same names, same environment variables), so the audit judges pods exactly as the webhook would admit
+them: give it the webhook's flags. The judgement itself is :mod:`webhook.audit`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from webhook import composearn
+from webhook.audit import DEFAULT_PAGE_SIZE, report
+from webhook.audit.findings import Scope
+from webhook.commands import serve
+from webhook.config import MUTATION_FLAGS, SERVER_FLAGS, ServeConfig, serve_config
+from webhook.flags import Flag, FlagError, add_flags, resolve
+from webhook.sources.podidentity import MAX_FILE_BYTES, IdentitiesFileError, PodIdentityFile, parse_identities
+
+if TYPE_CHECKING:
+    from webhook.audit.scan import Plan
+
+PROG = "irsa-webhook audit"
+MAX_PAGE_SIZE = 10_000
+# A namespace name: an RFC 1123 label, as kube-apiserver requires.
+_NAMESPACE_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+# serve's flags that matter to an audit (cluster access, identity sources, role ARN composition), under
+# their own names and environment variables; the help of those that mean "follow" in serve says "read".
+_READ_ONCE = {
+    "namespace": "the webhook's own namespace: its pods are not audited (the shipped webhook configuration "
+    "never calls the webhook there), and --watch-config-map reads its ConfigMap from it",
+    "watch-config-map": "as serve: also take roles from the ConfigMap pod-identity-webhook in --namespace (read once)",
+    "watch-container-credentials-config": "as serve: the JSON file of the ServiceAccounts whose pods get EKS Pod "
+    "Identity (read once)",
+}
+_SOURCE_FLAGS = (
+    "kubeconfig",
+    "kube-api",
+    "namespace",
+    "watch-config-map",
+    "watch-container-credentials-config",
+    "container-credentials-audience",
+    "container-credentials-token-mount-path",
+    "container-credentials-token-volume-name",
+    "container-credentials-token-path",
+    "container-credentials-full-uri",
+    "compose-role-arn",
+    "aws-account-id",
+    "aws-partition",
+)
+SOURCE_FLAGS = tuple(
+    dataclasses.replace(f, help=_READ_ONCE[f.name]) if f.name in _READ_ONCE else f
+    for f in SERVER_FLAGS
+    if f.name in _SOURCE_FLAGS
+)
+FLAGS: tuple[Flag, ...] = (*SOURCE_FLAGS, *MUTATION_FLAGS)
+
+DESCRIPTION = """\
+Report every Pending or Running pod that should have AWS credentials but lacks
+them (mutating it now would add the token volume, or a credential variable to
+some container), and every pod whose injected AWS_ROLE_ARN differs from what
+its ServiceAccount (or the ConfigMap) says now, including a ServiceAccount that
+lost its role or is gone. Not audited, as the shipped webhook configuration
+never sends them to the webhook: pods labelled
+eks.amazonaws.com/skip-pod-identity-webhook or in a namespace labelled so, the
+webhook's own pods, and the pods of --namespace.
+
+Reads through the kubeconfig (else the in-cluster config): the opted-out
+namespaces, the ServiceAccounts, the pods (paginated, judged page by page),
+then each finding again. Nothing is written unless --evict. Give it the
+webhook's own flags (annotation prefix, mount paths, --watch-config-map, ...).
+Output: a table, or -o json; a summary line on stderr."""
+
+EPILOG = """\
+exit codes:
+  0  no pod found
+  1  pods found (listed on stdout), evicted or not
+  2  error: bad flags, an unreadable file, the API server unreachable or
+     refusing a request (forbidden), or an eviction refused for another
+     reason than a disruption budget (the report is still printed then)
+
+--evict evicts the found pods that have a controller (an ownerReferences entry
+with controller: true) with the Eviction API, so PodDisruptionBudgets are
+honoured, and their controller recreates them through the webhook. Bare pods
+are never evicted. An eviction a budget refuses is reported, not retried: the
+next audit tries again."""
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    parser = sub.add_parser(
+        "audit",
+        help="report pods lacking credentials or running with a changed role (exit 1); --evict them",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    group = parser.add_argument_group("audit")
+    group.add_argument(
+        "-o", "--output", choices=("table", "json"), default="table", help="output format (default table)"
+    )
+    group.add_argument(
+        "--pods-namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="audit only this namespace (repeatable; default: every namespace)",
+    )
+    group.add_argument(
+        "--exclude-namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="do not audit this namespace (repeatable), e.g. kube-system with the fail-closed component",
+    )
+    group.add_argument(
+        "--page-size",
+        type=int,
+        default=DEFAULT_PAGE_SIZE,
+        metavar="N",
+        help=f"objects per list request (default {DEFAULT_PAGE_SIZE}): bounds the memory of one page",
+    )
+    group.add_argument(
+        "--evict",
+        action="store_true",
+        help="evict the found pods that have a controller (Eviction API); without it nothing is written",
+    )
+    group.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --evict: send the evictions as server-side dry runs (checked, nothing deleted)",
+    )
+    add_flags(parser, SOURCE_FLAGS, "cluster and identity sources (serve's flags)")
+    add_flags(parser, MUTATION_FLAGS, "mutation (serve's flags: give the webhook's values)")
+    parser.set_defaults(func=run, flags=FLAGS)
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 2
+
+
+def _config(args: argparse.Namespace) -> ServeConfig:
+    """serve's configuration for these flags (every other serve flag at its default). FlagError."""
+    values = {flag.dest: flag.default for flag in serve.FLAGS}
+    values.update(resolve(args, FLAGS))
+    return serve_config(values)
+
+
+def _namespaces(values: list[str], flag: str) -> tuple[str, ...]:
+    for value in values:
+        if len(value) > 63 or not _NAMESPACE_RE.fullmatch(value):
+            raise FlagError(f"{flag} must be a namespace name (a-z, 0-9, '-'), got {value!r}")
+    return tuple(dict.fromkeys(values))
+
+
+def _plan(args: argparse.Namespace, config: ServeConfig) -> Plan:
+    from webhook.audit.scan import Plan
+
+    if not 1 <= args.page_size <= MAX_PAGE_SIZE:
+        raise FlagError(f"--page-size must be between 1 and {MAX_PAGE_SIZE}, got {args.page_size}")
+    if args.dry_run and not args.evict:
+        raise FlagError("--dry-run only applies to --evict (without it nothing is written anyway)")
+    if config.watch_config_map and not config.namespace:
+        raise FlagError(serve.NO_CONFIG_MAP_NAMESPACE)
+    scope = Scope(
+        webhook_namespace=config.namespace,
+        excluded_namespaces=frozenset(_namespaces(args.exclude_namespace, "--exclude-namespace")),
+    )
+    return Plan(
+        settings=config.settings,
+        scope=scope,
+        namespaces=_namespaces(args.pods_namespace, "--pods-namespace"),
+        page_size=args.page_size,
+        config_map_namespace=config.namespace if config.watch_config_map else "",
+        evict=args.evict,
+        dry_run=args.dry_run,
+    )
+
+
+def _pod_identity(config: ServeConfig) -> PodIdentityFile | None:
+    """--watch-container-credentials-config, read once. Unlike serve, which keeps serving what it has,
+    an audit from a file it cannot read would be wrong: OSError or IdentitiesFileError."""
+    if not config.container_credentials_config:
+        return None
+    path = Path(config.container_credentials_config)
+    with path.open("rb") as f:
+        content = f.read(MAX_FILE_BYTES + 1)
+    if len(content) > MAX_FILE_BYTES:
+        raise IdentitiesFileError(f"larger than {MAX_FILE_BYTES} bytes")
+    source = PodIdentityFile(path, config.settings)
+    source.replace(parse_identities(content))
+    return source
+
+
+def run(args: argparse.Namespace) -> int:
+    # The identity sources log what they skip (a bad ConfigMap key, an unparseable ServiceAccount):
+    # one plain line each on stderr, while the report goes to stdout.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: warning: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logger = logging.getLogger("irsa_webhook")
+    logger.addHandler(handler)
+    try:
+        return _run(args)
+    finally:
+        logger.removeHandler(handler)
+
+
+def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way the audit can end
+    # Here, not at import: every other command of the CLI would pay for the kubernetes client.
+    from webhook.audit.scan import AuditError, Auditor
+
+    try:
+        config = _config(args)
+        plan = _plan(args, config)
+    except FlagError as exc:
+        return _fail(str(exc))
+    for note in config.notes:
+        print(f"{PROG}: {note}", file=sys.stderr)
+    if config.compose_from_imds:
+        try:
+            config, _instance = serve.compose_from_imds(config)
+        except composearn.IMDSError as exc:
+            return _fail(f"--compose-role-arn needs this instance's account: {exc} (off EC2, give --aws-account-id)")
+        plan = dataclasses.replace(plan, settings=config.settings)
+    try:
+        pod_identity = _pod_identity(config)
+    except OSError as exc:
+        path = config.container_credentials_config
+        return _fail(f"cannot read --watch-container-credentials-config {path}: {exc.strerror or exc}")
+    except IdentitiesFileError as exc:
+        return _fail(f"--watch-container-credentials-config {config.container_credentials_config}: {exc}")
+    try:
+        api_client = serve.api_client_for(config)
+    except Exception as exc:  # the kubeconfig loaders raise many kinds for a missing or broken file
+        return _fail(f"cannot configure cluster access: {' '.join(str(exc).split())}")
+    try:
+        result = Auditor(api_client, plan, pod_identity=pod_identity).run()
+    except AuditError as exc:
+        return _fail(str(exc))
+    finally:
+        api_client.close()
+    if args.output == "json":
+        sys.stdout.write(report.document(result))
+    else:
+        sys.stdout.write(report.table(result.findings))
+    print(f"{PROG}: {report.summary_line(result)}", file=sys.stderr)
+    return result.exit_code

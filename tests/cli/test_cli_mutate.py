@@ -317,3 +317,67 @@ def test_precedence_flag_over_env_over_default() -> None:
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "serve" in capsys.readouterr().err
+
+
+def test_pod_identity_file_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The Pod Identity file is the first source, as in serve: the listed pair gets container credentials."""
+    sas = write(tmp_path, "sas.yaml", SA_DOCS)
+    identities = tmp_path / "identities.json"
+    identities.write_text(json.dumps({"identities": [{"namespace": "team-a", "serviceAccount": "app"}]}))
+    pod_file = write(tmp_path, "pod.yaml", pod("team-a"))
+    args = ["mutate", "--pod", str(pod_file), "--service-account", str(sas)]
+    assert main([*args, f"--watch-container-credentials-config={identities}", "--token-expiration=3600"]) == 0
+    mutated = yaml.safe_load(capsys.readouterr().out)
+    env = _env_entries(mutated)
+    assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"]["value"] == "http://169.254.170.23/v1/credentials"
+    assert "AWS_ROLE_ARN" not in env
+    assert mutated["metadata"]["labels"] == {"eks.amazonaws.com/pod-identity": "enabled"}
+    # team-b is not listed: IRSA from its ServiceAccount
+    other = ["mutate", "--pod", str(write(tmp_path, "b.yaml", pod("team-b"))), "--service-account", str(sas)]
+    assert main([*other, f"--watch-container-credentials-config={identities}"]) == 0
+    assert role_of(yaml.safe_load(capsys.readouterr().out)) == "arn:aws:iam::111122223333:role/b"
+
+
+def test_broken_pod_identity_file_offline_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    identities = tmp_path / "identities.json"
+    identities.write_text("{not json")
+    pod_file = write(tmp_path, "pod.yaml", pod("team-a"))
+    assert main(["mutate", "--pod", str(pod_file), f"--watch-container-credentials-config={identities}"]) == 2
+    err = capsys.readouterr().err
+    assert "--watch-container-credentials-config" in err
+    assert "not valid JSON" in err
+
+
+def test_config_map_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A ServiceAccount without a role takes it from the ConfigMap manifest, as serve --watch-config-map."""
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": "team-c"}}
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "pod-identity-webhook", "namespace": "kube-system"},
+        "data": {"config": json.dumps({"team-*/app": {"RoleARN": "arn:aws:iam::111122223333:role/mapped"}})},
+    }
+    args = [
+        "mutate", "--pod", str(write(tmp_path, "pod.yaml", pod("team-c"))),
+        "--service-account", str(write(tmp_path, "sa.yaml", sa)),
+    ]  # fmt: skip
+    assert main(args) == 0
+    assert "env" not in yaml.safe_load(capsys.readouterr().out)["spec"]["containers"][0]
+    assert main([*args, "--config-map", str(write(tmp_path, "cm.yaml", config_map))]) == 0
+    assert role_of(yaml.safe_load(capsys.readouterr().out)) == "arn:aws:iam::111122223333:role/mapped"
+
+
+def test_compose_role_arn_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sa = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "app", "namespace": "team-a", "annotations": {"eks.amazonaws.com/role-arn": "s3-reader"}},
+    }
+    args = [
+        "mutate", "--pod", str(write(tmp_path, "pod.yaml", pod("team-a"))),
+        "--service-account", str(write(tmp_path, "sa.yaml", sa)), "--compose-role-arn",
+    ]  # fmt: skip
+    assert main([*args, "--aws-account-id=444455556666", "--aws-partition=aws-cn"]) == 0
+    assert role_of(yaml.safe_load(capsys.readouterr().out)) == "arn:aws-cn:iam::444455556666:role/s3-reader"
+    assert main(args) == 2
+    assert "--compose-role-arn offline needs --aws-account-id" in capsys.readouterr().err

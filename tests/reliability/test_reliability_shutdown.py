@@ -73,7 +73,9 @@ def listening(server: Server) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=1):
             return True
-    except ConnectionRefusedError:
+    # Refused once the listener is closed; reset when it closes while this connection is still in its
+    # accept queue (the kernel resets queued connections of a closed listener): both mean "closed".
+    except (ConnectionRefusedError, ConnectionResetError):
         return False
 
 
@@ -110,6 +112,7 @@ def exchange(conn: http.client.HTTPSConnection, uid: str, out: Outcomes, headers
     except ConnectionRefusedError:
         with out.lock:
             out.refused += 1
+        conn.close()
         return False  # the listener is closed: a real client goes to another endpoint
     except NO_RESPONSE as exc:
         with out.lock:
@@ -154,6 +157,7 @@ def slow_request(
 ) -> None:
     """Accepted before SIGTERM, still uploading its body when the listener closes after the delay."""
     body = review("slow")
+    client = None
     try:
         client = RawConnection(server)
         client.send(client.request_head("POST", "/mutate", len(body)) + body[:200])
@@ -161,9 +165,11 @@ def slow_request(
         listener_closed.wait(8)
         client.send(body[200:])
         result.append(client.response())
-        client.close()
     except Exception as exc:
         result.append(exc)
+    finally:
+        if client is not None:
+            client.close()
 
 
 def test_sigterm_under_load_answers_every_accepted_request(tmp_path: Path) -> None:

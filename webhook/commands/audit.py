@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import re
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from webhook import composearn
@@ -22,7 +21,7 @@ from webhook.audit.findings import Scope
 from webhook.commands import serve
 from webhook.config import MUTATION_FLAGS, SERVER_FLAGS, ServeConfig, serve_config
 from webhook.flags import Flag, FlagError, add_flags, resolve
-from webhook.sources.podidentity import MAX_FILE_BYTES, IdentitiesFileError, PodIdentityFile, parse_identities
+from webhook.sources.podidentity import IdentitiesFileError, PodIdentityFile, read_once
 
 if TYPE_CHECKING:
     from webhook.audit.scan import Plan
@@ -186,18 +185,10 @@ def _plan(args: argparse.Namespace, config: ServeConfig) -> Plan:
 
 
 def _pod_identity(config: ServeConfig) -> PodIdentityFile | None:
-    """--watch-container-credentials-config, read once. Unlike serve, which keeps serving what it has,
-    an audit from a file it cannot read would be wrong: OSError or IdentitiesFileError."""
+    """--watch-container-credentials-config, read once (OSError or IdentitiesFileError)."""
     if not config.container_credentials_config:
         return None
-    path = Path(config.container_credentials_config)
-    with path.open("rb") as f:
-        content = f.read(MAX_FILE_BYTES + 1)
-    if len(content) > MAX_FILE_BYTES:
-        raise IdentitiesFileError(f"larger than {MAX_FILE_BYTES} bytes")
-    source = PodIdentityFile(path, config.settings)
-    source.replace(parse_identities(content))
-    return source
+    return read_once(config.container_credentials_config, config.settings)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,39 @@ import orjson
 import yaml
 
 from webhook.admission import pod_request
-from webhook.cache import IdentityStore, load_manifests
-from webhook.config import MUTATION_FLAGS, mutation_settings
+from webhook.cache import IdentityStore, Resolver, load_manifests
+from webhook.config import MUTATION_FLAGS, SERVER_FLAGS, compose_settings, mutation_settings
 from webhook.decision import decide
-from webhook.flags import FlagError, add_flags, resolve
+from webhook.flags import Flag, FlagError, add_flags, resolve
+from webhook.settings import Settings
+from webhook.sources.chain import IdentityChain
+from webhook.sources.configmap import ConfigMapSource
+from webhook.sources.podidentity import IdentitiesFileError, read_once
+
+_READ_ONCE = {
+    "watch-container-credentials-config": "as serve: the JSON file of the ServiceAccounts whose pods get EKS Pod "
+    "Identity (read once)",
+    "compose-role-arn": "as serve: a role-arn without 'arn:' becomes arn:<partition>:iam::<account>:role/<it>; "
+    "offline there is no instance metadata, so --aws-account-id is required with it",
+}
+# serve's identity-source flags that make sense without a cluster: what a pod would get in those modes.
+_SOURCE_FLAG_NAMES = (
+    "watch-container-credentials-config",
+    "container-credentials-audience",
+    "container-credentials-token-mount-path",
+    "container-credentials-token-volume-name",
+    "container-credentials-token-path",
+    "container-credentials-full-uri",
+    "compose-role-arn",
+    "aws-account-id",
+    "aws-partition",
+)
+SOURCE_FLAGS = tuple(
+    dataclasses.replace(f, help=_READ_ONCE[f.name]) if f.name in _READ_ONCE else f
+    for f in SERVER_FLAGS
+    if f.name in _SOURCE_FLAG_NAMES
+)
+FLAGS: tuple[Flag, ...] = (*SOURCE_FLAGS, *MUTATION_FLAGS)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -23,8 +53,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="print the mutated pod (or the JSON Patch) for a pod and its ServiceAccount, offline",
         description="Apply the webhook's mutation to a pod manifest using ServiceAccount manifests, with no "
         "cluster. Prints the mutated pod (or with --patch the JSON Patch) on stdout and each admission "
-        "warning on stderr as a line starting with 'warning: '. Exit 0 on success, 1 when --strict denies "
-        "the pod, 2 on unreadable input.",
+        "warning on stderr as a line starting with 'warning: '. The identity comes from the same chain as "
+        "serve's: the EKS Pod Identity file (--watch-container-credentials-config), the ServiceAccount's "
+        "annotations, then the ConfigMap (--config-map). Exit 0 on success, 1 when --strict denies the "
+        "pod, 2 on unreadable input.",
     )
     parser.add_argument("--pod", required=True, metavar="FILE", help="the pod manifest (YAML or JSON; - for stdin)")
     parser.add_argument(
@@ -37,10 +69,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--namespace", default=None, help="namespace of a pod without metadata.namespace (default: default)"
     )
+    parser.add_argument(
+        "--config-map",
+        metavar="FILE",
+        default=None,
+        help="the ConfigMap pod-identity-webhook (kOps' role mapping, key 'config') as a manifest: "
+        "what serve --watch-config-map reads from the cluster",
+    )
     parser.add_argument("--patch", action="store_true", help="print the JSON Patch instead of the mutated pod")
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format (default yaml)")
     add_flags(parser, MUTATION_FLAGS, "mutation")
-    parser.set_defaults(func=run, flags=MUTATION_FLAGS)
+    add_flags(parser, SOURCE_FLAGS, "identity sources (serve's flags)")
+    parser.set_defaults(func=run, flags=FLAGS)
 
 
 def _load_pod(path: str) -> dict[str, Any]:
@@ -54,15 +94,44 @@ def _load_pod(path: str) -> dict[str, Any]:
     return pod
 
 
+def _load_config_map(path: str) -> dict[str, Any]:
+    docs = [d for d in yaml.safe_load_all(Path(path).read_text(encoding="utf-8")) if d is not None]
+    if len(docs) != 1 or not isinstance(docs[0], dict) or docs[0].get("kind", "ConfigMap") != "ConfigMap":
+        raise ValueError(f"{path}: expected exactly one ConfigMap object")
+    return docs[0]
+
+
+def _chain(args: argparse.Namespace, values: dict[str, Any], settings: Settings, store: IdentityStore) -> IdentityChain:
+    """The identity chain of ``serve``, from files: the ServiceAccounts in ``store``, the Pod Identity
+    file and the ConfigMap, each read once."""
+    chain = IdentityChain(Resolver(store))
+    if values["watch_container_credentials_config"]:
+        path = values["watch_container_credentials_config"]
+        try:
+            chain.pod_identity = read_once(path, settings)
+        except IdentitiesFileError as exc:
+            raise ValueError(f"--watch-container-credentials-config {path}: {exc}") from None
+    if args.config_map is not None:
+        config_map = ConfigMapSource(settings)
+        config_map.replace(_load_config_map(args.config_map))
+        chain.config_map = config_map
+    return chain
+
+
 def run(args: argparse.Namespace) -> int:
     notes: list[str] = []
     try:
-        settings = mutation_settings(resolve(args, MUTATION_FLAGS), notes)
+        values = resolve(args, FLAGS)
+        settings = mutation_settings(values, notes)
+        settings, needs_imds = compose_settings(values, settings, notes)
+        if needs_imds:
+            raise FlagError("--compose-role-arn offline needs --aws-account-id (there is no instance metadata)")
         pod = _load_pod(args.pod)
         meta: dict[str, Any] = pod["metadata"] if isinstance(pod.get("metadata"), dict) else {}
         namespace = str(meta.get("namespace") or args.namespace or "default")
         store = IdentityStore()
         store.replace_all(load_manifests(args.service_account, settings, default_namespace=namespace))
+        chain = _chain(args, values, settings, store)
     except (FlagError, OSError, ValueError, yaml.YAMLError) as exc:
         print(f"irsa-webhook mutate: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -74,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(request, str):  # not reached: _load_pod only returns a dict
         print(f"irsa-webhook mutate: {request}", file=sys.stderr)
         return 2
-    result = decide(request, store.get(namespace, request.service_account), settings)
+    account = store.get(namespace, request.service_account)
+    result = decide(request, chain.compose(namespace, request.service_account, account), settings)
     for warning in result.warnings:
         print(f"warning: {warning.message}", file=sys.stderr)
     if not result.allowed:

@@ -88,6 +88,20 @@ def reload_interval() -> float:
     return env_seconds(RELOAD_INTERVAL_ENV, RELOAD_INTERVAL)
 
 
+def read_once(path: str | Path, settings: Settings) -> PodIdentityFile:
+    """The identities file read once, for the commands that judge pods from a snapshot (``audit``,
+    offline ``mutate``). Unlike ``serve``, which keeps serving what it has, a snapshot taken from a
+    file that cannot be read would be wrong: OSError or IdentitiesFileError."""
+    path = Path(path)
+    with path.open("rb") as f:
+        content = f.read(MAX_FILE_BYTES + 1)
+    if len(content) > MAX_FILE_BYTES:
+        raise IdentitiesFileError(f"larger than {MAX_FILE_BYTES} bytes")
+    source = PodIdentityFile(path, settings)
+    source.replace(parse_identities(content))
+    return source
+
+
 class PodIdentityFile:
     """The Pod Identity source of the identity chain (``webhook.sources.chain``).
 

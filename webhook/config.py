@@ -182,6 +182,30 @@ SERVER_FLAGS = (
 )
 
 
+# The flags of serve's identity sources that the snapshot commands (audit, offline mutate) also take.
+POD_IDENTITY_FLAG_NAMES = (
+    "watch-container-credentials-config",
+    "container-credentials-audience",
+    "container-credentials-token-mount-path",
+    "container-credentials-token-volume-name",
+    "container-credentials-token-path",
+    "container-credentials-full-uri",
+)
+COMPOSE_FLAG_NAMES = ("compose-role-arn", "aws-account-id", "aws-partition")
+READ_ONCE_PODIDENTITY_HELP = (
+    "as serve: the JSON file of the ServiceAccounts whose pods get EKS Pod Identity (read once)"
+)
+
+
+def server_flags(names: tuple[str, ...], helps: dict[str, str] | None = None) -> tuple[Flag, ...]:
+    """serve's flags of these names (same names, environment variables and defaults), in serve's order,
+    with the help of some replaced: for a command that reads once what serve follows."""
+    helps = helps or {}
+    return tuple(
+        dataclasses.replace(f, help=helps[f.name]) if f.name in helps else f for f in SERVER_FLAGS if f.name in names
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ServeConfig:
     settings: s.Settings

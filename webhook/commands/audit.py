@@ -19,7 +19,15 @@ from webhook import composearn
 from webhook.audit import DEFAULT_PAGE_SIZE, report
 from webhook.audit.findings import Scope
 from webhook.commands import serve
-from webhook.config import MUTATION_FLAGS, SERVER_FLAGS, ServeConfig, serve_config
+from webhook.config import (
+    COMPOSE_FLAG_NAMES,
+    MUTATION_FLAGS,
+    POD_IDENTITY_FLAG_NAMES,
+    READ_ONCE_PODIDENTITY_HELP,
+    ServeConfig,
+    serve_config,
+    server_flags,
+)
 from webhook.flags import Flag, FlagError, add_flags, resolve
 from webhook.sources.podidentity import IdentitiesFileError, PodIdentityFile, read_once
 
@@ -37,28 +45,11 @@ _READ_ONCE = {
     "namespace": "the webhook's own namespace: its pods are not audited (the shipped webhook configuration "
     "never calls the webhook there), and --watch-config-map reads its ConfigMap from it",
     "watch-config-map": "as serve: also take roles from the ConfigMap pod-identity-webhook in --namespace (read once)",
-    "watch-container-credentials-config": "as serve: the JSON file of the ServiceAccounts whose pods get EKS Pod "
-    "Identity (read once)",
+    "watch-container-credentials-config": READ_ONCE_PODIDENTITY_HELP,
 }
-_SOURCE_FLAGS = (
-    "kubeconfig",
-    "kube-api",
-    "namespace",
-    "watch-config-map",
-    "watch-container-credentials-config",
-    "container-credentials-audience",
-    "container-credentials-token-mount-path",
-    "container-credentials-token-volume-name",
-    "container-credentials-token-path",
-    "container-credentials-full-uri",
-    "compose-role-arn",
-    "aws-account-id",
-    "aws-partition",
-)
-SOURCE_FLAGS = tuple(
-    dataclasses.replace(f, help=_READ_ONCE[f.name]) if f.name in _READ_ONCE else f
-    for f in SERVER_FLAGS
-    if f.name in _SOURCE_FLAGS
+SOURCE_FLAGS = server_flags(
+    ("kubeconfig", "kube-api", "namespace", "watch-config-map", *POD_IDENTITY_FLAG_NAMES, *COMPOSE_FLAG_NAMES),
+    _READ_ONCE,
 )
 FLAGS: tuple[Flag, ...] = (*SOURCE_FLAGS, *MUTATION_FLAGS)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,15 @@ import yaml
 
 from webhook.admission import pod_request
 from webhook.cache import IdentityStore, Resolver, load_manifests
-from webhook.config import MUTATION_FLAGS, SERVER_FLAGS, compose_settings, mutation_settings
+from webhook.config import (
+    COMPOSE_FLAG_NAMES,
+    MUTATION_FLAGS,
+    POD_IDENTITY_FLAG_NAMES,
+    READ_ONCE_PODIDENTITY_HELP,
+    compose_settings,
+    mutation_settings,
+    server_flags,
+)
 from webhook.decision import decide
 from webhook.flags import Flag, FlagError, add_flags, resolve
 from webhook.settings import Settings
@@ -21,28 +28,14 @@ from webhook.sources.chain import IdentityChain
 from webhook.sources.configmap import ConfigMapSource
 from webhook.sources.podidentity import IdentitiesFileError, read_once
 
-_READ_ONCE = {
-    "watch-container-credentials-config": "as serve: the JSON file of the ServiceAccounts whose pods get EKS Pod "
-    "Identity (read once)",
-    "compose-role-arn": "as serve: a role-arn without 'arn:' becomes arn:<partition>:iam::<account>:role/<it>; "
-    "offline there is no instance metadata, so --aws-account-id is required with it",
-}
 # serve's identity-source flags that make sense without a cluster: what a pod would get in those modes.
-_SOURCE_FLAG_NAMES = (
-    "watch-container-credentials-config",
-    "container-credentials-audience",
-    "container-credentials-token-mount-path",
-    "container-credentials-token-volume-name",
-    "container-credentials-token-path",
-    "container-credentials-full-uri",
-    "compose-role-arn",
-    "aws-account-id",
-    "aws-partition",
-)
-SOURCE_FLAGS = tuple(
-    dataclasses.replace(f, help=_READ_ONCE[f.name]) if f.name in _READ_ONCE else f
-    for f in SERVER_FLAGS
-    if f.name in _SOURCE_FLAG_NAMES
+SOURCE_FLAGS = server_flags(
+    (*POD_IDENTITY_FLAG_NAMES, *COMPOSE_FLAG_NAMES),
+    {
+        "watch-container-credentials-config": READ_ONCE_PODIDENTITY_HELP,
+        "compose-role-arn": "as serve: a role-arn without 'arn:' becomes arn:<partition>:iam::<account>:role/<it>; "
+        "offline there is no instance metadata, so --aws-account-id is required with it",
+    },
 )
 FLAGS: tuple[Flag, ...] = (*SOURCE_FLAGS, *MUTATION_FLAGS)
 

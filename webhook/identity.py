@@ -258,10 +258,10 @@ def container_names(annotations: Mapping[str, Any], key: str) -> frozenset[str]:
 
 def skip_containers(annotations: Mapping[str, Any], settings: Settings) -> frozenset[str]:
     """``skip-containers``: these containers are left untouched."""
-    return container_names(annotations, settings.annotation("skip-containers"))
+    return container_names(annotations, settings.skip_containers_key)
 
 
 def include_containers(annotations: Mapping[str, Any], settings: Settings) -> frozenset[str] | None:
     """``include-containers`` [ours]: only these containers are mutated; None when the pod does not say
     (absent, or naming nothing, which is the same as absent: a template that rendered it empty)."""
-    return container_names(annotations, settings.annotation("include-containers")) or None
+    return container_names(annotations, settings.include_containers_key) or None

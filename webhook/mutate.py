@@ -110,13 +110,19 @@ def _names(items: Any) -> set[str]:
     return {name for item in items if isinstance(item, dict) and isinstance(name := item.get("name"), str)}
 
 
-def _token_volume(identity: Identity, expiration: int) -> dict[str, Any]:
+def _token_volume(name: str, audience: str, expiration: int, path: str) -> dict[str, Any]:
+    """A projected serviceAccountToken volume, for either mode."""
     token: dict[str, Any] = {}
-    if identity.audience:  # an empty audience means the API server's own (omitted, as upstream does)
-        token["audience"] = identity.audience
+    if audience:  # an empty audience means the API server's own (omitted, as upstream does)
+        token["audience"] = audience
     token["expirationSeconds"] = expiration
-    token["path"] = TOKEN_FILE_NAME
-    return {"name": VOLUME_NAME, "projected": {"sources": [{"serviceAccountToken": token}]}}
+    token["path"] = path
+    return {"name": name, "projected": {"sources": [{"serviceAccountToken": token}]}}
+
+
+def _region(identity: Identity, settings: Settings) -> str:
+    """The account's ``region`` annotation, else --aws-default-region (either may be empty)."""
+    return settings.aws_default_region if identity.region is None else identity.region
 
 
 def _append(parent: dict[str, Any], key: str, items: list[dict[str, Any]], path: str, patch: list[PatchOp]) -> None:
@@ -192,7 +198,7 @@ def resolve_expiration(
     pod: Mapping[str, Any], identity: Identity, settings: Settings
 ) -> tuple[int, AdmissionWarning | None]:
     """The pod's ``token-expiration`` annotation overrides the ServiceAccount's (same rules)."""
-    raw = pod_annotations(pod).get(settings.annotation("token-expiration"))
+    raw = pod_annotations(pod).get(settings.pod_expiration_key)
     if raw is None:
         return identity.token_expiration, None
     text = scalar_text(raw)
@@ -249,7 +255,8 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings, jitter: Jitt
         expiration, warning = resolve_expiration(pod, identity, settings)
         if warning:
             result.warnings.append(warning)
-        _append(new_spec, "volumes", [_token_volume(identity, expiration)], "/spec", result.patch)
+        volume = _token_volume(VOLUME_NAME, identity.audience, expiration, TOKEN_FILE_NAME)
+        _append(new_spec, "volumes", [volume], "/spec", result.patch)
 
     token_file = settings.windows_token_file if is_windows(spec) else settings.token_file
     session_name = settings.role_session_name if identity.role_session_name is None else identity.role_session_name
@@ -262,7 +269,7 @@ def mutate(pod: Pod, identity: Identity | None, settings: Settings, jitter: Jitt
         CREDENTIAL_VARS,
         (identity.role_arn, token_file),
         identity.sts_regional_endpoints,
-        settings.aws_default_region if identity.region is None else identity.region,
+        _region(identity, settings),
         session_name,
     )
     _inject_containers(pod, spec, new_spec, how, settings=settings, result=result)
@@ -294,12 +301,12 @@ def _mutate_container_credentials(
             result.warnings.append(warning)
         if expiration == JITTERED_EXPIRATION:
             expiration = jitter(JITTER_MIN, JITTERED_EXPIRATION)
-        token: dict[str, Any] = {}
-        if settings.container_credentials_audience:  # empty: the API server's own, omitted as for IRSA
-            token["audience"] = settings.container_credentials_audience
-        token["expirationSeconds"] = expiration
-        token["path"] = settings.container_credentials_token_path
-        volume = {"name": volume_name, "projected": {"sources": [{"serviceAccountToken": token}]}}
+        volume = _token_volume(
+            volume_name,
+            settings.container_credentials_audience,
+            expiration,
+            settings.container_credentials_token_path,
+        )
         _append(new_spec, "volumes", [volume], "/spec", result.patch)
 
     token_file = settings.cc_windows_token_file if is_windows(spec) else settings.cc_token_file
@@ -310,7 +317,7 @@ def _mutate_container_credentials(
         CONTAINER_CREDENTIAL_VARS,
         (settings.container_credentials_full_uri, token_file),
         identity.sts_regional_endpoints,
-        settings.aws_default_region if identity.region is None else identity.region,
+        _region(identity, settings),
         False,  # the container credentials provider takes no session name: the association names it
     )
     _inject_containers(pod, spec, new_spec, how, settings=settings, result=result)

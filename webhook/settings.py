@@ -63,6 +63,10 @@ class Settings:
     """AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: the Pod Identity mount path joined with its token path."""
     cc_windows_token_file: str = field(init=False)
     cc_normalised_mount_path: str = field(init=False)
+    # The pod annotations read on every admission, spelled once.
+    pod_expiration_key: str = field(init=False)
+    skip_containers_key: str = field(init=False)
+    include_containers_key: str = field(init=False)
 
     def __post_init__(self) -> None:
         token_file = posixpath.normpath(posixpath.join(self.token_mount_path, TOKEN_FILE_NAME))
@@ -74,6 +78,9 @@ class Settings:
         object.__setattr__(self, "cc_token_file", cc_token_file)
         object.__setattr__(self, "cc_windows_token_file", _windows(cc_token_file))
         object.__setattr__(self, "cc_normalised_mount_path", posixpath.normpath(cc_mount))
+        object.__setattr__(self, "pod_expiration_key", self.annotation("token-expiration"))
+        object.__setattr__(self, "skip_containers_key", self.annotation("skip-containers"))
+        object.__setattr__(self, "include_containers_key", self.annotation("include-containers"))
 
     def annotation(self, key: str) -> str:
         return f"{self.annotation_prefix}/{key}"

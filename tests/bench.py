@@ -4,12 +4,12 @@
 
 What it does, in one run:
 
-1. In-process CPU per request for every sample in ``tests/samples/``: ``webhook.mutate.mutate`` alone
+1. In-process CPU per request for every sample in ``tests/samples/``: ``webhook.core.mutate.mutate`` alone
    on the decoded pod, and the whole ``MutateEndpoint.review`` (parse, lookup, mutate, encode, base64,
    metrics) with an already-loaded ``IdentityStore``.
 2. Throwaway certificates (``irsa-webhook certs``) in a temporary folder, then two servers one after
    the other, each pinned to its own core with ``taskset`` when there are two:
-   the reference (``tests/bench_reference.py``: the same ``webhook.server.serve`` stack, same TLS,
+   the reference (``tests/bench_reference.py``: the same ``webhook.server.run.serve`` stack, same TLS,
    same process setup, a trivial ASGI handler) and the real ``irsa-webhook serve``.
 3. Load over TLS with keep-alive (``wrk`` with a Lua script when it is on PATH, else
    ``tests/bench_loadgen.py``), pinned to the other core: the samples in rotation at each
@@ -195,8 +195,8 @@ class InProcess:
 
 def service_account_files(tmp: Path) -> list[Path]:
     """examples/service-accounts.yaml, plus what the samples need and it lacks (see EXTRA_ACCOUNTS)."""
-    from webhook.cache import load_manifests
-    from webhook.settings import Settings
+    from webhook.core.settings import Settings
+    from webhook.sources.manifests import load_manifests
 
     have = {(i.namespace, i.name) for i in load_manifests([EXAMPLE_ACCOUNTS], Settings())}
     missing = [text for key, text in EXTRA_ACCOUNTS.items() if key not in have]
@@ -217,10 +217,10 @@ def _time_once(fn: Any, iterations: int) -> tuple[float, float]:
 
 @contextlib.contextmanager
 def admission_log_to(path: Path) -> Iterator[None]:
-    """The server's JSON logging (``webhook.logs.setup``), written to a file, for the handler column."""
+    """The server's JSON logging (``webhook.observe.logs.setup``), written to a file, for the handler column."""
     import logging
 
-    from webhook import logs
+    from webhook.observe import logs
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level
@@ -241,11 +241,13 @@ def measure_in_process(
 ) -> list[InProcess]:
     import orjson
 
-    from webhook.admission import pod_request
-    from webhook.cache import IdentityStore, Resolver, load_manifests
-    from webhook.handler import MutateEndpoint
-    from webhook.mutate import mutate
-    from webhook.settings import Settings
+    from webhook.admission.endpoint import MutateEndpoint
+    from webhook.core.mutate import mutate
+    from webhook.core.pod import read_pod
+    from webhook.core.settings import Settings
+    from webhook.sources.manifests import load_manifests
+    from webhook.sources.resolver import Resolver
+    from webhook.sources.store import IdentityStore
 
     settings = Settings(aws_default_region=REGION)  # what `serve --aws-default-region us-west-2` builds
     store = IdentityStore()
@@ -256,7 +258,7 @@ def measure_in_process(
     async def send(message: Any) -> None:
         return None
 
-    def runners(body: bytes, pod: Any, identity: Any) -> dict[str, Any]:
+    def runners(body: bytes, pod: Any, namespace: str, identity: Any) -> dict[str, Any]:
         scope = {
             "type": "http",
             "method": "POST",
@@ -281,8 +283,9 @@ def measure_in_process(
                 orjson.loads(body)
 
         def run_mutate(n: int) -> None:
+            # The pod is read as the endpoint reads it, then mutated: the pure work of one admission.
             for _ in range(n):
-                mutate(pod, identity, settings)
+                mutate(read_pod(pod, settings, namespace), identity, settings)
 
         return {
             "parse": run_parse,
@@ -294,7 +297,8 @@ def measure_in_process(
     prepared = []
     for path in samples:
         body = path.read_bytes()
-        parsed = pod_request(orjson.loads(body)["request"])
+        request = orjson.loads(body)["request"]
+        parsed = read_pod(request.get("object"), settings, request.get("namespace"), request.get("name"))
         if isinstance(parsed, str):
             raise SystemExit(f"bench: {path.name} is not a pod CREATE: {parsed}")
         identity = store.get(parsed.namespace, parsed.service_account)
@@ -303,7 +307,9 @@ def measure_in_process(
                 f"bench: {path.name} uses ServiceAccount {parsed.namespace}/{parsed.service_account}, "
                 "which the benchmark's manifests do not hold"
             )
-        prepared.append((path, body, mutate(parsed.pod, identity, settings), runners(body, parsed.pod, identity)))
+        prepared.append(
+            (path, body, mutate(parsed, identity, settings), runners(body, parsed.pod, parsed.namespace, identity))
+        )
 
     results: list[InProcess] = []
     # Best of ``repeats`` timed runs (the timeit convention: interference from other processes only

@@ -6,7 +6,7 @@ runs it as a subprocess, exactly like ``irsa-webhook serve``:
     python -m tests.bench_reference --port P --metrics-port M --bind-address 127.0.0.1 \\
         --tls-cert tls.crt --tls-key tls.key
 
-Everything but the handler is the real thing: the same ``webhook.server.serve`` (same uvicorn
+Everything but the handler is the real thing: the same ``webhook.server.run.serve`` (same uvicorn
 configuration, same reloadable TLS context, the metrics server and the background tasks), the same
 uvloop runner, the same JSON logging setup. The handler reads the request body and answers a small
 fixed AdmissionReview, so the difference between the two servers' figures is what ``/mutate`` itself
@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from webhook import logs
-from webhook.cache import IdentityStore
-from webhook.server import run_event_loop, serve
-from webhook.tlsconfig import ServingTLS
+from webhook.observe import logs
+from webhook.server.run import run_event_loop, serve
+from webhook.server.tls import ServingTLS
+from webhook.sources.store import IdentityStore
 
 BODY = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"bench","allowed":true}}'
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]

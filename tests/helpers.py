@@ -16,11 +16,10 @@ from typing import Any
 import jsonpatch
 import yaml
 
-from webhook import admission
-from webhook.admission import PodRequest
-from webhook.decision import Decision, decide
-from webhook.settings import Settings
-from webhook.types import MAX_WARNING_CHARS, Identity
+from webhook.core.decide import Decision, decide
+from webhook.core.pod import PodView, read_pod
+from webhook.core.records import MAX_WARNING_CHARS, Identity
+from webhook.core.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,17 +29,10 @@ def load_yaml(path: Path) -> Any:
         return yaml.safe_load(f)
 
 
-def pod_request(pod: dict[str, Any], namespace: str = "default") -> PodRequest:
-    """The Pod CREATE the admission layer builds from a review of ``pod`` in ``namespace``."""
-    request = {
-        "uid": "00000000-0000-0000-0000-000000000000",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "operation": "CREATE",
-        "namespace": namespace,
-        "object": pod,
-    }
-    result = admission.pod_request(request)
-    assert isinstance(result, PodRequest), result
+def pod_request(pod: dict[str, Any], namespace: str = "default", settings: Settings | None = None) -> PodView:
+    """The pod as the admission endpoint reads it from a review of ``pod`` in ``namespace``."""
+    result = read_pod(pod, settings or Settings(), namespace)
+    assert isinstance(result, PodView), result
     return result
 
 
@@ -77,6 +69,6 @@ def decide_with(
     identity: Identity | None, settings: Settings, namespace: str = "default"
 ) -> Callable[[dict[str, Any]], Decision]:
     def run(pod: dict[str, Any]) -> Decision:
-        return decide(pod_request(pod, namespace), identity, settings)
+        return decide(pod_request(pod, namespace, settings), identity, settings)
 
     return run

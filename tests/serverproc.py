@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 from cryptography import x509
 
-from webhook import devcerts
+from webhook.server import devcerts
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "samples" / "admissionreview-pod.json"

@@ -11,10 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from webhook import __version__
-from webhook.commands import audit, certs, mutate, serve
-from webhook.config import MUTATION_FLAGS, SERVER_FLAGS
-from webhook.flags import normalise_argv
-from webhook.selfhosted import commands as selfhosted_commands
+from webhook.commands import audit, certs, keys, mutate, oidc, serve, trustpolicy
+from webhook.options.config import MUTATION_FLAGS, SERVER_FLAGS
+from webhook.options.flags import normalise_argv
 
 _GO_FLAGS = (*SERVER_FLAGS, *MUTATION_FLAGS)
 
@@ -30,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     mutate.register(sub)
     certs.register(sub)
     audit.register(sub)
-    selfhosted_commands.register(sub)
+    keys.register(sub)
+    oidc.register(sub)
+    trustpolicy.register(sub)
     return parser
 
 

@@ -11,10 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from webhook.cache import IdentityStore, Resolver, load_manifests
-from webhook.handler import MutateEndpoint
-from webhook.server import build_app
-from webhook.settings import Settings
+from webhook.admission.endpoint import MutateEndpoint
+from webhook.core.settings import Settings
+from webhook.server.app import build_app
+from webhook.sources.manifests import load_manifests
+from webhook.sources.resolver import Resolver
+from webhook.sources.store import IdentityStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = (ROOT / "tests" / "samples" / "admissionreview-pod.json").read_bytes()
@@ -24,7 +26,7 @@ def make_app(max_body: int = 8 << 20, ready: bool = True) -> Any:
     store = IdentityStore()
     if ready:
         store.replace_all(load_manifests([ROOT / "examples" / "service-accounts.yaml"], Settings()))
-    return build_app(MutateEndpoint(Resolver(store), Settings(), max_body), store, None)
+    return build_app(MutateEndpoint(Resolver(store), Settings(), max_body), None)
 
 
 def call(method: str, path: str, app: Any = None, **kw: Any) -> httpx.Response:
@@ -117,7 +119,7 @@ def test_internal_error_is_a_500_logged_with_the_uid(monkeypatch: pytest.MonkeyP
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("webhook.handler.decide", boom)
+    monkeypatch.setattr("webhook.admission.endpoint.decide", boom)
     with caplog.at_level(logging.ERROR, logger="irsa_webhook.admission"):
         response = call("POST", "/mutate", content=SAMPLE, headers=JSON)
     assert response.status_code == 500

@@ -12,9 +12,11 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from webhook.cache import IdentityStore, Resolver, load_manifests
-from webhook.handler import MutateEndpoint
-from webhook.settings import Settings
+from webhook.admission.endpoint import MutateEndpoint
+from webhook.core.settings import Settings
+from webhook.sources.manifests import load_manifests
+from webhook.sources.resolver import Resolver
+from webhook.sources.store import IdentityStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "tests" / "samples").glob("*.json"))

@@ -18,13 +18,14 @@ import pytest
 
 from webhook.audit.findings import SKIP_REASONS, Scope, examine, skip_reason
 from webhook.audit.report import finding_json
-from webhook.cache import IdentityStore, Resolver
-from webhook.identity import parse_service_account
-from webhook.settings import Settings
+from webhook.core.annotations import parse_service_account
+from webhook.core.records import Identity
+from webhook.core.settings import Settings
 from webhook.sources.chain import IdentityChain
 from webhook.sources.configmap import ConfigMapSource
 from webhook.sources.podidentity import PodIdentityFile
-from webhook.types import Identity
+from webhook.sources.resolver import Resolver
+from webhook.sources.store import IdentityStore
 
 from ..helpers import load_yaml
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from webhook import composearn
+from webhook.aws import imds as composearn
 from webhook.cli import main
 
 from .conftest import Audit

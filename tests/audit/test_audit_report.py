@@ -21,9 +21,9 @@ from webhook.audit.findings import (
     RoleDrift,
 )
 from webhook.audit.scan import Plan, Result, Stats
-from webhook.mutate import CONTAINER_CREDENTIAL_VARS, CREDENTIAL_VARS
-from webhook.settings import Settings
-from webhook.types import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY
+from webhook.core.mutate import CONTAINER_CREDENTIAL_VARS, CREDENTIAL_VARS
+from webhook.core.records import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY
+from webhook.core.settings import Settings
 
 ROLE = "arn:aws:iam::111122223333:role/app"
 MISSING = MissingCredentials(

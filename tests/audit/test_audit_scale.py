@@ -23,7 +23,7 @@ import orjson
 from kubernetes import client
 
 from webhook.audit.scan import Auditor, Plan, Result
-from webhook.settings import Settings
+from webhook.core.settings import Settings
 
 from ..helpers import REPO
 from .generated import LACKING_AT, LACKING_EVERY, realistic

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.cache.fakes import wait_until
-from webhook.cache import IdentityStore
 from webhook.commands import serve
-from webhook.config import serve_config
-from webhook.flags import resolve
-from webhook.watch import LiveLookup
+from webhook.options.config import serve_config
+from webhook.options.flags import resolve
+from webhook.sources.serviceaccounts import LiveLookup
+from webhook.sources.store import IdentityStore
 
 
 class Recorder:

@@ -9,10 +9,12 @@ import pytest
 from kubernetes import client
 
 from tests.cache.fakes import FakeAPI, LiveStream, Stream, config_map, gone, metric, page, sa, wait_until
-from webhook.settings import Settings
+from webhook.core.records import Identity
+from webhook.core.settings import Settings
+from webhook.kube.reflector import ListWatch
 from webhook.sources.configmap import CONFIG_MAP_NAME, ConfigMapSource
-from webhook.types import Identity
-from webhook.watch import ConfigMapWatcher, ListWatch, ServiceAccountWatcher
+from webhook.sources.configmap_watch import ConfigMapWatcher
+from webhook.sources.serviceaccounts import ServiceAccountWatcher
 
 NS = "irsa-webhook"
 ROLE_A = "arn:aws:iam::111122223333:role/a"

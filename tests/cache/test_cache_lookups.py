@@ -22,11 +22,12 @@ import pytest
 from kubernetes import client
 
 from tests.cache.fakes import FakeAPI, LiveStream, page, sa, wait_until
-from webhook.cache import IdentityStore, Resolver
-from webhook.handler import MutateEndpoint
-from webhook.settings import Settings
-from webhook.types import Identity
-from webhook.watch import LiveLookup, ServiceAccountWatcher
+from webhook.admission.endpoint import MutateEndpoint
+from webhook.core.records import Identity
+from webhook.core.settings import Settings
+from webhook.sources.resolver import Resolver
+from webhook.sources.serviceaccounts import LiveLookup, ServiceAccountWatcher
+from webhook.sources.store import IdentityStore
 
 SETTINGS = Settings()
 ROLE = "arn:aws:iam::111122223333:role/app"

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from webhook.cache import IdentityStore, Resolver, load_manifests, newer
-from webhook.settings import Settings
-from webhook.types import Identity
+from webhook.core.records import Identity
+from webhook.core.settings import Settings
+from webhook.sources.manifests import load_manifests
+from webhook.sources.resolver import Resolver
+from webhook.sources.store import IdentityStore, newer
 
 SETTINGS = Settings()
 

@@ -13,13 +13,15 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ReadTimeoutError
 
-import webhook.watch
+import webhook.kube.reflector
+import webhook.sources.serviceaccounts
 from tests.cache.fakes import FakeAPI, Stream, gone, metric, page, sa, wait_until
-from webhook.cache import IdentityStore
-from webhook.identity import parse_service_account
-from webhook.settings import Settings
-from webhook.types import Identity
-from webhook.watch import LiveLookup, RateLimiter, ServiceAccountWatcher
+from webhook.core.annotations import parse_service_account
+from webhook.core.records import Identity
+from webhook.core.settings import Settings
+from webhook.kube.client import RateLimiter
+from webhook.sources.serviceaccounts import LiveLookup, ServiceAccountWatcher
+from webhook.sources.store import IdentityStore
 
 SETTINGS = Settings()
 
@@ -157,7 +159,7 @@ def poisonable(monkeypatch: pytest.MonkeyPatch) -> None:
             raise ValueError("cannot parse this one")
         return parse_service_account(obj, settings)
 
-    monkeypatch.setattr(webhook.watch, "parse_service_account", parse)
+    monkeypatch.setattr(webhook.sources.serviceaccounts, "parse_service_account", parse)
 
 
 @pytest.mark.usefixtures("poisonable")
@@ -385,5 +387,5 @@ def test_backoff_is_capped_so_a_returning_api_server_is_used_within_seconds(api_
     wait_until(stop.is_set)
     watcher.stop()
     assert stop.waits[0] <= 0.5
-    assert max(stop.waits) <= webhook.watch.BACKOFF_MAX <= 3.0
-    assert stop.waits[-1] >= webhook.watch.BACKOFF_MAX / 2  # it did grow: a dead API server is not hammered
+    assert max(stop.waits) <= webhook.kube.reflector.BACKOFF_MAX <= 3.0
+    assert stop.waits[-1] >= webhook.kube.reflector.BACKOFF_MAX / 2  # it did grow: a dead API server is not hammered

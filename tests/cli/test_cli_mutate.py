@@ -13,7 +13,7 @@ import yaml
 from cryptography import x509
 
 from webhook.cli import main
-from webhook.flags import Flag, FlagError, normalise_argv, parse_duration, resolve
+from webhook.options.flags import Flag, FlagError, normalise_argv, parse_duration, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
-from webhook.cache import IdentityStore, Resolver
-from webhook.identity import parse_service_account
-from webhook.settings import MIN_TOKEN_EXPIRATION
+from webhook.core.annotations import parse_service_account
+from webhook.core.records import CONTAINER_CREDENTIALS, Identity
+from webhook.core.settings import MIN_TOKEN_EXPIRATION
 from webhook.sources.chain import IdentityChain
 from webhook.sources.podidentity import PodIdentityFile, parse_identities
-from webhook.types import CONTAINER_CREDENTIALS, Identity
+from webhook.sources.resolver import Resolver
+from webhook.sources.store import IdentityStore
 
 from ..helpers import check_mutation, decide_with
 from . import upstream

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from webhook.commands import audit, serve
-from webhook.config import MUTATION_FLAGS, mutation_settings, serve_config
-from webhook.flags import resolve
+from webhook.options.config import MUTATION_FLAGS, mutation_settings, serve_config
+from webhook.options.flags import resolve
 from webhook.sources.configmap import CONFIG_MAP_NAME
 
 from .conftest import Rendered

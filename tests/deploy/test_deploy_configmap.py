@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from webhook.commands import serve
-from webhook.config import SERVER_FLAGS, serve_config
-from webhook.flags import resolve
+from webhook.options.config import SERVER_FLAGS, serve_config
+from webhook.options.flags import resolve
 from webhook.sources.configmap import CONFIG_MAP_NAME
 
 from .conftest import Rendered

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.flags import parse_duration
+from webhook.options.flags import parse_duration
 from webhook.sources.configmap import CONFIG_MAP_NAME, parse_config
 from webhook.sources.podidentity import parse_identities
 
@@ -775,7 +775,7 @@ def audit_args(helm: Path, *args: str) -> tuple[list[Obj], Any, Obj]:
     import argparse
 
     from webhook.commands import audit
-    from webhook.flags import resolve
+    from webhook.options.flags import resolve
 
     objs = documents(chart.template(helm, "modes", *args))
     job = one(objs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]

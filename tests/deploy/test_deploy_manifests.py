@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.flags import parse_duration
+from webhook.options.flags import parse_duration
 
 from .conftest import Rendered
 from .render import COMPONENT_RENDERS, MANIFESTS, overlays

@@ -2,15 +2,15 @@
 
 The API server's service-account signing pair comes from ``irsa-webhook keys generate`` (so every
 e2e run proves kube-apiserver accepts what that command writes), and its CA and serving certificate
-from ``webhook.devcerts`` (what ``irsa-webhook certs`` uses), for 127.0.0.1/localhost.
+from ``webhook.server.devcerts`` (what ``irsa-webhook certs`` uses), for 127.0.0.1/localhost.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from webhook import devcerts
 from webhook.cli import main as irsa_webhook
+from webhook.server import devcerts
 
 
 def write_service_account_keys(directory: Path) -> tuple[Path, Path]:

@@ -188,7 +188,7 @@ def test_the_webhook_follows_its_configmap_and_never_restarts(
     # One process throughout: never crashed, never restarted.
     assert webhook.process.pid == pid
     assert webhook.process.alive()
-    assert "Traceback" not in webhook.logs()
+    assert "Traceback" not in webhook.observe.logs()
 
 
 def test_the_components_role_reads_only_that_configmap(

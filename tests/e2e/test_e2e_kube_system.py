@@ -81,7 +81,7 @@ def restricted_pod(name: str, service_account: str) -> k.JSON:
 def admissions(webhook: WebhookProcess, namespace: str) -> list[str]:
     """The admission log lines of ``namespace`` (one per request the webhook was sent)."""
     needle = f'"namespace":"{namespace}"'
-    return [line for line in webhook.logs().splitlines() if '"msg":"admission"' in line and needle in line]
+    return [line for line in webhook.observe.logs().splitlines() if '"msg":"admission"' in line and needle in line]
 
 
 @pytest.fixture

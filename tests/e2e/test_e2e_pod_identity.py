@@ -269,6 +269,6 @@ def test_a_data_swap_reaches_the_next_pod_without_a_restart(world: World, kube: 
     assert_stored_with_pod_identity(kube.get_pod(world.namespace, "after-swap"), world.agent.url)
     assert world.webhook.process.pid == pid
     assert world.webhook.process.alive()
-    logs = world.webhook.logs()
+    logs = world.webhook.observe.logs()
     assert logs.count('"msg":"starting"') == 1, logs[-3000:]
     assert logs.count('"msg":"container credentials config loaded"') == 2, logs[-3000:]  # at start, at the swap

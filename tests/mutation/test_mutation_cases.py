@@ -20,14 +20,15 @@ from typing import Any
 
 import pytest
 
-from webhook.cache import IdentityStore, Resolver
-from webhook.decision import Decision, decide
-from webhook.identity import parse_service_account
-from webhook.mutate import JITTER_MIN, JITTERED_EXPIRATION
-from webhook.settings import Settings
+from webhook.core.annotations import parse_service_account
+from webhook.core.decide import Decision, decide
+from webhook.core.mutate import JITTER_MIN, JITTERED_EXPIRATION
+from webhook.core.records import Identity
+from webhook.core.settings import Settings
 from webhook.sources.chain import IdentityChain
 from webhook.sources.podidentity import PodIdentityFile
-from webhook.types import Identity
+from webhook.sources.resolver import Resolver
+from webhook.sources.store import IdentityStore
 
 from ..helpers import check_mutation, load_yaml, pod_request
 
@@ -104,7 +105,7 @@ def test_mutation_case(path: Path) -> None:
     namespace = case.get("namespace", "default")
     pod = case["pod"]
     account = case.get("serviceAccount")
-    request = pod_request(pod, namespace)
+    request = pod_request(pod, namespace, settings)
     identity = None
     if account is not None:
         identity = parse_service_account(account, settings)
@@ -115,7 +116,7 @@ def test_mutation_case(path: Path) -> None:
     jitter = RecordingJitter(case.get("jitter"))
 
     def run(p: dict[str, Any]) -> Decision:
-        return decide(pod_request(p, namespace), identity, settings, jitter)
+        return decide(pod_request(p, namespace, settings), identity, settings, jitter)
 
     result = check_mutation(pod, run)
     if "jitter" in case:

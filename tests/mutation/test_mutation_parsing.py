@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from webhook import mutate as mutate_module
-from webhook.decision import decide
-from webhook.identity import ROLE_ARN_RE, parse_go_int, parse_service_account
-from webhook.settings import DEFAULT_TOKEN_EXPIRATION, MAX_TOKEN_EXPIRATION, Settings
+from webhook.core import mutate as mutate_module
+from webhook.core.annotations import ROLE_ARN_RE, parse_go_int, parse_service_account
+from webhook.core.decide import decide
+from webhook.core.settings import DEFAULT_TOKEN_EXPIRATION, MAX_TOKEN_EXPIRATION, Settings
 
 from ..helpers import load_yaml, pod_request
 from .test_mutation_cases import CASES_DIR

@@ -18,11 +18,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webhook.decision import Decision, decide
-from webhook.identity import identity_from_annotations
-from webhook.mutate import JITTER_MIN, JITTERED_EXPIRATION, POD_IDENTITY_LABEL
-from webhook.settings import DEFAULT_CC_MOUNT_PATH, DEFAULT_CC_VOLUME_NAME, DEFAULT_MOUNT_PATH, Settings
-from webhook.types import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY, Identity
+from webhook.core.annotations import identity_from_annotations
+from webhook.core.decide import Decision, decide
+from webhook.core.mutate import JITTER_MIN, JITTERED_EXPIRATION, POD_IDENTITY_LABEL
+from webhook.core.records import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY, Identity
+from webhook.core.settings import DEFAULT_CC_MOUNT_PATH, DEFAULT_CC_VOLUME_NAME, DEFAULT_MOUNT_PATH, Settings
 
 from ..helpers import check_mutation, decide_with, pod_request
 
@@ -263,7 +263,7 @@ def test_mutation_is_additive_idempotent_and_applies(
     identity = _in_mode(identity_from_annotations("default", "app", annotations, config), mode)
     original = copy.deepcopy(pod)
 
-    result = check_mutation(pod, lambda p: decide(pod_request(p), identity, config, _lowest))
+    result = check_mutation(pod, lambda p: decide(pod_request(p, settings=config), identity, config, _lowest))
 
     assert pod == original
     assert_only_appended(original, result, mode)

@@ -40,8 +40,8 @@ from cryptography import x509
 from tests.e2e import kube as k
 from tests.e2e.controlplane import ControlPlane, find_binaries
 from tests.e2e.procs import ManagedProcess, free_port, http_status, wait_for
-from webhook import devcerts
-from webhook.flags import parse_duration
+from webhook.options.flags import parse_duration
+from webhook.server import devcerts
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "tests" / "samples" / "admissionreview-pod.json").read_bytes())

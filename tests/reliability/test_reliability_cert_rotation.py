@@ -32,7 +32,7 @@ from tests.server.rotation import (
     write_in_place,
 )
 from tests.serverproc import Server, start_server
-from webhook import devcerts
+from webhook.server import devcerts
 
 SAMPLE = SAMPLE_PATH.read_bytes()
 ROTATIONS = 24

@@ -23,10 +23,12 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from webhook.cache import IdentityStore, Resolver, load_manifests
-from webhook.handler import MutateEndpoint
-from webhook.server import build_app
-from webhook.settings import Settings
+from webhook.admission.endpoint import MutateEndpoint
+from webhook.core.settings import Settings
+from webhook.server.app import build_app
+from webhook.sources.manifests import load_manifests
+from webhook.sources.resolver import Resolver
+from webhook.sources.store import IdentityStore
 
 from .fuzz import ROOT, drive, reviews
 
@@ -38,7 +40,7 @@ TALLY: Counter[str] = Counter()
 def _app() -> Any:
     store = IdentityStore()
     store.replace_all(load_manifests([ROOT / "examples" / "service-accounts.yaml"], Settings()))
-    return build_app(MutateEndpoint(Resolver(store), Settings(aws_default_region="us-west-2")), store, None)
+    return build_app(MutateEndpoint(Resolver(store), Settings(aws_default_region="us-west-2")), None)
 
 
 APP = _app()

@@ -1,11 +1,11 @@
-"""IAM condition operators, one row per documented rule (see webhook/selfhosted/conditions.py)."""
+"""IAM condition operators, one row per documented rule (see webhook/oidc/conditions.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from webhook.selfhosted.conditions import evaluate, like_pattern, parse_operator
-from webhook.selfhosted.errors import InputError
+from webhook.oidc.conditions import evaluate, like_pattern, parse_operator
+from webhook.oidc.errors import InputError
 
 SUB = "oidc.example.com:sub"
 AUD = "oidc.example.com:aud"

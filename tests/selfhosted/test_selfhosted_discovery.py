@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from webhook.selfhosted.discovery import discovery_document
-from webhook.selfhosted.errors import InputError
-from webhook.selfhosted.issuer import host_path, port_note, validate_issuer
+from webhook.oidc.discovery import discovery_document
+from webhook.oidc.errors import InputError
+from webhook.oidc.issuer import host_path, port_note, validate_issuer
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import re
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from webhook.selfhosted.jwks import b64url, jwk, jwks, key_id, signing_algorithms
-from webhook.selfhosted.keys import load_public_keys
+from webhook.oidc.jwks import b64url, jwk, jwks, key_id, signing_algorithms
+from webhook.oidc.keys import load_public_keys
 
 from .conftest import TESTDATA
 
@@ -58,7 +58,7 @@ def test_kid_matches_independent_computation(file: str) -> None:
 
 
 def test_kid_of_fresh_keys_matches_independent_computation() -> None:
-    from webhook.selfhosted.keys import KeyType, generate_key_pair
+    from webhook.oidc.keys import KeyType, generate_key_pair
 
     key_types: tuple[KeyType, ...] = ("rsa", "ec")
     for key_type in key_types:

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import NameOID
 
-from webhook.selfhosted.errors import InputError
-from webhook.selfhosted.jwks import key_id
-from webhook.selfhosted.keys import KeyType, generate_key_pair, load_public_keys
+from webhook.oidc.errors import InputError
+from webhook.oidc.jwks import key_id
+from webhook.oidc.keys import KeyType, generate_key_pair, load_public_keys
 
 from .conftest import TESTDATA, Runner
 

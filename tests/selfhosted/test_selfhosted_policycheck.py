@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from webhook.selfhosted.errors import InputError
-from webhook.selfhosted.policy import parse
-from webhook.selfhosted.policycheck import WebIdentityRequest, decide
+from webhook.oidc.errors import InputError
+from webhook.oidc.policy import parse
+from webhook.oidc.policycheck import WebIdentityRequest, decide
 
 ISSUER = "https://oidc.example.com/cluster1"
 PROVIDER = "oidc.example.com/cluster1"

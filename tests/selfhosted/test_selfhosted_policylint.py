@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from webhook.selfhosted.policy import parse
-from webhook.selfhosted.policylint import lint
+from webhook.oidc.policy import parse
+from webhook.oidc.policylint import lint
 
 PROVIDER = "oidc.example.com/cluster1"
 ARN = f"arn:aws:iam::111122223333:oidc-provider/{PROVIDER}"

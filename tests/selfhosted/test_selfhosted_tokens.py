@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from webhook.selfhosted.errors import InputError
-from webhook.selfhosted.tokens import decode_unverified
+from webhook.oidc.errors import InputError
+from webhook.oidc.tokens import decode_unverified
 
 
 def _segment(data: object) -> str:

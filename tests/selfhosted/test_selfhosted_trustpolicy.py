@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from webhook.selfhosted.errors import InputError
-from webhook.selfhosted.policy import parse
-from webhook.selfhosted.policycheck import WebIdentityRequest, decide
-from webhook.selfhosted.policylint import lint
-from webhook.selfhosted.trustpolicy import (
+from webhook.oidc.errors import InputError
+from webhook.oidc.policy import parse
+from webhook.oidc.policycheck import WebIdentityRequest, decide
+from webhook.oidc.policylint import lint
+from webhook.oidc.trustpolicy import (
     ServiceAccountRef,
     check_provider_matches,
     parse_service_accounts,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from webhook import devcerts
+from webhook.server import devcerts
 
 SAMPLE_PATH = Path(__file__).resolve().parents[1] / "samples" / "admissionreview-pod.json"
 JSON = {"content-type": "application/json"}

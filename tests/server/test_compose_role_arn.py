@@ -17,13 +17,15 @@ import pytest
 from tests.helpers import apply_patch
 from tests.server.imds import DOCUMENT_PATH, TOKEN_PATH, closed_port_url, running_imds
 from tests.serverproc import ROOT, SAMPLE, start_server
-from webhook import composearn, devcerts
+from webhook.aws import imds as imds_client
+from webhook.aws.imds import IMDSError, instance_identity
 from webhook.commands import serve
-from webhook.composearn import IMDSError, compose_role_arn, instance_identity, partition_for_region
-from webhook.config import serve_config
-from webhook.flags import FlagError, resolve
-from webhook.identity import identity_from_annotations
-from webhook.settings import Settings
+from webhook.core.annotations import identity_from_annotations
+from webhook.core.arn import compose_role_arn, partition_for_region
+from webhook.core.settings import Settings
+from webhook.options.config import serve_config
+from webhook.options.flags import FlagError, resolve
+from webhook.server import devcerts
 
 JSON = {"content-type": "application/json"}
 ACCOUNT = "111122223333"
@@ -245,10 +247,10 @@ def test_imds_disabled_by_the_sdk_switch_makes_no_request() -> None:
 
 
 def test_imds_endpoint_from_the_environment() -> None:
-    assert composearn.imds_endpoint({}) == "http://169.254.169.254"
-    assert composearn.imds_endpoint({"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"}) == "http://[fd00:ec2::254]"
+    assert imds_client.imds_endpoint({}) == "http://169.254.169.254"
+    assert imds_client.imds_endpoint({"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"}) == "http://[fd00:ec2::254]"
     env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9/", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"}
-    assert composearn.imds_endpoint(env) == "http://127.0.0.1:9"
+    assert imds_client.imds_endpoint(env) == "http://127.0.0.1:9"
 
 
 # --- real serve processes ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``irsa-webhook certs`` (webhook.devcerts) writes private keys so that no other user can ever read them."""
+"""``irsa-webhook certs`` (webhook.server.devcerts) writes private keys so that no other user can ever read them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from webhook import devcerts
+from webhook.server import devcerts
 
 
 def mode(path: Path) -> int:

@@ -15,13 +15,14 @@ import httpx
 import pytest
 
 from tests.serverproc import SAMPLE, Server, start_server
-from webhook import metrics
-from webhook.cache import IdentityStore, Resolver
-from webhook.handler import MutateEndpoint
-from webhook.server import cache_json
-from webhook.settings import Settings
+from webhook.admission.endpoint import MutateEndpoint
+from webhook.core.records import Identity
+from webhook.core.settings import Settings
+from webhook.observe import metrics
+from webhook.server.metricsport import cache_json
 from webhook.sources.chain import IdentityChain
-from webhook.types import Identity
+from webhook.sources.resolver import Resolver
+from webhook.sources.store import IdentityStore
 
 JSON = {"content-type": "application/json"}
 # What Prometheus sends: it would take OpenMetrics, where a counter must be called <name>_total.

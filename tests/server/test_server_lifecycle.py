@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.serverproc import ROOT, RawConnection, Server, free_port, review, start_server
-from webhook import devcerts
+from webhook.server import devcerts
 
 JSON = {"content-type": "application/json"}
 

@@ -18,7 +18,7 @@ from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serverproc import ROOT, Server, start_server
-from webhook import devcerts
+from webhook.server import devcerts
 
 SAMPLE = (ROOT / "tests" / "samples" / "admissionreview-pod.json").read_bytes()
 JSON = {"content-type": "application/json"}

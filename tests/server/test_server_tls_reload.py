@@ -33,8 +33,8 @@ from tests.server.rotation import (
     write_in_place,
 )
 from tests.serverproc import ROOT, Server, start_server
-from webhook import devcerts
-from webhook.tlsconfig import ServingTLS
+from webhook.server import devcerts
+from webhook.server.tls import ServingTLS
 
 SAMPLE = SAMPLE_PATH.read_bytes()
 EXPIRY = "irsa_webhook_certificate_expiry_timestamp_seconds"

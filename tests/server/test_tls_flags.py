@@ -16,8 +16,8 @@ import pytest
 
 from tests.server.rotation import handshake_serial
 from tests.serverproc import ROOT, start_server
-from webhook import devcerts
-from webhook.tlsconfig import ServingTLS, TLSConfigError, cipher_string, min_tls_version
+from webhook.server import devcerts
+from webhook.server.tls import ServingTLS, TLSConfigError, cipher_string, min_tls_version
 
 # Go's crypto/tls CipherSuites() and InsecureCipherSuites() names (across Go releases), its legacy
 # CHACHA20 aliases, and how we treat each: the OpenSSL suite we enable, or None when dropped.

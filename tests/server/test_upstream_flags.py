@@ -17,11 +17,12 @@ import pytest
 
 from tests.server.upstream_flags import ALL, IGNORED, KLOG, MAIN_GO, PENDING_OTHER_WORK, UpstreamFlag
 from tests.serverproc import ROOT, SAMPLE, start_server
-from webhook import __version__, devcerts
+from webhook import __version__
 from webhook.cli import build_parser
 from webhook.commands import serve
-from webhook.config import KLOG_LAYOUT_FLAGS, MUTATION_FLAGS, SERVER_FLAGS, serve_config
-from webhook.flags import FlagError, normalise_argv, resolve
+from webhook.options.config import KLOG_LAYOUT_FLAGS, MUTATION_FLAGS, SERVER_FLAGS, serve_config
+from webhook.options.flags import FlagError, normalise_argv, resolve
+from webhook.server import devcerts
 
 BASE = ["--namespace=irsa"]  # --watch-config-map reads its ConfigMap from --namespace
 JSON = {"content-type": "application/json"}

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from webhook.cache import IdentityStore, Resolver
+from webhook.core.records import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY, Identity
 from webhook.sources.chain import MISS, IdentityChain
-from webhook.types import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY, Identity
+from webhook.sources.resolver import Resolver
+from webhook.sources.store import IdentityStore
 
 
 @dataclass
@@ -79,6 +80,11 @@ def test_default_mode_is_web_identity() -> None:
 def test_ready_waits_for_every_source() -> None:
     identities = chain(SA_ROLE)
     identities.config_map = FakeSource("configmap", ready=False)
-    assert not identities.ready
+    assert identities.checks() == {"serviceAccountCacheSynced": True, "configMapSynced": False}
     identities.config_map = FakeSource("configmap", ready=True)
-    assert identities.ready
+    identities.pod_identity = FakeSource("pod-identity", ready=True)
+    assert identities.checks() == {
+        "serviceAccountCacheSynced": True,
+        "configMapSynced": True,
+        "containerCredentialsConfigLoaded": True,
+    }

@@ -16,17 +16,18 @@ import httpx
 import pytest
 
 from tests.cache.fakes import config_map, metric
-from webhook import devcerts
-from webhook.cache import IdentityStore, Resolver
+from webhook.admission.endpoint import MutateEndpoint
 from webhook.commands import serve
-from webhook.config import ServeConfig, serve_config
-from webhook.flags import resolve
-from webhook.handler import MutateEndpoint
-from webhook.server import build_app
-from webhook.settings import MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION, Settings
+from webhook.core.records import Identity
+from webhook.core.settings import MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION, Settings
+from webhook.options.config import ServeConfig, serve_config
+from webhook.options.flags import resolve
+from webhook.server import devcerts
+from webhook.server.app import build_app
 from webhook.sources.chain import IdentityChain
 from webhook.sources.configmap import CONFIG_MAP_NAME, ConfigMapSource, parse_config
-from webhook.types import Identity
+from webhook.sources.resolver import Resolver
+from webhook.sources.store import IdentityStore
 
 ROLE = "arn:aws:iam::123456789012:role/app"
 OTHER = "arn:aws:iam::123456789012:role/other"
@@ -382,7 +383,7 @@ def test_in_the_chain_annotations_win_and_the_configmap_fills_in() -> None:
 
 
 def readyz(chain: IdentityChain, store: IdentityStore) -> tuple[int, dict[str, Any]]:
-    app = build_app(MutateEndpoint(chain, SETTINGS), store, None)
+    app = build_app(MutateEndpoint(chain, SETTINGS), None)
 
     async def get() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)

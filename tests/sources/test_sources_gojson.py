@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook import gojson
+from webhook.core import gojson
 
 
 @pytest.mark.parametrize(

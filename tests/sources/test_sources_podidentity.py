@@ -18,15 +18,17 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from webhook.cache import IdentityStore, Resolver, load_manifests
-from webhook.config import MUTATION_FLAGS, SERVER_FLAGS, serve_config
-from webhook.flags import FlagError
-from webhook.handler import MutateEndpoint
-from webhook.server import build_app
-from webhook.settings import Settings
+from webhook.admission.endpoint import MutateEndpoint
+from webhook.core.records import CONTAINER_CREDENTIALS, Identity
+from webhook.core.settings import Settings
+from webhook.options.config import MUTATION_FLAGS, SERVER_FLAGS, serve_config
+from webhook.options.flags import FlagError
+from webhook.server.app import build_app
 from webhook.sources.chain import IdentityChain
+from webhook.sources.manifests import load_manifests
 from webhook.sources.podidentity import IdentitiesFileError, PodIdentityFile, parse_identities
-from webhook.types import CONTAINER_CREDENTIALS, Identity
+from webhook.sources.resolver import Resolver
+from webhook.sources.store import IdentityStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "tests" / "samples" / "admissionreview-pod.json").read_bytes())  # webhook-demo/app
@@ -314,7 +316,7 @@ def _app(source: PodIdentityFile | None) -> Any:
     store = IdentityStore()
     store.replace_all(load_manifests([ROOT / "examples" / "service-accounts.yaml"], Settings()))
     chain = IdentityChain(Resolver(store), pod_identity=source)
-    return build_app(MutateEndpoint(chain, Settings()), store, None)
+    return build_app(MutateEndpoint(chain, Settings()), None)
 
 
 def _request(app: Any, method: str, path: str, **kw: Any) -> httpx.Response:

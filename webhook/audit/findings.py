@@ -13,7 +13,7 @@ the webhook and that still matter. Not audited:
 What is wrong with an audited pod (:func:`problems`), given the identity the webhook would use for
 it now:
 
-* **missing credentials**: mutating the stored pod now (:func:`webhook.mutate.mutate`) would add the
+* **missing credentials**: mutating the stored pod now (:func:`webhook.core.mutate.mutate`) would add the
   token volume, or would add a credential variable to some container: ``AWS_ROLE_ARN`` /
   ``AWS_WEB_IDENTITY_TOKEN_FILE``, for EKS Pod Identity ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` /
   ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE``. Any other addition (a region, regional STS, a session
@@ -35,11 +35,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.admission import pod_request
-from webhook.identity import pod_annotations, skip_containers
-from webhook.mutate import CONTAINER_CREDENTIAL_VARS, CONTAINER_FIELDS, CREDENTIAL_VARS, MUTATED, mutate
-from webhook.settings import VOLUME_NAME, Settings
-from webhook.types import CONTAINER_CREDENTIALS, Identity
+from webhook.core.mutate import CONTAINER_CREDENTIAL_VARS, CONTAINER_FIELDS, CREDENTIAL_VARS, MUTATED, mutate
+from webhook.core.pod import PodView, read_pod
+from webhook.core.records import CONTAINER_CREDENTIALS, Identity
+from webhook.core.settings import VOLUME_NAME, Settings
 
 # The shipped webhook configuration's selectors (manifests/base/mutating_webhook.yaml).
 SKIP_LABEL = "eks.amazonaws.com/skip-pod-identity-webhook"
@@ -238,54 +237,41 @@ def _no_jitter(low: int, high: int) -> int:
     return high  # the lifetime of a token to add does not matter here: only whether one is added
 
 
-def missing_credentials(
-    pod: dict[str, Any], identity: Identity | None, settings: Settings
-) -> MissingCredentials | None:
-    """What mutating ``pod`` now would add of the token volume and the credential variables, if any."""
+def missing_credentials(view: PodView, identity: Identity | None, settings: Settings) -> MissingCredentials | None:
+    """What mutating the pod now would add of the token volume and the credential variables, if any:
+    what :func:`~webhook.core.mutate.mutate` says it added."""
     if identity is None:
         return None
-    result = mutate(pod, identity, settings, _no_jitter)
+    result = mutate(view, identity, settings, _no_jitter)
     if result.decision != MUTATED:
         return None
     pod_identity = identity.mode == CONTAINER_CREDENTIALS
-    volume = settings.container_credentials_volume_name if pod_identity else VOLUME_NAME
     variables = CONTAINER_CREDENTIAL_VARS if pod_identity else CREDENTIAL_VARS
-    old_spec, new_spec = _dict(pod.get("spec")), _dict(result.pod.get("spec"))
-    lacks_volume = volume in _names(new_spec.get("volumes")) and volume not in _names(old_spec.get("volumes"))
-    lacking = []
-    for field_name, index, container in _containers(new_spec):
-        old_items = old_spec.get(field_name)
-        old = old_items[index] if isinstance(old_items, list) and index < len(old_items) else None
-        if old is container or not isinstance(old, dict):
-            continue  # untouched (the mutation copies only what it changes)
-        added = _names(container.get("env")) - _names(old.get("env"))
-        if added.intersection(variables):
-            lacking.append(_shown_name(container, index))
-    if not lacks_volume and not lacking:
+    lacking = [added.container for added in result.injected if not set(variables).isdisjoint(added.variables)]
+    if not result.volume and not lacking:
         return None
     return MissingCredentials(
         mode=identity.mode,
         source=identity.source,
         role_arn="" if pod_identity else identity.role_arn,
-        token_volume=volume if lacks_volume else "",
+        token_volume=result.volume,
         containers=tuple(lacking),
         variables=variables,
     )
 
 
-def role_drift(pod: dict[str, Any], identity: Identity | None, settings: Settings) -> RoleDrift | None:
+def role_drift(view: PodView, identity: Identity | None, settings: Settings) -> RoleDrift | None:
     """Injected containers whose AWS_ROLE_ARN differs from the identity's role now, if any."""
     if identity is not None and identity.mode == CONTAINER_CREDENTIALS:
         # The Pod Identity association names the role, and it is not visible here; an IRSA pod that
         # should now have Pod Identity lacks its variables, which missing_credentials reports.
         return None
     current = identity.role_arn if identity is not None else ""
-    skipped = skip_containers(pod_annotations(pod), settings)
     token_files = {settings.token_file, settings.windows_token_file}
     drifted = []
-    for _field, index, container in _containers(_dict(pod.get("spec"))):
+    for _field, index, container in _containers(_dict(view.pod.get("spec"))):
         name = container.get("name")
-        if isinstance(name, str) and name in skipped:
+        if isinstance(name, str) and name in view.skip:
             continue
         env = _env_values(container.get("env"))
         if env.get(TOKEN_FILE_VAR) not in token_files or VOLUME_NAME not in _names(container.get("volumeMounts")):
@@ -301,13 +287,13 @@ def role_drift(pod: dict[str, Any], identity: Identity | None, settings: Setting
     return RoleDrift(tuple(drifted), current, reason)
 
 
-def problems(pod: dict[str, Any], identity: Identity | None, settings: Settings) -> tuple[Problem, ...]:
+def problems(view: PodView, identity: Identity | None, settings: Settings) -> tuple[Problem, ...]:
     """Every problem of an audited pod, given the identity the webhook would use for it now."""
     found: list[Problem] = []
-    missing = missing_credentials(pod, identity, settings)
+    missing = missing_credentials(view, identity, settings)
     if missing is not None:
         found.append(missing)
-    drift = role_drift(pod, identity, settings)
+    drift = role_drift(view, identity, settings)
     if drift is not None:
         found.append(drift)
     return tuple(found)
@@ -330,18 +316,17 @@ def examine(pod: dict[str, Any], lookup: Lookup, settings: Settings) -> Finding 
     ``lookup`` gives the identity for the pod's namespace and ServiceAccount, resolved as admission
     resolves it (``serviceAccountName``, else the deprecated ``serviceAccount``, else ``default``).
     """
-    meta = _dict(pod.get("metadata"))
-    request = pod_request({"uid": "audit", "namespace": meta.get("namespace"), "object": pod})
-    if isinstance(request, str):  # a field of the wrong type: no admission would have read it either
+    view = read_pod(pod, settings)
+    if isinstance(view, str):  # a field of the wrong type: no admission would have read it either
         return None
-    found = problems(pod, lookup(request.namespace, request.service_account), settings)
+    found = problems(view, lookup(view.namespace, view.service_account), settings)
     if not found:
         return None
     return Finding(
-        namespace=request.namespace,
-        pod=_text(meta.get("name")),
-        uid=_text(meta.get("uid")),
-        service_account=request.service_account,
+        namespace=view.namespace,
+        pod=view.name,
+        uid=_text(_dict(pod.get("metadata")).get("uid")),
+        service_account=view.service_account,
         phase=phase_of(pod),
         owner=controller_of(pod),
         problems=found,

@@ -52,13 +52,12 @@ from webhook.audit.findings import (
     examine,
     skip_reason,
 )
-from webhook.cache import IdentityStore, Resolver
-from webhook.settings import Settings
+from webhook.core.records import Identity
+from webhook.core.settings import Settings
 from webhook.sources import Source
-from webhook.sources.chain import IdentityChain
+from webhook.sources.chain import compose
 from webhook.sources.configmap import CONFIG_MAP_NAME, ConfigMapSource
-from webhook.types import Identity
-from webhook.watch import parse_object
+from webhook.sources.serviceaccounts import parse_object
 
 log = logging.getLogger("irsa_webhook.audit")
 
@@ -71,6 +70,10 @@ MESSAGE_CHARS = 300  # bound of an API server's message in a line of output
 PHASE_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
 # The shipped configuration's objectSelector, as a label selector.
 LABEL_SELECTOR = f"!{SKIP_LABEL},{NAME_LABEL} notin ({WEBHOOK_NAME})"
+
+
+Compose = Callable[[str, str, "Identity | None"], "Identity | None"]
+"""The identity chain with this audit's optional sources bound (:func:`~webhook.sources.chain.compose`)."""
 
 
 class AuditError(Exception):
@@ -181,13 +184,12 @@ class Auditor:
         plan = self.plan
         scope = dataclasses.replace(plan.scope, opted_out_namespaces=self._opted_out_namespaces())
         config_map = self._config_map() if plan.config_map_namespace else None
-        store = IdentityStore()
-        store.replace_all(self._service_accounts())
-        self.stats.service_accounts = len(store)
-        chain = IdentityChain(Resolver(store), pod_identity=self._pod_identity, config_map=config_map)
+        accounts = {(identity.namespace, identity.name): identity for identity in self._service_accounts()}
+        self.stats.service_accounts = len(accounts)
+        chain = functools.partial(compose, pod_identity=self._pod_identity, config_map=config_map)
 
         def listed(namespace: str, name: str) -> Identity | None:
-            return chain.compose(namespace, name, store.get(namespace, name))
+            return chain(namespace, name, accounts.get((namespace, name)))
 
         findings = self._pods(scope, listed)
         findings = self._recheck(findings, scope, chain)
@@ -266,7 +268,7 @@ class Auditor:
             self._list_all(what, call, page, restart, **selectors)
         return findings
 
-    def _recheck(self, findings: list[Finding], scope: Scope, chain: IdentityChain) -> list[Finding]:
+    def _recheck(self, findings: list[Finding], scope: Scope, chain: Compose) -> list[Finding]:
         """Each finding judged again on the pod and ServiceAccount as they are now (see the module doc)."""
         accounts: dict[tuple[str, str], Identity | None] = {}
 
@@ -274,7 +276,7 @@ class Auditor:
             key = (namespace, name)
             if key not in accounts:
                 accounts[key] = self._read_service_account(namespace, name)
-            return chain.compose(namespace, name, accounts[key])
+            return chain(namespace, name, accounts[key])
 
         kept = []
         for finding in findings:

@@ -15,11 +15,11 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
-from webhook import composearn
 from webhook.audit import DEFAULT_PAGE_SIZE, report
 from webhook.audit.findings import Scope
+from webhook.aws import imds
 from webhook.commands import serve
-from webhook.config import (
+from webhook.options.config import (
     COMPOSE_FLAG_NAMES,
     MUTATION_FLAGS,
     POD_IDENTITY_FLAG_NAMES,
@@ -28,7 +28,7 @@ from webhook.config import (
     serve_config,
     server_flags,
 )
-from webhook.flags import Flag, FlagError, add_flags, resolve
+from webhook.options.flags import Flag, FlagError, add_flags, resolve
 from webhook.sources.podidentity import IdentitiesFileError, PodIdentityFile, read_once
 
 if TYPE_CHECKING:
@@ -199,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way the audit can end
     # Here, not at import: every other command of the CLI would pay for the kubernetes client.
     from webhook.audit.scan import AuditError, Auditor
+    from webhook.kube.client import api_client as make_api_client
 
     try:
         config = _config(args)
@@ -210,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way t
     if config.compose_from_imds:
         try:
             config, _instance = serve.compose_from_imds(config)
-        except composearn.IMDSError as exc:
+        except imds.IMDSError as exc:
             return _fail(f"--compose-role-arn needs this instance's account: {exc} (off EC2, give --aws-account-id)")
         plan = dataclasses.replace(plan, settings=config.settings)
     try:
@@ -221,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way t
     except IdentitiesFileError as exc:
         return _fail(f"--watch-container-credentials-config {config.container_credentials_config}: {exc}")
     try:
-        api_client = serve.api_client_for(config)
+        api_client = make_api_client(config.kubeconfig, config.kube_api)
     except Exception as exc:  # the kubeconfig loaders raise many kinds for a missing or broken file
         return _fail(f"cannot configure cluster access: {' '.join(str(exc).split())}")
     try:
@@ -229,7 +230,7 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way t
     except AuditError as exc:
         return _fail(str(exc))
     finally:
-        api_client.close()
+        api_client.close()  # type: ignore[no-untyped-call]
     if args.output == "json":
         sys.stdout.write(report.document(result))
     else:

@@ -7,7 +7,7 @@ import ipaddress
 import sys
 from typing import Any
 
-from webhook import devcerts
+from webhook.server import devcerts
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

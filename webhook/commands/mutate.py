@@ -10,9 +10,10 @@ from typing import Any
 import orjson
 import yaml
 
-from webhook.admission import pod_request
-from webhook.cache import IdentityStore, Resolver, load_manifests
-from webhook.config import (
+from webhook.core.decide import decide
+from webhook.core.pod import read_pod
+from webhook.core.settings import Settings
+from webhook.options.config import (
     COMPOSE_FLAG_NAMES,
     MUTATION_FLAGS,
     POD_IDENTITY_FLAG_NAMES,
@@ -21,11 +22,11 @@ from webhook.config import (
     mutation_settings,
     server_flags,
 )
-from webhook.decision import decide
-from webhook.flags import Flag, FlagError, add_flags, resolve
-from webhook.settings import Settings
-from webhook.sources.chain import IdentityChain
+from webhook.options.flags import Flag, FlagError, add_flags, resolve
+from webhook.sources import Source
+from webhook.sources.chain import compose
 from webhook.sources.configmap import ConfigMapSource
+from webhook.sources.manifests import load_manifests
 from webhook.sources.podidentity import IdentitiesFileError, read_once
 
 # serve's identity-source flags that make sense without a cluster: what a pod would get in those modes.
@@ -94,21 +95,21 @@ def _load_config_map(path: str) -> dict[str, Any]:
     return docs[0]
 
 
-def _chain(args: argparse.Namespace, values: dict[str, Any], settings: Settings, store: IdentityStore) -> IdentityChain:
-    """The identity chain of ``serve``, from files: the ServiceAccounts in ``store``, the Pod Identity
-    file and the ConfigMap, each read once."""
-    chain = IdentityChain(Resolver(store))
+def _sources(args: argparse.Namespace, values: dict[str, Any], settings: Settings) -> dict[str, Source | None]:
+    """The optional sources of ``serve``'s chain, from files, each read once: the Pod Identity file and
+    the ConfigMap (the keyword arguments of :func:`~webhook.sources.chain.compose`)."""
+    sources: dict[str, Source | None] = {"pod_identity": None, "config_map": None}
     if values["watch_container_credentials_config"]:
         path = values["watch_container_credentials_config"]
         try:
-            chain.pod_identity = read_once(path, settings)
+            sources["pod_identity"] = read_once(path, settings)
         except IdentitiesFileError as exc:
             raise ValueError(f"--watch-container-credentials-config {path}: {exc}") from None
     if args.config_map is not None:
         config_map = ConfigMapSource(settings)
         config_map.replace(_load_config_map(args.config_map))
-        chain.config_map = config_map
-    return chain
+        sources["config_map"] = config_map
+    return sources
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,22 +123,23 @@ def run(args: argparse.Namespace) -> int:
         pod = _load_pod(args.pod)
         meta: dict[str, Any] = pod["metadata"] if isinstance(pod.get("metadata"), dict) else {}
         namespace = str(meta.get("namespace") or args.namespace or "default")
-        store = IdentityStore()
-        store.replace_all(load_manifests(args.service_account, settings, default_namespace=namespace))
-        chain = _chain(args, values, settings, store)
+        accounts = {
+            (identity.namespace, identity.name): identity
+            for identity in load_manifests(args.service_account, settings, default_namespace=namespace)
+        }
+        sources = _sources(args, values, settings)
     except (FlagError, OSError, ValueError, yaml.YAMLError) as exc:
         print(f"irsa-webhook mutate: {_one_line(exc)}", file=sys.stderr)
         return 2
     for note in notes:  # a flag corrected as upstream corrects it (--token-expiration below 600)
         print(f"irsa-webhook mutate: {note}", file=sys.stderr)
-    # Offline, the request is built as kube-apiserver would send it, so the service account and pod
-    # name are resolved exactly as the server resolves them.
-    request = pod_request({"uid": "offline", "namespace": namespace, "object": pod, "dryRun": True})
-    if isinstance(request, str):  # not reached: _load_pod only returns a dict
-        print(f"irsa-webhook mutate: {request}", file=sys.stderr)
+    # The pod is read by the same code as at admission, so its service account is resolved the same way.
+    view = read_pod(pod, settings, namespace)
+    if isinstance(view, str):  # a field of the wrong type (metadata.name a list, ...)
+        print(f"irsa-webhook mutate: {view}", file=sys.stderr)
         return 2
-    account = store.get(namespace, request.service_account)
-    result = decide(request, chain.compose(namespace, request.service_account, account), settings)
+    account = accounts.get((namespace, view.service_account))
+    result = decide(view, compose(namespace, view.service_account, account, **sources), settings)
     for warning in result.warnings:
         print(f"warning: {warning.message}", file=sys.stderr)
     if not result.allowed:

@@ -10,17 +10,24 @@ from typing import Any
 
 import yaml
 
-from webhook import __version__, composearn, logs
-from webhook.cache import IdentityStore, Resolver, load_manifests
-from webhook.config import MUTATION_FLAGS, SERVER_FLAGS, ServeConfig, serve_config
-from webhook.flags import FlagError, add_flags, resolve
-from webhook.handler import MutateEndpoint
-from webhook.identity import parse_go_bool
-from webhook.server import Lifecycle, ListenError, build_app, run_event_loop, serve
+from webhook import __version__
+from webhook.admission.endpoint import MutateEndpoint
+from webhook.aws import imds
+from webhook.core import arn
+from webhook.core.annotations import parse_go_bool
+from webhook.observe import logs
+from webhook.options.config import MUTATION_FLAGS, SERVER_FLAGS, ServeConfig, serve_config
+from webhook.options.flags import FlagError, add_flags, resolve
+from webhook.server.app import Lifecycle, build_app
+from webhook.server.listen import ListenError
+from webhook.server.run import run_event_loop, serve
+from webhook.server.tls import ServingTLS, TLSConfigError
 from webhook.sources.chain import IdentityChain
 from webhook.sources.configmap import ConfigMapSource
+from webhook.sources.manifests import load_manifests
 from webhook.sources.podidentity import PodIdentityFile
-from webhook.tlsconfig import ServingTLS, TLSConfigError
+from webhook.sources.resolver import Resolver
+from webhook.sources.store import IdentityStore
 
 log = logging.getLogger("irsa_webhook")
 
@@ -62,7 +69,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
     if config.compose_from_imds:  # before any identity is parsed: they are composed as they are read
         try:
             config, instance = compose_from_imds(config)
-        except composearn.IMDSError as exc:
+        except imds.IMDSError as exc:
             print(
                 f"irsa-webhook serve: --compose-role-arn needs this instance's account: {exc} "
                 "(off EC2, give --aws-account-id)",
@@ -104,7 +111,9 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
             print(f"irsa-webhook serve: {NO_CONFIG_MAP_NAMESPACE}", file=sys.stderr)
             return 2
         try:
-            api_client = api_client_for(config)
+            from webhook.kube.client import api_client as make_api_client  # lazily: `certs`, `mutate` need none
+
+            api_client = make_api_client(config.kubeconfig, config.kube_api)
             resolver, watcher = _cluster_resolver(config, store, api_client)
             if config.watch_config_map:
                 config_map, config_map_watcher = _config_map_source(config, api_client)
@@ -115,7 +124,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
     identities = IdentityChain(resolver, pod_identity=pod_identity, config_map=config_map)
     endpoint = MutateEndpoint(identities, config.settings, config.max_request_bytes)
     lifecycle = Lifecycle()
-    app = build_app(endpoint, store, tls, lifecycle)
+    app = build_app(endpoint, tls, lifecycle)
     log.info(
         "starting",
         extra={
@@ -158,9 +167,10 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
 
 
 def _cluster_resolver(config: ServeConfig, store: IdentityStore, api_client: Any = None) -> tuple[Resolver, Any]:
-    from webhook.watch import LiveLookup, ServiceAccountWatcher
+    from webhook.kube.client import api_client as make_api_client
+    from webhook.sources.serviceaccounts import LiveLookup, ServiceAccountWatcher
 
-    api_client = api_client or api_client_for(config)
+    api_client = api_client or make_api_client(config.kubeconfig, config.kube_api)
     watcher = ServiceAccountWatcher(api_client, store, config.settings, watch_timeout=config.resync_period)
     watcher.start()
     live = LiveLookup(api_client, store, config.settings) if config.live_lookup else None
@@ -170,7 +180,7 @@ def _cluster_resolver(config: ServeConfig, store: IdentityStore, api_client: Any
 def _config_map_source(config: ServeConfig, api_client: Any) -> tuple[ConfigMapSource, Any]:
     """--watch-config-map: the ConfigMap source, kept current by a watch of its own (started)."""
     from webhook.sources.configmap import CONFIG_MAP_NAME
-    from webhook.watch import ConfigMapWatcher
+    from webhook.sources.configmap_watch import ConfigMapWatcher
 
     source = ConfigMapSource(config.settings)  # --compose-role-arn applies to its entries too (settings)
     watcher = ConfigMapWatcher(
@@ -179,41 +189,6 @@ def _config_map_source(config: ServeConfig, api_client: Any) -> tuple[ConfigMapS
     watcher.start()
     log.info("watching configmap %s/%s for roles", config.namespace, CONFIG_MAP_NAME)
     return source, watcher
-
-
-def api_client_for(config: ServeConfig) -> Any:
-    """A kubernetes ApiClient from --kubeconfig (else in-cluster config), --kube-api, without retries."""
-    from kubernetes import client
-    from kubernetes import config as kube_config
-
-    configuration = client.Configuration()
-    if config.kubeconfig:
-        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=config.kubeconfig, client_configuration=configuration
-        )
-    else:
-        kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    if config.kube_api:
-        # The loaders' token-refresh hook copies the kubeconfig's (or in-cluster) server back into
-        # the configuration before requests, so the override is re-applied after every refresh;
-        # the hook replaces itself when it runs, so ours takes the new one and stays in front.
-        kube_api = config.kube_api
-        loader_hook: list[Any] = [configuration.refresh_api_key_hook]
-
-        def refresh_keeping_host(refreshed: Any) -> None:
-            if loader_hook[0] is not None:
-                loader_hook[0](refreshed)
-                if refreshed.refresh_api_key_hook is not refresh_keeping_host:
-                    loader_hook[0] = refreshed.refresh_api_key_hook
-                    refreshed.refresh_api_key_hook = refresh_keeping_host
-            refreshed.host = kube_api
-
-        configuration.host = kube_api
-        configuration.refresh_api_key_hook = refresh_keeping_host  # type: ignore[assignment]
-    # No urllib3 retries: each would restart the timeout (a "1 s" live GET took up to 4 s), and the
-    # watch loop retries by itself, with backoff.
-    configuration.retries = False
-    return client.ApiClient(configuration)
 
 
 def _pod_identity_source(config: ServeConfig) -> PodIdentityFile | None:
@@ -225,10 +200,10 @@ def _pod_identity_source(config: ServeConfig) -> PodIdentityFile | None:
     return source
 
 
-def compose_from_imds(config: ServeConfig) -> tuple[ServeConfig, composearn.InstanceIdentity]:
+def compose_from_imds(config: ServeConfig) -> tuple[ServeConfig, imds.InstanceIdentity]:
     """--compose-role-arn without --aws-account-id: the account, and the partition of the region, from
     this EC2 instance's identity document (an explicit --aws-partition still wins). IMDSError if none."""
-    instance = composearn.instance_identity()
-    partition = config.aws_partition or composearn.partition_for_region(instance.region)
+    instance = imds.instance_identity()
+    partition = config.aws_partition or arn.partition_for_region(instance.region)
     settings = dataclasses.replace(config.settings, role_arn_account=instance.account_id, role_arn_partition=partition)
     return dataclasses.replace(config, settings=settings, compose_from_imds=False), instance

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from webhook.types import Identity
+from webhook.core.records import Identity
 
 
 class Source(Protocol):

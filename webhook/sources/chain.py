@@ -1,9 +1,12 @@
-"""The identity chain the admission path asks: Pod Identity file > ServiceAccount > ConfigMap.
+"""The identity chain: Pod Identity file > ServiceAccount > ConfigMap (the order is stated in
+:mod:`webhook.sources`).
 
-Two calls, so the common case stays off any await: :meth:`IdentityChain.cached` answers from memory
-or says "miss" (``MISS``), and only then does the caller await :meth:`IdentityChain.resolve_slow`
-(the ServiceAccount cache's live GET and grace period). Both compose the sources the same way
-(:meth:`IdentityChain.compose`).
+:func:`compose` is the chain itself, a plain function of what each source says: the offline
+``mutate`` command and the audit call it directly with what they read. :class:`IdentityChain` is
+what ``serve`` adds around it: the ServiceAccount cache with its slow path, in two calls so the
+common case stays off any await (:meth:`IdentityChain.cached` answers from memory or says ``MISS``,
+and only then does the caller await :meth:`IdentityChain.resolve_slow`), and the readiness checks of
+every source for ``/readyz``.
 """
 
 from __future__ import annotations
@@ -11,9 +14,34 @@ from __future__ import annotations
 import dataclasses
 from typing import Final
 
-from webhook.cache import Resolver
+from webhook.core.records import CONTAINER_CREDENTIALS, Identity
 from webhook.sources import Source
-from webhook.types import CONTAINER_CREDENTIALS, Identity
+from webhook.sources.resolver import Resolver
+
+
+def compose(
+    namespace: str,
+    service_account: str,
+    account: Identity | None,
+    *,
+    pod_identity: Source | None = None,
+    config_map: Source | None = None,
+) -> Identity | None:
+    """The chain's answer given what the ServiceAccount says (``account``; None: not found)."""
+    if pod_identity is not None:
+        listed = pod_identity.lookup(namespace, service_account)
+        if listed is not None:
+            if account is None:
+                return listed  # no ServiceAccount annotations to read: the flags' defaults
+            # The account's own regional STS, lifetime (and their warnings) still apply.
+            return dataclasses.replace(account, mode=CONTAINER_CREDENTIALS, source=listed.source)
+    if account is not None and account.role_arn:
+        return account
+    if config_map is not None:
+        mapped = config_map.lookup(namespace, service_account)
+        if mapped is not None:
+            return mapped
+    return account
 
 
 class Miss:
@@ -26,6 +54,8 @@ MISS: Final = Miss()
 
 
 class IdentityChain:
+    """:func:`compose` over the ServiceAccount cache (with its slow path) and the optional sources."""
+
     def __init__(
         self,
         service_accounts: Resolver,
@@ -37,14 +67,14 @@ class IdentityChain:
         self.pod_identity = pod_identity
         self.config_map = config_map
 
-    @property
-    def sources(self) -> tuple[Source, ...]:
-        return tuple(s for s in (self.pod_identity, self.config_map) if s is not None)
-
-    @property
-    def ready(self) -> bool:
-        """Every optional source has loaded once (the ServiceAccount cache reports on its own)."""
-        return all(source.ready for source in self.sources)
+    def checks(self) -> dict[str, bool]:
+        """Readiness of every source, by the name ``/readyz`` reports it under."""
+        checks = {"serviceAccountCacheSynced": self.service_accounts.store.ready}
+        if self.config_map is not None:  # --watch-config-map: its first list has completed
+            checks["configMapSynced"] = self.config_map.ready
+        if self.pod_identity is not None:  # --watch-container-credentials-config: its file was read once
+            checks["containerCredentialsConfigLoaded"] = self.pod_identity.ready
+        return checks
 
     def cached(self, namespace: str, service_account: str) -> Identity | Miss | None:
         """The answer from memory alone, or ``MISS`` when the ServiceAccount is not cached yet."""
@@ -59,18 +89,4 @@ class IdentityChain:
         return self.compose(namespace, service_account, account)
 
     def compose(self, namespace: str, service_account: str, account: Identity | None) -> Identity | None:
-        """The chain's answer given what the ServiceAccount cache knows (``account``, None: not found)."""
-        if self.pod_identity is not None:
-            listed = self.pod_identity.lookup(namespace, service_account)
-            if listed is not None:
-                if account is None:
-                    return listed  # no ServiceAccount annotations to read: the flags' defaults
-                # The account's own regional STS, lifetime (and their warnings) still apply.
-                return dataclasses.replace(account, mode=CONTAINER_CREDENTIALS, source=listed.source)
-        if account is not None and account.role_arn:
-            return account
-        if self.config_map is not None:
-            mapped = self.config_map.lookup(namespace, service_account)
-            if mapped is not None:
-                return mapped
-        return account
+        return compose(namespace, service_account, account, pod_identity=self.pod_identity, config_map=self.config_map)

@@ -58,11 +58,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from webhook import gojson, metrics
-from webhook.composearn import composed
-from webhook.identity import ROLE_ARN_RE, parse_expiration, parse_go_int
-from webhook.settings import Settings
-from webhook.types import AdmissionWarning, Identity
+from webhook.core import gojson
+from webhook.core.annotations import parse_expiration, parse_go_int
+from webhook.core.arn import ROLE_ARN_RE
+from webhook.core.records import AdmissionWarning, Identity
+from webhook.core.settings import Settings
+from webhook.observe import metrics
 
 log = logging.getLogger("irsa_webhook.configmap")
 
@@ -131,7 +132,7 @@ def parse_entry(key: str, value: Any, settings: Settings) -> Entry:
     where = f"configmap entry {_shown(key)}"
     warnings: list[AdmissionWarning] = []
     # --compose-role-arn: a role name becomes a role ARN here, so the check below sees the final value.
-    role_arn = composed(fields.get("RoleARN", ""), settings)
+    role_arn = settings.composed_role_arn(fields.get("RoleARN", ""))
     if role_arn and not ROLE_ARN_RE.fullmatch(role_arn):
         # Still injected, as for annotations: an unusual partition must not break existing pods.
         warnings.append(

@@ -23,10 +23,11 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from webhook import gojson, metrics
-from webhook.flags import env_seconds
-from webhook.settings import Settings
-from webhook.types import CONTAINER_CREDENTIALS, Identity
+from webhook.core import gojson
+from webhook.core.records import CONTAINER_CREDENTIALS, Identity
+from webhook.core.settings import Settings
+from webhook.observe import metrics
+from webhook.options.flags import env_seconds
 
 log = logging.getLogger("irsa_webhook.pod_identity")
 

@@ -1,0 +1,252 @@
+"""Annotations → meaning: ServiceAccount identities and the per-pod overrides.
+
+Precedence, literally: a pod's ``token-expiration`` annotation beats its ServiceAccount's, which
+beats ``--token-expiration``; the ServiceAccount's ``audience`` and ``sts-regional-endpoints`` beat
+``--token-audience`` and ``--sts-regional-endpoint``. A bad value never denies a pod (unless
+``--strict``): it falls back to the next source and produces a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from webhook.core.arn import ROLE_ARN_RE
+from webhook.core.records import AdmissionWarning, Identity
+from webhook.core.settings import MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION, Settings
+
+# Go's strconv.ParseInt(s, 10, 64): an optional sign and ASCII digits, nothing else.
+INT_RE = re.compile(r"[+-]?[0-9]+")
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+# 2^63 has 19 digits: a longer digit string (leading zeros aside) is out of range without parsing
+# it, which also keeps int() far from Python's 4,300-digit conversion limit (a ValueError).
+_INT64_DIGITS = 19
+# An AWS region name as AWS spells them (us-east-1, eu-central-2, us-gov-west-1, cn-north-1): a value
+# that does not look like one is still used (a new kind of region must not need a release) but warned about.
+REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+# The one value of the ServiceAccount annotation and the flag that turns session names on.
+ROLE_SESSION_NAME_POD = "pod"
+# Go's strconv.ParseBool spellings: upstream parses sts-regional-endpoints with it.
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def parse_go_bool(value: str) -> bool | None:
+    """``strconv.ParseBool``: True/False for its spellings, None for anything else."""
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return None
+
+
+def parse_go_int(value: str) -> int | None:
+    """``strconv.ParseInt(value, 10, 64)``: the integer, or None where Go returns an error.
+
+    None for anything but an optional sign and ASCII digits, and for values outside int64.
+    """
+    if not INT_RE.fullmatch(value):
+        return None
+    negative = value.startswith("-")
+    digits = value.lstrip("+-").lstrip("0")
+    if len(digits) > _INT64_DIGITS:
+        return None
+    number = -int(digits or "0") if negative else int(digits or "0")
+    return number if INT64_MIN <= number <= INT64_MAX else None
+
+
+def _annotations(meta: Any) -> Mapping[str, Any]:
+    # dict, not Mapping: objects come from JSON/YAML, and an ABC isinstance check is 5x slower.
+    if isinstance(meta, dict):
+        ann = meta.get("annotations")
+        if isinstance(ann, dict):
+            return ann
+    return {}
+
+
+def _shown(value: Any) -> str:
+    """A value for a warning: strings quoted (and cut short by the warning limit), others by type.
+
+    Never ``str()`` of an arbitrary value: a hostile request can nest lists a thousand deep, and
+    their repr raises RecursionError.
+    """
+    if isinstance(value, str):
+        return repr(value[:80])
+    return f"of type {type(value).__name__}"
+
+
+def parse_expiration(raw: Any, fallback: int, where: str) -> tuple[int, AdmissionWarning | None]:
+    """Token lifetime from an annotation value; bounds follow kube-apiserver's validation."""
+    seconds = parse_go_int(raw) if isinstance(raw, str) else None
+    if seconds is None:
+        return fallback, AdmissionWarning.make(
+            "invalid-token-expiration",
+            f"{where} token-expiration {_shown(raw)} is not an integer; using {fallback}",
+        )
+    if seconds < MIN_TOKEN_EXPIRATION:
+        return MIN_TOKEN_EXPIRATION, AdmissionWarning.make(
+            "token-expiration-too-low",
+            f"{where} token-expiration {seconds} is below {MIN_TOKEN_EXPIRATION}; using {MIN_TOKEN_EXPIRATION}",
+        )
+    if seconds > MAX_TOKEN_EXPIRATION:
+        return MAX_TOKEN_EXPIRATION, AdmissionWarning.make(
+            "token-expiration-too-high",
+            f"{where} token-expiration {seconds} is above 2^32; using {MAX_TOKEN_EXPIRATION}",
+        )
+    return seconds, None
+
+
+def scalar_text(value: Any) -> str | None:
+    """An annotation value as text: strings as they are, YAML scalars (``3600``, ``true``) spelled as
+    Python prints them, anything else (lists, objects, null) None.
+
+    The API server only ever sends strings; scalars come from hand-written manifests on disk, and
+    anything else from a hostile or broken request, which must produce a warning, never an error.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        try:
+            return str(value)
+        except ValueError:  # an int past Python's digit limit: no integer a flag could mean
+            return None
+    return None
+
+
+def _meta_text(meta: Mapping[str, Any], key: str) -> str:
+    value = meta.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def parse_service_account(obj: Mapping[str, Any], settings: Settings) -> Identity:
+    """Parse a raw ServiceAccount object (as listed/watched) into an :class:`Identity`.
+
+    Called once per watch event; only the result is kept, never the object. It does not raise for
+    any JSON value: what cannot be used becomes a default and a warning.
+    """
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+    return identity_from_annotations(
+        _meta_text(meta, "namespace"), _meta_text(meta, "name"), _annotations(meta), settings
+    )
+
+
+def identity_from_annotations(
+    namespace: str, name: str, annotations: Mapping[str, Any], settings: Settings
+) -> Identity:
+    warnings: list[AdmissionWarning] = []
+    where = f"serviceaccount {namespace}/{name}"
+
+    role_raw = annotations.get(settings.annotation("role-arn"))
+    # --compose-role-arn: a role name becomes a role ARN here, so the check below sees the final value.
+    role_arn = settings.composed_role_arn(scalar_text(role_raw) or "")
+    if role_raw and not role_arn:
+        warnings.append(AdmissionWarning.make("invalid-role-arn", f"{where} role-arn {_shown(role_raw)} is unusable"))
+    elif role_arn and not ROLE_ARN_RE.fullmatch(role_arn):
+        # Still injected, as upstream does: an unusual partition must not break existing pods.
+        warnings.append(
+            AdmissionWarning.make("invalid-role-arn", f"{where} role-arn {_shown(role_arn)} is not an IAM role ARN")
+        )
+
+    audience = settings.token_audience
+    audience_raw = annotations.get(settings.annotation("audience"))
+    if audience_raw is not None:
+        audience_text = scalar_text(audience_raw)
+        if audience_text is None:
+            warnings.append(
+                AdmissionWarning.make(
+                    "invalid-audience", f"{where} audience {_shown(audience_raw)} is not a string; using {audience!r}"
+                )
+            )
+        else:
+            audience = audience_text
+
+    sts = settings.sts_regional_endpoint
+    sts_raw = annotations.get(settings.annotation("sts-regional-endpoints"))
+    if sts_raw is not None:
+        sts_text = scalar_text(sts_raw)
+        parsed = parse_go_bool(sts_text) if sts_text is not None else None
+        if parsed is None:
+            warnings.append(
+                AdmissionWarning.make(
+                    "invalid-sts-regional-endpoints",
+                    f"{where} sts-regional-endpoints {_shown(sts_text if sts_text is not None else sts_raw)} "
+                    f"is not a boolean; using {str(sts).lower()}",
+                )
+            )
+        else:
+            sts = parsed
+
+    expiration = settings.token_expiration
+    exp_raw = annotations.get(settings.annotation("token-expiration"))
+    if exp_raw is not None:
+        exp_text = scalar_text(exp_raw)
+        expiration, warning = parse_expiration(
+            exp_text if exp_text is not None else exp_raw, settings.token_expiration, where
+        )
+        if warning:
+            warnings.append(warning)
+
+    region = _region(annotations.get(settings.annotation("region")), where, warnings)
+    session_name = _session_name(annotations.get(settings.annotation("role-session-name")), where, warnings)
+
+    return Identity(
+        namespace=namespace,
+        name=name,
+        role_arn=role_arn,
+        audience=audience,
+        sts_regional_endpoints=sts,
+        token_expiration=expiration,
+        warnings=tuple(warnings),
+        region=region,
+        role_session_name=session_name,
+    )
+
+
+def _region(raw: Any, where: str, warnings: list[AdmissionWarning]) -> str | None:
+    """The ``region`` annotation [ours]: None (absent, empty or unusable) leaves it to the flag."""
+    if raw is None:
+        return None
+    text = scalar_text(raw)
+    if text is None:
+        warnings.append(
+            AdmissionWarning.make("invalid-region", f"{where} region {_shown(raw)} is not a string; ignored")
+        )
+        return None
+    if not text:
+        return None
+    if not REGION_RE.fullmatch(text):
+        # Used anyway, as a role ARN that looks wrong is: the SDK will say what it thinks of it.
+        warnings.append(
+            AdmissionWarning.make("invalid-region", f"{where} region {_shown(text)} does not look like an AWS region")
+        )
+    return text
+
+
+def _session_name(raw: Any, where: str, warnings: list[AdmissionWarning]) -> bool | None:
+    """The ``role-session-name`` annotation [ours]: ``pod`` turns it on; anything else is ignored."""
+    if raw is None:
+        return None
+    if raw == ROLE_SESSION_NAME_POD:
+        return True
+    warnings.append(
+        AdmissionWarning.make(
+            "invalid-role-session-name",
+            f"{where} role-session-name {_shown(raw)} is not {ROLE_SESSION_NAME_POD!r}; ignored",
+        )
+    )
+    return None
+
+
+def pod_annotations(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _annotations(pod.get("metadata"))
+
+
+def container_names(annotations: Mapping[str, Any], key: str) -> frozenset[str]:
+    """Names from a comma-separated container list annotation, trimmed of spaces [ours]; empty items ignored."""
+    raw = annotations.get(key)
+    if not isinstance(raw, str) or not raw:  # the API server only sends strings
+        return frozenset()
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())

@@ -1,0 +1,63 @@
+"""IAM ARNs and AWS partitions: the one place their shapes are spelled.
+
+Every layer that reads or writes an ARN takes its rules from here: the ServiceAccount and ConfigMap
+sources check role ARNs, ``--compose-role-arn`` builds them, the OIDC tooling builds and reads OIDC
+provider ARNs, and the flags check account ids and partitions.
+
+Character classes are spelled out: Python's ``\\d`` and ``\\w`` also match fullwidth and Arabic-Indic
+digits and non-Latin letters, which IAM (and Go's regexp) never accept.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Every partition AWS has is "aws" or "aws-" plus lowercase words: aws-cn, aws-us-gov, aws-iso-b, aws-eusc.
+PARTITION = r"aws(?:-[a-z]+)*"
+PARTITION_RE = re.compile(PARTITION)
+DEFAULT_PARTITION = "aws"
+# IAM account ids: exactly 12 ASCII digits.
+ACCOUNT = r"[0-9]{12}"
+ACCOUNT_RE = re.compile(ACCOUNT)
+# IAM's allowed characters in role names and path elements.
+_ROLE_PART = r"[A-Za-z0-9_+=,.@-]"
+# arn:<partition>:iam::<12-digit account>:role/<optional path/><name of at most 64 characters>
+ROLE_ARN_RE = re.compile(rf"arn:{PARTITION}:iam::{ACCOUNT}:role/(?:{_ROLE_PART}+/)*{_ROLE_PART}{{1,64}}")
+# arn:<partition>:iam::<account>:oidc-provider/<issuer host and path>
+OIDC_PROVIDER_ARN_RE = re.compile(
+    rf"arn:(?P<partition>{PARTITION}):iam::(?P<account>{ACCOUNT}):oidc-provider/(?P<name>.+)"
+)
+
+# Region prefix → partition, longest prefix first: "us-isob-east-1" also starts with "us-iso".
+_PARTITIONS = (
+    ("us-isob-", "aws-iso-b"),
+    ("us-iso-", "aws-iso"),
+    ("us-gov-", "aws-us-gov"),
+    ("cn-", "aws-cn"),
+    ("eusc-", "aws-eusc"),
+)
+
+
+def partition_for_region(region: str) -> str:
+    """The AWS partition of a region, by its prefix (``cn-north-1`` → ``aws-cn``); ``aws`` otherwise."""
+    for prefix, partition in _PARTITIONS:
+        if region.startswith(prefix):
+            return partition
+    return DEFAULT_PARTITION
+
+
+def compose_role_arn(value: str, account: str, partition: str) -> str:
+    """``value`` as a role ARN: unchanged if it contains ``arn:`` (as upstream tests it) or is empty,
+    else ``arn:<partition>:iam::<account>:role/<value>`` (``--compose-role-arn``).
+
+    Empty stays empty [ours]: an empty ``role-arn`` means "no role", where upstream composes
+    ``...:role/`` and mutates the pod with a role that cannot exist.
+    """
+    if not value or "arn:" in value:
+        return value
+    return f"arn:{partition}:iam::{account}:role/{value}"
+
+
+def oidc_provider_arn(partition: str, account: str, host_path: str) -> str:
+    """``arn:<partition>:iam::<account>:oidc-provider/<issuer host/path>``; the caller checks the parts."""
+    return f"arn:{partition}:iam::{account}:oidc-provider/{host_path}"

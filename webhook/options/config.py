@@ -1,0 +1,398 @@
+"""The flags of ``serve`` and ``mutate`` and the settings they produce."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.core import arn
+from webhook.core import settings as s
+from webhook.core.annotations import ROLE_SESSION_NAME_POD, parse_go_int
+from webhook.options.flags import Flag, FlagError
+
+# Upstream's defaults for flags that are accepted only so that its Deployment args work.
+UPSTREAM_TLS_SECRET = "pod-identity-webhook"  # noqa: S105 - a Secret's name, not a secret
+KLOG_IGNORED = "klog compatibility: accepted and ignored (logs are always JSON lines on stderr)"
+# klog's flags besides -v and --logtostderr: (name, kind, klog's default).
+KLOG_LAYOUT_FLAGS: tuple[tuple[str, str, Any], ...] = (
+    ("alsologtostderr", "bool", False),
+    ("add_dir_header", "bool", False),
+    ("log_backtrace_at", "str", ""),
+    ("log_dir", "str", ""),
+    ("log_file", "str", ""),
+    ("log_file_max_size", "int", 1800),
+    ("one_output", "bool", False),
+    ("skip_headers", "bool", False),
+    ("skip_log_headers", "bool", False),
+    ("stderrthreshold", "str", "2"),
+    ("vmodule", "str", ""),
+    ("legacy_stderr_threshold_behavior", "bool", True),
+)
+
+# What is injected: shared by `serve` and `mutate`.
+MUTATION_FLAGS = (
+    Flag(
+        "annotation-prefix",
+        "str",
+        s.DEFAULT_ANNOTATION_PREFIX,
+        "prefix of the ServiceAccount and pod annotations",
+    ),
+    Flag("token-audience", "str", s.DEFAULT_AUDIENCE, "token audience when the ServiceAccount sets none"),
+    Flag("token-mount-path", "str", s.DEFAULT_MOUNT_PATH, "where the token volume is mounted in containers"),
+    Flag(
+        "token-expiration",
+        "int",
+        s.DEFAULT_TOKEN_EXPIRATION,
+        "token lifetime in seconds: below 600 is raised to 600 (as upstream), above 2^32 refused",
+    ),
+    Flag("aws-default-region", "str", "", "inject AWS_DEFAULT_REGION and AWS_REGION with this value"),
+    Flag("sts-regional-endpoint", "bool", False, "inject AWS_STS_REGIONAL_ENDPOINTS=regional by default"),
+    Flag("strict", "bool", False, "deny pods whose ServiceAccount or pod configuration is invalid"),
+    Flag(
+        "role-session-name",
+        "str",
+        "",
+        "'pod': inject AWS_ROLE_SESSION_NAME from the pod's name (downward API) so CloudTrail names the pod; "
+        "a ServiceAccount's role-session-name annotation asks for it too (default: off)",
+    ),
+)
+
+# How the server runs. Names follow upstream so its Deployment args work unchanged.
+SERVER_FLAGS = (
+    Flag("port", "int", 443, "HTTPS port serving /mutate, /healthz and /readyz"),
+    Flag("metrics-port", "int", 9999, "plain-HTTP port serving /metrics"),
+    Flag(
+        "bind-address",
+        "str",
+        "",
+        "address both ports listen on; unset or :: is every IPv4 and IPv6 address, 0.0.0.0 IPv4 only",
+    ),
+    Flag("tls-cert", "str", "/etc/webhook/certs/tls.crt", "serving certificate (PEM), reloaded when it changes"),
+    Flag("tls-key", "str", "/etc/webhook/certs/tls.key", "serving key (PEM), reloaded when it changes"),
+    Flag(
+        "tls-min-version",
+        "str",
+        "1.2",
+        "minimum TLS version: 1.2 or 1.3 (VersionTLS12 spellings too; 1.0 and 1.1 are raised to 1.2)",
+    ),
+    Flag(
+        "tls-cipher-suites",
+        "str",
+        "",
+        "comma-separated TLS 1.2 cipher suites, IANA names (default: secure set)",
+    ),
+    Flag("kubeconfig", "str", "", "kubeconfig file (default: in-cluster config)"),
+    Flag("kube-api", "str", "", "API server URL, overriding the kubeconfig's"),
+    Flag("service-accounts", "str", "", "serve from ServiceAccount manifests on disk instead of a cluster"),
+    Flag("service-account-lookup-grace-period", "duration", 0.0, "wait this long for the watch on a cache miss"),
+    Flag(
+        "service-account-live-lookup",
+        "bool",
+        True,
+        "GET a ServiceAccount from the API server on a cache miss",
+    ),
+    Flag(
+        "resync-period", "duration", 300.0, "restart the ServiceAccount watch this often (resumes, no relist; 0: never)"
+    ),
+    Flag("max-request-bytes", "int", 8 << 20, "largest AdmissionReview body accepted (413 above)"),
+    Flag(
+        "shutdown-delay",
+        "duration",
+        0.0,
+        "on SIGTERM, answer /readyz 503 but keep serving this long, so endpoints stop routing here first",
+    ),
+    Flag(
+        "shutdown-timeout",
+        "duration",
+        20.0,
+        "after the shutdown delay, wait at most this long for in-flight requests",
+    ),
+    Flag(
+        "namespace",
+        "str",
+        "",
+        "the webhook's own namespace: where --watch-config-map reads its ConfigMap (required with it)",
+    ),
+    Flag("service-name", "str", "", "the webhook's Service name (upstream compatibility; used in logs)"),
+    # ConfigMap mode: roles from the ConfigMap pod-identity-webhook in --namespace (webhook.sources.configmap).
+    Flag("watch-config-map", "bool", False, "also take roles from the ConfigMap pod-identity-webhook in --namespace"),
+    # EKS Pod Identity ("container credentials") mode: --watch-container-credentials-config is the only
+    # switch; the other five say what a listed ServiceAccount's pods get (webhook.sources.podidentity).
+    Flag(
+        "watch-container-credentials-config",
+        "str",
+        "",
+        "JSON file of the ServiceAccounts whose pods get EKS Pod Identity; reloaded when it changes",
+    ),
+    Flag("container-credentials-audience", "str", s.DEFAULT_CC_AUDIENCE, "audience of the Pod Identity token"),
+    Flag(
+        "container-credentials-token-mount-path",
+        "str",
+        s.DEFAULT_CC_MOUNT_PATH,
+        "where the Pod Identity token volume is mounted in containers",
+    ),
+    Flag("container-credentials-token-volume-name", "str", s.DEFAULT_CC_VOLUME_NAME, "the Pod Identity token volume"),
+    Flag(
+        "container-credentials-token-path",
+        "str",
+        s.DEFAULT_CC_TOKEN_PATH,
+        "the token's file name in that volume (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: mount path + this)",
+    ),
+    Flag(
+        "container-credentials-full-uri",
+        "str",
+        s.DEFAULT_CC_FULL_URI,
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI: the EKS Pod Identity agent's credentials endpoint",
+    ),
+    Flag("in-cluster", "bool", False, "upstream's CSR certificate mode: refused, use --tls-cert/--tls-key"),
+    Flag("logtostderr", "bool", True, "accepted for klog compatibility; logs always go to stderr"),
+    Flag("v", "int", 0, "klog verbosity: 4 and above log at debug", short="v"),
+    # --compose-role-arn (webhook.aws.imds): role names become role ARNs.
+    Flag(
+        "compose-role-arn",
+        "bool",
+        False,
+        "a role-arn without 'arn:' (s3-reader, team/s3-reader) becomes arn:<partition>:iam::<account>:role/<it>; "
+        "account and region come from EC2 instance metadata (IMDSv2) at startup, unless --aws-account-id",
+    ),
+    Flag(
+        "aws-account-id",
+        "str",
+        "",
+        "with --compose-role-arn: the account of composed role ARNs, and no IMDS call (clusters off EC2)",
+    ),
+    Flag(
+        "aws-partition",
+        "str",
+        "",
+        "with --compose-role-arn: the partition of composed role ARNs (default: the region's, aws)",
+    ),
+    Flag(
+        "enable-debugging-handlers",
+        "bool",
+        False,
+        "serve GET /debug/alpha/cache on the metrics port: the cached ServiceAccount identities as JSON",
+    ),
+    Flag("tls-secret", "str", UPSTREAM_TLS_SECRET, "upstream's --in-cluster=true Secret: accepted, unused"),
+    # The rest of klog's flags, which upstream registers: accepted (values klog refuses are refused);
+    # their layouts and files are not ours to follow, logs are always JSON lines on stderr.
+    *(Flag(name, kind, default, KLOG_IGNORED) for name, kind, default in KLOG_LAYOUT_FLAGS),
+)
+
+
+# The flags of serve's identity sources that the snapshot commands (audit, offline mutate) also take.
+POD_IDENTITY_FLAG_NAMES = (
+    "watch-container-credentials-config",
+    "container-credentials-audience",
+    "container-credentials-token-mount-path",
+    "container-credentials-token-volume-name",
+    "container-credentials-token-path",
+    "container-credentials-full-uri",
+)
+COMPOSE_FLAG_NAMES = ("compose-role-arn", "aws-account-id", "aws-partition")
+READ_ONCE_PODIDENTITY_HELP = (
+    "as serve: the JSON file of the ServiceAccounts whose pods get EKS Pod Identity (read once)"
+)
+
+
+def server_flags(names: tuple[str, ...], helps: dict[str, str] | None = None) -> tuple[Flag, ...]:
+    """serve's flags of these names (same names, environment variables and defaults), in serve's order,
+    with the help of some replaced: for a command that reads once what serve follows."""
+    helps = helps or {}
+    return tuple(
+        dataclasses.replace(f, help=helps[f.name]) if f.name in helps else f for f in SERVER_FLAGS if f.name in names
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    settings: s.Settings
+    port: int
+    metrics_port: int
+    bind_address: str
+    tls_cert: str
+    tls_key: str
+    tls_min_version: str
+    tls_cipher_suites: str
+    kubeconfig: str
+    kube_api: str
+    service_accounts: str
+    lookup_grace: float
+    live_lookup: bool
+    resync_period: float
+    max_request_bytes: int
+    shutdown_delay: float
+    shutdown_timeout: float
+    namespace: str
+    service_name: str
+    verbosity: int = 0
+    # Values that were corrected rather than refused, one line each, for the startup log.
+    notes: tuple[str, ...] = ()
+    container_credentials_config: str = ""  # --watch-container-credentials-config (empty: Pod Identity off)
+    watch_config_map: bool = False  # --watch-config-map
+    # --compose-role-arn without --aws-account-id: ``serve`` asks IMDS before loading any identity.
+    compose_from_imds: bool = False
+    aws_partition: str = ""  # --aws-partition as given (empty: the region's)
+    debugging_handlers: bool = False  # --enable-debugging-handlers
+
+
+# A volume name kube-apiserver accepts: an RFC 1123 label.
+_VOLUME_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def container_credentials_settings(values: dict[str, Any]) -> dict[str, str]:
+    """The Pod Identity mutation settings (``serve`` only: absent values are the defaults), checked for
+    what kube-apiserver would reject in every pod."""
+    audience = values.get("container_credentials_audience", s.DEFAULT_CC_AUDIENCE)
+    mount_path = values.get("container_credentials_token_mount_path", s.DEFAULT_CC_MOUNT_PATH)
+    volume_name = values.get("container_credentials_token_volume_name", s.DEFAULT_CC_VOLUME_NAME)
+    token_path = values.get("container_credentials_token_path", s.DEFAULT_CC_TOKEN_PATH)
+    full_uri = values.get("container_credentials_full_uri", s.DEFAULT_CC_FULL_URI)
+    if not mount_path.startswith("/"):
+        raise FlagError(f"--container-credentials-token-mount-path must be absolute, got {mount_path!r}")
+    if len(volume_name) > 63 or not _VOLUME_NAME_RE.fullmatch(volume_name):
+        raise FlagError(
+            f"--container-credentials-token-volume-name must be a DNS label (a-z, 0-9, '-'), got {volume_name!r}"
+        )
+    if not token_path or token_path.startswith("/") or ".." in token_path.split("/"):
+        raise FlagError(f"--container-credentials-token-path must be a relative path without '..', got {token_path!r}")
+    return {
+        "container_credentials_audience": audience,
+        "container_credentials_mount_path": mount_path,
+        "container_credentials_volume_name": volume_name,
+        "container_credentials_token_path": token_path,
+        "container_credentials_full_uri": full_uri,
+    }
+
+
+def mutation_settings(values: dict[str, Any], notes: list[str] | None = None) -> s.Settings:
+    """The mutation settings; a value corrected on the way (as upstream corrects it) adds a line to ``notes``."""
+    if not values["token_mount_path"].startswith("/"):
+        raise FlagError(f"--token-mount-path must be absolute, got {values['token_mount_path']!r}")
+    expiration = values["token_expiration"]
+    if expiration > s.MAX_TOKEN_EXPIRATION:
+        raise FlagError(
+            f"--token-expiration={expiration} is above 2^32 seconds, which kube-apiserver rejects in every pod"
+        )
+    if expiration < s.MIN_TOKEN_EXPIRATION:
+        # Upstream raises it to the minimum kube-apiserver accepts; refusing would break its Deployments.
+        if notes is not None:
+            notes.append(
+                f"--token-expiration={expiration} is below the minimum of {s.MIN_TOKEN_EXPIRATION} seconds: "
+                f"using {s.MIN_TOKEN_EXPIRATION}"
+            )
+        expiration = s.MIN_TOKEN_EXPIRATION
+    session_name = values["role_session_name"]
+    if session_name not in ("", ROLE_SESSION_NAME_POD):
+        raise FlagError(f"--role-session-name must be {ROLE_SESSION_NAME_POD!r} or empty (off), got {session_name!r}")
+    return s.Settings(
+        annotation_prefix=values["annotation_prefix"],
+        token_audience=values["token_audience"],
+        token_mount_path=values["token_mount_path"],
+        token_expiration=expiration,
+        aws_default_region=values["aws_default_region"],
+        sts_regional_endpoint=values["sts_regional_endpoint"],
+        strict=values["strict"],
+        role_session_name=session_name == ROLE_SESSION_NAME_POD,
+        **container_credentials_settings(values),
+    )
+
+
+def serve_config(values: dict[str, Any]) -> ServeConfig:
+    if values["in_cluster"]:
+        raise FlagError(
+            "--in-cluster=true is not supported: upstream's CSR mode needs certificates/v1beta1, gone since "
+            "Kubernetes 1.22; give --tls-cert/--tls-key (cert-manager or `irsa-webhook certs`) and --in-cluster=false"
+        )
+    for name in ("port", "metrics_port"):
+        if not 0 <= values[name] <= 65535:
+            raise FlagError(f"--{name.replace('_', '-')} must be a port number, got {values[name]}")
+    if values["max_request_bytes"] <= 0:
+        raise FlagError("--max-request-bytes must be positive")
+    for name in ("shutdown_delay", "shutdown_timeout"):
+        if values[name] < 0:
+            raise FlagError(f"--{name.replace('_', '-')} must not be negative")
+    notes: list[str] = []
+    settings = mutation_settings(values, notes)
+    settings, compose_from_imds = compose_settings(values, settings, notes)
+    notes.extend(accepted_only_notes(values))
+    return ServeConfig(
+        settings=settings,
+        port=values["port"],
+        metrics_port=values["metrics_port"],
+        bind_address=values["bind_address"],
+        tls_cert=values["tls_cert"],
+        tls_key=values["tls_key"],
+        tls_min_version=values["tls_min_version"],
+        tls_cipher_suites=values["tls_cipher_suites"],
+        kubeconfig=values["kubeconfig"],
+        kube_api=values["kube_api"],
+        service_accounts=values["service_accounts"],
+        lookup_grace=values["service_account_lookup_grace_period"],
+        live_lookup=values["service_account_live_lookup"],
+        resync_period=values["resync_period"],
+        max_request_bytes=values["max_request_bytes"],
+        shutdown_delay=values["shutdown_delay"],
+        shutdown_timeout=values["shutdown_timeout"],
+        namespace=values["namespace"],
+        service_name=values["service_name"],
+        verbosity=values["v"],
+        notes=tuple(notes),
+        container_credentials_config=values["watch_container_credentials_config"],
+        watch_config_map=values["watch_config_map"],
+        compose_from_imds=compose_from_imds,
+        aws_partition=values["aws_partition"],
+        debugging_handlers=values["enable_debugging_handlers"],
+    )
+
+
+def compose_settings(values: dict[str, Any], settings: s.Settings, notes: list[str]) -> tuple[s.Settings, bool]:
+    """--compose-role-arn, --aws-account-id, --aws-partition: the settings that compose role ARNs, and
+    whether ``serve`` still has to ask IMDS for the account (no --aws-account-id)."""
+    account, partition = values["aws_account_id"], values["aws_partition"]
+    if account and not arn.ACCOUNT_RE.fullmatch(account):
+        raise FlagError(f"--aws-account-id must be 12 digits, got {account!r}")
+    if partition and not arn.PARTITION_RE.fullmatch(partition):
+        raise FlagError(f"--aws-partition must look like aws, aws-cn or aws-us-gov, got {partition!r}")
+    if not values["compose_role_arn"]:
+        if account or partition:
+            notes.append("--aws-account-id and --aws-partition only take effect with --compose-role-arn: ignored")
+        return settings, False
+    if not account:
+        return settings, True
+    partition = partition or arn.partition_for_region(settings.aws_default_region)
+    return dataclasses.replace(settings, role_arn_account=account, role_arn_partition=partition), False
+
+
+# klog's value syntax, so that a value klog (and so upstream) refuses at startup is refused here too.
+_KLOG_SEVERITIES = frozenset({"INFO", "WARNING", "ERROR", "FATAL"})
+_KLOG_TRACE_RE = re.compile(r"[^:]*\.[^:]*:\+?0*[1-9][0-9]*")  # file.go:N, N > 0
+
+
+def accepted_only_notes(values: dict[str, Any]) -> list[str]:
+    """One log line per upstream flag that is accepted but has no effect here, when it is set; FlagError
+    for a value upstream itself would refuse."""
+    threshold = values["stderrthreshold"]
+    if threshold.upper() not in _KLOG_SEVERITIES and parse_go_int(threshold) is None:
+        raise FlagError(f"--stderrthreshold must be INFO, WARNING, ERROR, FATAL or a number, got {threshold!r}")
+    if values["log_backtrace_at"] and not _KLOG_TRACE_RE.fullmatch(values["log_backtrace_at"]):
+        raise FlagError(f"--log_backtrace_at must be file.go:N, got {values['log_backtrace_at']!r}")
+    for part in values["vmodule"].split(","):
+        pattern, equals, level = part.partition("=")
+        number = parse_go_int(level)
+        if part and not (pattern and equals and number is not None and number >= 0):
+            raise FlagError(f"--vmodule must be pattern=N[,pattern=N...], got {values['vmodule']!r}")
+    if values["log_file_max_size"] < 0:
+        raise FlagError("--log_file_max_size must not be negative")
+    notes = []
+    if not values["logtostderr"]:
+        notes.append("--logtostderr=false: ignored; logs are always JSON lines on stderr")
+    for name, _kind, default in KLOG_LAYOUT_FLAGS:
+        value = values[name]
+        if value != default and name != "alsologtostderr":  # alsologtostderr: stderr is where logs go
+            notes.append(f"--{name}={str(value).lower() if isinstance(value, bool) else value}: {KLOG_IGNORED}")
+    if values["tls_secret"] != UPSTREAM_TLS_SECRET:
+        notes.append("--tls-secret is used only by --in-cluster=true, which is refused: ignored")
+    return notes

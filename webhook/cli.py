@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from webhook import __version__
 from webhook.commands import audit, certs, keys, mutate, oidc, serve, trustpolicy
+from webhook.commands.common import Exit
 from webhook.options.config import MUTATION_FLAGS, SERVER_FLAGS
 from webhook.options.flags import normalise_argv
 
@@ -45,6 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
-        return 2
+        return Exit.USAGE
     result: int = func(args)
     return result

@@ -176,7 +176,7 @@ def test_keys_generate_writes_modes_and_refuses_overwrite(cli: Runner, tmp_path:
 
     again = cli("keys", "generate", "--out", str(out))
     assert again.code == 2
-    assert again.err_lines == [f"irsa-webhook: error: {key} already exists; pass --force to overwrite it"]
+    assert again.err_lines == [f"irsa-webhook keys: {key} already exists; pass --force to overwrite it"]
     assert key.read_bytes() == before
 
     forced = cli("keys", "generate", "--out", str(out), "--force")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from webhook.core.annotations import parse_expiration, scalar_text
+from webhook.core.outcomes import ALREADY_MUTATED, MALFORMED, MUTATED, NO_ROLE, VOLUME_CONFLICT
 from webhook.core.pod import PodView
 from webhook.core.records import CONTAINER_CREDENTIALS, AdmissionWarning, Identity, PatchOp, Pod
 from webhook.core.settings import TOKEN_FILE_NAME, VOLUME_NAME, Settings
@@ -57,14 +58,6 @@ Jitter = Callable[[int, int], int]
 _IRSA_ONLY_WARNINGS = frozenset({"invalid-role-arn", "invalid-audience", "invalid-role-session-name"})
 # Init containers first: the order only affects the order of operations, not the result.
 CONTAINER_FIELDS = ("initContainers", "containers")
-
-# Decisions (they label the log line and the requests metric).
-MUTATED = "mutated"
-NO_ROLE = "no-role-arn"
-ALREADY_MUTATED = "already-mutated"
-VOLUME_CONFLICT = "volume-conflict"
-MALFORMED = "malformed-pod"
-DECISIONS = (MUTATED, NO_ROLE, ALREADY_MUTATED, VOLUME_CONFLICT, MALFORMED)
 
 
 class Injected(NamedTuple):

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from webhook import __version__
 from webhook.commands import audit, certs, keys, mutate, oidc, serve, trustpolicy
 from webhook.commands.common import Exit
-from webhook.options.config import MUTATION_FLAGS, SERVER_FLAGS
 from webhook.options.flags import normalise_argv
+from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
 
 _GO_FLAGS = (*SERVER_FLAGS, *MUTATION_FLAGS)
 

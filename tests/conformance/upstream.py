@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from webhook.core.annotations import parse_go_bool
+from webhook.core.goparse import parse_go_bool
 from webhook.core.settings import MIN_TOKEN_EXPIRATION, Settings
 
 from ..helpers import REPO, apply_patch, load_yaml

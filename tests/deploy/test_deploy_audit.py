@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from webhook.commands import audit, serve
-from webhook.options.config import MUTATION_FLAGS, mutation_settings, serve_config
+from webhook.options.config import mutation_settings, serve_config
 from webhook.options.flags import resolve
+from webhook.options.tables import MUTATION_FLAGS
 from webhook.sources.configmap import CONFIG_MAP_NAME
 
 from .conftest import Rendered

@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from webhook.commands import serve
-from webhook.options.config import SERVER_FLAGS, serve_config
+from webhook.options.config import serve_config
 from webhook.options.flags import resolve
+from webhook.options.tables import SERVER_FLAGS
 from webhook.sources.configmap import CONFIG_MAP_NAME
 
 from .conftest import Rendered

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.options.config import MUTATION_FLAGS, SERVER_FLAGS
+from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
 
 ROOT = Path(__file__).resolve().parents[2]
 BEHAVIOUR = (ROOT / "docs" / "behaviour.md").read_text(encoding="utf-8")

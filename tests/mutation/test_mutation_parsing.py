@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from webhook.core import outcomes
-from webhook.core.annotations import ROLE_ARN_RE, parse_go_int, parse_service_account
+from webhook.core.annotations import ROLE_ARN_RE, parse_service_account
 from webhook.core.decide import decide
+from webhook.core.goparse import parse_go_int
 from webhook.core.settings import DEFAULT_TOKEN_EXPIRATION, MAX_TOKEN_EXPIRATION, Settings
 
 from ..helpers import load_yaml, pod_request

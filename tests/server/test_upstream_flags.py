@@ -20,8 +20,9 @@ from tests.serverproc import ROOT, SAMPLE, start_server
 from webhook import __version__
 from webhook.cli import build_parser
 from webhook.commands import serve
-from webhook.options.config import KLOG_LAYOUT_FLAGS, MUTATION_FLAGS, SERVER_FLAGS, serve_config
+from webhook.options.config import serve_config
 from webhook.options.flags import FlagError, normalise_argv, resolve
+from webhook.options.tables import KLOG_LAYOUT_FLAGS, MUTATION_FLAGS, SERVER_FLAGS
 from webhook.server import devcerts
 
 BASE = ["--namespace=irsa"]  # --watch-config-map reads its ConfigMap from --namespace

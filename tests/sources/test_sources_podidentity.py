@@ -21,8 +21,9 @@ from prometheus_client import REGISTRY
 from webhook.admission.endpoint import MutateEndpoint
 from webhook.core.records import CONTAINER_CREDENTIALS, Identity
 from webhook.core.settings import Settings
-from webhook.options.config import MUTATION_FLAGS, SERVER_FLAGS, serve_config
+from webhook.options.config import serve_config
 from webhook.options.flags import FlagError
+from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
 from webhook.server.app import build_app
 from webhook.sources.chain import IdentityChain
 from webhook.sources.manifests import load_manifests

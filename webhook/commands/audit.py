@@ -20,16 +20,15 @@ from webhook.audit.findings import Scope
 from webhook.aws import imds
 from webhook.commands import serve
 from webhook.commands.common import fail, say
-from webhook.options.config import (
+from webhook.options.config import ServeConfig, serve_config
+from webhook.options.flags import Flag, FlagError, add_flags, resolve
+from webhook.options.tables import (
     COMPOSE_FLAG_NAMES,
     MUTATION_FLAGS,
     POD_IDENTITY_FLAG_NAMES,
     READ_ONCE_PODIDENTITY_HELP,
-    ServeConfig,
-    serve_config,
     server_flags,
 )
-from webhook.options.flags import Flag, FlagError, add_flags, resolve
 from webhook.sources.podidentity import IdentitiesFileError, PodIdentityFile, read_once
 
 if TYPE_CHECKING:

@@ -14,16 +14,15 @@ from webhook.commands.common import Exit, fail, say
 from webhook.core.decide import decide
 from webhook.core.pod import read_pod
 from webhook.core.settings import Settings
-from webhook.options.config import (
+from webhook.options.config import compose_settings, mutation_settings
+from webhook.options.flags import Flag, FlagError, add_flags, resolve
+from webhook.options.tables import (
     COMPOSE_FLAG_NAMES,
     MUTATION_FLAGS,
     POD_IDENTITY_FLAG_NAMES,
     READ_ONCE_PODIDENTITY_HELP,
-    compose_settings,
-    mutation_settings,
     server_flags,
 )
-from webhook.options.flags import Flag, FlagError, add_flags, resolve
 from webhook.sources import Source
 from webhook.sources.chain import compose
 from webhook.sources.configmap import ConfigMapSource

@@ -14,10 +14,11 @@ from webhook.admission.endpoint import MutateEndpoint
 from webhook.aws import imds
 from webhook.commands.common import Exit, fail
 from webhook.core import arn
-from webhook.core.annotations import parse_go_bool
+from webhook.core.goparse import parse_go_bool
 from webhook.observe import logs
-from webhook.options.config import MUTATION_FLAGS, SERVER_FLAGS, ServeConfig, serve_config
+from webhook.options.config import ServeConfig, serve_config
 from webhook.options.flags import FlagError, add_flags, resolve
+from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
 from webhook.server.app import Lifecycle, build_app
 from webhook.server.listen import ListenError
 from webhook.server.run import run_event_loop, serve

@@ -8,7 +8,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from webhook.core.mutate import Jitter, Mutation, mutate
+from webhook.core.inject import Mutation
+from webhook.core.mutate import Jitter, mutate
 from webhook.core.outcomes import DENIED_STRICT, SA_NOT_FOUND
 from webhook.core.pod import PodView
 from webhook.core.records import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY, AdmissionWarning, Identity, PatchOp, Pod

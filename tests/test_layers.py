@@ -107,3 +107,20 @@ def test_the_check_catches_a_wrong_arrow(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from webhook.server.app import build_app\n    import fastapi\n")
     assert [m for _, m in _imports(module)] == ["webhook.server.app", "fastapi"]
+
+
+def test_the_architecture_page_states_the_same_arrows() -> None:
+    """docs/architecture.md's table is what a newcomer reads: it must say what this test enforces."""
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    stated: dict[str, frozenset[str]] = {}
+    for row in page.splitlines():
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`") and cells[0] != "`cli.py`":
+            layer = cells[0].strip("`/")
+            imports = cells[2]
+            if imports.startswith("every layer but"):
+                stated[layer] = ALLOWED["commands"]
+            else:
+                stated[layer] = frozenset(part.strip("` ") for part in imports.split(",") if part != "nothing")
+    expected = {layer: allowed for layer, allowed in ALLOWED.items() if layer not in ("cli", "__main__", "__init__")}
+    assert stated == expected

@@ -143,6 +143,14 @@ def test_installers_are_found() -> None:
     assert any("pip download" in line for line in commands("tests/e2e/envtest/build.sh"))
 
 
+def test_ci_runs_in_the_clone_as_it_is() -> None:
+    """.ci/run makes no link the clone would depend on: the Go builds are passed in by path."""
+    lines = commands(".ci/run")
+    assert not [line for line in lines if re.search(r"\bln\b", line)]
+    assert any(re.search(r"export KUBEBUILDER_ASSETS=", line) for line in lines)
+    assert any(re.search(r"export HELM\b", line) for line in lines)
+
+
 def test_the_pinned_uv_builds_the_package_itself() -> None:
     """uv uses its own build backend (no download at install time) only inside uv_build's range."""
     pin = re.search(r"^uv==(\S+)", (REPO / "requirements-uv.txt").read_text(), re.MULTILINE)

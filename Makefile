@@ -95,7 +95,7 @@ test-e2e: install envtest helm ## Only the e2e suite against the real kube-apise
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/pytest -m e2e
 
 .PHONY: lint
-lint: install lock-check lint-python lint-deploy ## ruff, mypy strict, hadolint and the manifest checks
+lint: install lock-check lint-python lint-deploy ## uv.lock in step with pyproject.toml, ruff, mypy strict, hadolint and the manifest checks
 
 .PHONY: lint-python
 lint-python: install ## ruff (lint + format check) and mypy strict

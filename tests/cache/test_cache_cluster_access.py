@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cache.fakes import wait_until
+from tests.support.waits import wait_for
 from webhook.commands import serve
 from webhook.options.config import serve_config
 from webhook.options.flags import resolve
@@ -84,7 +84,7 @@ def test_kube_api_overrides_a_token_kubeconfig_for_every_request(
     resolver, watcher = serve._cluster_resolver(config, IdentityStore())
     try:
         # every list is refused (closed at once), so the watcher retries: three tries, three refreshes
-        wait_until(lambda: kube_api.connections >= 3, timeout=10)
+        wait_for(lambda: kube_api.connections >= 3, timeout=10)
         assert kubeconfig_server.connections == 0
         live = resolver.live_get
         assert isinstance(live, LiveLookup)

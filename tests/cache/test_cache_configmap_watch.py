@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from tests.cache.fakes import FakeAPI, LiveStream, Stream, config_map, gone, metric, page, sa, wait_until
+from tests.support.kubeapi import FakeCoreV1, LiveStream, Stream, config_map, gone, page, service_account
+from tests.support.metrics import metric
+from tests.support.waits import wait_for
 from webhook.core.records import Identity
 from webhook.core.settings import Settings
 from webhook.kube.reflector import ListWatch
@@ -36,7 +38,7 @@ def api_client() -> Iterator[client.ApiClient]:
         yield api
 
 
-def start(api: FakeAPI, api_client: client.ApiClient) -> tuple[ConfigMapWatcher, ConfigMapSource]:
+def start(api: FakeCoreV1, api_client: client.ApiClient) -> tuple[ConfigMapWatcher, ConfigMapSource]:
     source = ConfigMapSource(Settings())
     watcher = ConfigMapWatcher(api_client, NS, CONFIG_MAP_NAME, source, watch_timeout=60)
     watcher._api = api  # type: ignore[assignment]
@@ -58,13 +60,13 @@ def test_one_loop_serves_both_kinds() -> None:
 
 
 def test_lists_and_watches_only_its_configmap_then_follows_it(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([cm("5", config(app=ROLE_A))], "7")]
     stream = LiveStream()
     api.watches.put(stream)
     watcher, source = start(api, api_client)
     try:
-        wait_until(lambda: source.ready and len(api.watch_rvs) == 1)
+        wait_for(lambda: source.ready and len(api.watch_rvs) == 1)
         assert role(source, "app") == ROLE_A
         # list and watch: in the webhook's namespace, that one ConfigMap by name, from the list's RV
         assert api.config_map_calls == [(NS, f"metadata.name={CONFIG_MAP_NAME}")] * 2
@@ -72,36 +74,36 @@ def test_lists_and_watches_only_its_configmap_then_follows_it(api_client: client
         assert api.watch_kwargs[0]["allow_watch_bookmarks"] is True
 
         stream.push({"type": "MODIFIED", "object": cm("8", config(app=ROLE_B, other=ROLE_A))})
-        wait_until(lambda: role(source, "app") == ROLE_B)
+        wait_for(lambda: role(source, "app") == ROLE_B)
         assert role(source, "other") == ROLE_A
         assert watcher.resource_version == "8"
 
         stream.push({"type": "DELETED", "object": cm("9", config(app=ROLE_B))})
-        wait_until(lambda: role(source, "app") is None)  # deleting the ConfigMap removes its entries
+        wait_for(lambda: role(source, "app") is None)  # deleting the ConfigMap removes its entries
         assert len(source) == 0
 
         stream.push({"type": "ADDED", "object": cm("10", config(app=ROLE_A))})
-        wait_until(lambda: role(source, "app") == ROLE_A)
+        wait_for(lambda: role(source, "app") == ROLE_A)
         stream.push({"type": "BOOKMARK", "object": {"kind": "ConfigMap", "metadata": {"resourceVersion": "15"}}})
-        wait_until(lambda: watcher.resource_version == "15")
+        wait_for(lambda: watcher.resource_version == "15")
     finally:
         watcher.stop()
 
 
 def test_ready_after_a_list_without_the_configmap(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([], "3")]
     watcher, source = start(api, api_client)
     try:
         assert source.lookup("shop", "app") is None
-        wait_until(lambda: source.ready)
+        wait_for(lambda: source.ready)
         assert len(source) == 0
     finally:
         watcher.stop()
 
 
 def test_broken_updates_keep_the_last_good_map_and_the_watch_goes_on(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([cm("5", config(app=ROLE_A))], "5")]
     api.watches.put(
         Stream(
@@ -119,7 +121,7 @@ def test_broken_updates_keep_the_last_good_map_and_the_watch_goes_on(api_client:
     bad_key = metric("irsa_webhook_config_map_errors_total", reason="bad_key")
     watcher, source = start(api, api_client)
     try:
-        wait_until(lambda: role(source, "new") == ROLE_B)
+        wait_for(lambda: role(source, "new") == ROLE_B)
         assert role(source, "app") is None  # the last good map is the new one, without shop/app
         assert api.watch_rvs == ["5"]  # one watch went on past every broken event
         assert api.list_calls == 1
@@ -132,32 +134,32 @@ def test_broken_updates_keep_the_last_good_map_and_the_watch_goes_on(api_client:
 
 
 def test_invalid_json_between_two_good_versions(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([cm("5", config(app=ROLE_A))], "5")]
     stream = LiveStream()
     api.watches.put(stream)
     watcher, source = start(api, api_client)
     try:
-        wait_until(lambda: source.ready and len(api.watch_rvs) == 1)
+        wait_for(lambda: source.ready and len(api.watch_rvs) == 1)
         before = metric("irsa_webhook_config_map_errors_total", reason="invalid_json")
         stream.push({"type": "MODIFIED", "object": cm("6", '{"shop/app": {"RoleARN": ')})
-        wait_until(lambda: metric("irsa_webhook_config_map_errors_total", reason="invalid_json") > before)
+        wait_for(lambda: metric("irsa_webhook_config_map_errors_total", reason="invalid_json") > before)
         assert role(source, "app") == ROLE_A
         stream.push({"type": "MODIFIED", "object": cm("7", config(app=ROLE_B))})
-        wait_until(lambda: role(source, "app") == ROLE_B)
+        wait_for(lambda: role(source, "app") == ROLE_B)
     finally:
         watcher.stop()
 
 
 def test_410_relists_and_a_configmap_deleted_meanwhile_is_gone(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([cm("5", config(app=ROLE_A))], "5"), page([], "30")]
     api.watches.put(gone())
     before = metric("irsa_webhook_config_map_watch_restarts_total", reason="gone")
     sa_before = metric("irsa_webhook_service_account_watch_restarts_total", reason="gone")
     watcher, source = start(api, api_client)
     try:
-        wait_until(lambda: api.list_calls == 2 and len(api.watch_rvs) >= 2)
+        wait_for(lambda: api.list_calls == 2 and len(api.watch_rvs) >= 2)
         assert api.watch_rvs[:2] == ["5", "30"]
         assert role(source, "app") is None
         assert source.ready
@@ -169,11 +171,11 @@ def test_410_relists_and_a_configmap_deleted_meanwhile_is_gone(api_client: clien
 
 
 def test_a_list_of_another_object_is_not_taken_for_the_configmap(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
-    api.lists = [page([sa("shop", "app", "3")], "4")]
+    api = FakeCoreV1()
+    api.lists = [page([service_account("shop", "app", rv="3")], "4")]
     watcher, source = start(api, api_client)
     try:
-        wait_until(lambda: source.ready)
+        wait_for(lambda: source.ready)
         assert len(source) == 0
     finally:
         watcher.stop()

@@ -8,20 +8,19 @@ never undoes what the watch delivered while it was in flight.
 from __future__ import annotations
 
 import asyncio
-import copy
-import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from kubernetes import client
 
-from tests.cache.fakes import FakeAPI, LiveStream, page, sa, wait_until
+from tests.support.cases import review_of
+from tests.support.kubeapi import FakeCoreV1, LiveStream, page, service_account
+from tests.support.waits import wait_for
 from webhook.admission.endpoint import MutateEndpoint
 from webhook.core.records import Identity
 from webhook.core.settings import Settings
@@ -31,19 +30,12 @@ from webhook.sources.store import IdentityStore
 
 SETTINGS = Settings()
 ROLE = "arn:aws:iam::111122223333:role/app"
-SAMPLE = json.loads((Path(__file__).parents[1] / "samples" / "admissionreview-pod.json").read_text())
 # What asyncio's default executor has on this 2-core machine: min(32, cpu_count + 4).
 MISSES = 24
 
 
 def review_body(namespace: str, service_account: str) -> bytes:
-    review = copy.deepcopy(SAMPLE)
-    request = review["request"]
-    request["namespace"] = namespace
-    request["object"]["metadata"]["namespace"] = namespace
-    request["object"]["spec"]["serviceAccountName"] = service_account
-    request["object"]["spec"]["serviceAccount"] = service_account
-    return orjson.dumps(review)
+    return orjson.dumps(review_of(namespace, service_account))
 
 
 async def admit(endpoint: MutateEndpoint, namespace: str, service_account: str) -> dict[str, Any]:
@@ -269,7 +261,7 @@ def api_client() -> Iterator[client.ApiClient]:
         yield api
 
 
-def watching(api: FakeAPI, api_client: client.ApiClient, store: IdentityStore) -> ServiceAccountWatcher:
+def watching(api: FakeCoreV1, api_client: client.ApiClient, store: IdentityStore) -> ServiceAccountWatcher:
     watcher = ServiceAccountWatcher(api_client, store, SETTINGS, watch_timeout=60)
     watcher._api = api  # type: ignore[assignment]
     watcher.start()
@@ -284,7 +276,7 @@ def get_in_background(live: LiveLookup, namespace: str, name: str) -> tuple[thre
 
 
 def test_a_get_older_than_a_watch_update_is_discarded(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([], "4")]
     stream = LiveStream()
     api.watches.put(stream)
@@ -293,16 +285,20 @@ def test_a_get_older_than_a_watch_update_is_discarded(api_client: client.ApiClie
     live = LiveLookup(api_client, store, SETTINGS)
     live._api = api  # type: ignore[assignment]
     try:
-        wait_until(lambda: store.ready and len(api.watch_rvs) == 1)
+        wait_for(lambda: store.ready and len(api.watch_rvs) == 1)
         # Created just before its pod: a miss, so a GET; it reads version 7 and is slow to answer.
-        api.objects[("n", "app")] = sa("n", "app", "7", "arn:aws:iam::111122223333:role/first")
+        api.objects[("n", "app")] = service_account("n", "app", "arn:aws:iam::111122223333:role/first", rv="7")
         api.read_gate = threading.Event()
         thread, answer = get_in_background(live, "n", "app")
         assert api.read_started.wait(5)
         # Meanwhile the watch delivers the creation and a change of role.
-        stream.push({"type": "ADDED", "object": sa("n", "app", "7", "arn:aws:iam::111122223333:role/first")})
-        stream.push({"type": "MODIFIED", "object": sa("n", "app", "8", "arn:aws:iam::111122223333:role/second")})
-        wait_until(lambda: (store.get("n", "app") or Identity("", "")).role_arn.endswith("/second"))
+        stream.push(
+            {"type": "ADDED", "object": service_account("n", "app", "arn:aws:iam::111122223333:role/first", rv="7")}
+        )
+        stream.push(
+            {"type": "MODIFIED", "object": service_account("n", "app", "arn:aws:iam::111122223333:role/second", rv="8")}
+        )
+        wait_for(lambda: (store.get("n", "app") or Identity("", "")).role_arn.endswith("/second"))
         api.read_gate.set()
         thread.join(5)
         current = store.get("n", "app")
@@ -319,7 +315,7 @@ def test_a_get_older_than_a_watch_update_is_discarded(api_client: client.ApiClie
 
 
 def test_a_get_started_before_a_delete_does_not_resurrect(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([], "4")]
     stream = LiveStream()
     api.watches.put(stream)
@@ -328,16 +324,16 @@ def test_a_get_started_before_a_delete_does_not_resurrect(api_client: client.Api
     live = LiveLookup(api_client, store, SETTINGS)
     live._api = api  # type: ignore[assignment]
     try:
-        wait_until(lambda: store.ready and len(api.watch_rvs) == 1)
-        api.objects[("n", "app")] = sa("n", "app", "5", ROLE)
+        wait_for(lambda: store.ready and len(api.watch_rvs) == 1)
+        api.objects[("n", "app")] = service_account("n", "app", ROLE, rv="5")
         api.read_gate = threading.Event()
         thread, answer = get_in_background(live, "n", "app")
         assert api.read_started.wait(5)
         # The watch delivers its creation, then its deletion, while the GET is in flight.
-        stream.push({"type": "ADDED", "object": sa("n", "app", "5", ROLE)})
-        wait_until(lambda: store.get("n", "app") is not None)
-        stream.push({"type": "DELETED", "object": sa("n", "app", "9", ROLE)})
-        wait_until(lambda: store.get("n", "app") is None)
+        stream.push({"type": "ADDED", "object": service_account("n", "app", ROLE, rv="5")})
+        wait_for(lambda: store.get("n", "app") is not None)
+        stream.push({"type": "DELETED", "object": service_account("n", "app", ROLE, rv="9")})
+        wait_for(lambda: store.get("n", "app") is None)
         api.read_gate.set()
         thread.join(5)
         assert store.get("n", "app") is None, "a late GET brought back a deleted ServiceAccount"

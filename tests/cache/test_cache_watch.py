@@ -15,7 +15,9 @@ from urllib3.exceptions import ReadTimeoutError
 
 import webhook.kube.reflector
 import webhook.sources.serviceaccounts
-from tests.cache.fakes import FakeAPI, Stream, gone, metric, page, sa, wait_until
+from tests.support.kubeapi import FakeCoreV1, Stream, gone, page, service_account
+from tests.support.metrics import metric
+from tests.support.waits import wait_for
 from webhook.core.annotations import parse_service_account
 from webhook.core.records import Identity
 from webhook.core.settings import Settings
@@ -33,7 +35,7 @@ def api_client() -> Iterator[client.ApiClient]:
 
 
 def start(
-    api: FakeAPI, api_client: client.ApiClient, watch_timeout: float = 60
+    api: FakeCoreV1, api_client: client.ApiClient, watch_timeout: float = 60
 ) -> tuple[ServiceAccountWatcher, IdentityStore]:
     store = IdentityStore()
     watcher = ServiceAccountWatcher(api_client, store, SETTINGS, watch_timeout=watch_timeout)
@@ -42,24 +44,30 @@ def start(
     return watcher, store
 
 
-def lookup(api: FakeAPI, store: IdentityStore, api_client: client.ApiClient) -> LiveLookup:
+def lookup(api: FakeCoreV1, store: IdentityStore, api_client: client.ApiClient) -> LiveLookup:
     live = LiveLookup(api_client, store, SETTINGS)
     live._api = api  # type: ignore[assignment]
     return live
 
 
 def test_paginated_list_then_watch_events(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [
-        page([sa("a", "one", "1", "arn:aws:iam::111122223333:role/one")], "10", "tok"),
-        page([sa("b", "two", "2")], "10"),
+        page([service_account("a", "one", "arn:aws:iam::111122223333:role/one", rv="1")], "10", "tok"),
+        page([service_account("b", "two", rv="2")], "10"),
     ]
     api.watches.put(
         Stream(
             [
-                {"type": "ADDED", "object": sa("c", "three", "11", "arn:aws:iam::111122223333:role/three")},
-                {"type": "MODIFIED", "object": sa("b", "two", "12", "arn:aws:iam::111122223333:role/now")},
-                {"type": "DELETED", "object": sa("a", "one", "13")},
+                {
+                    "type": "ADDED",
+                    "object": service_account("c", "three", "arn:aws:iam::111122223333:role/three", rv="11"),
+                },
+                {
+                    "type": "MODIFIED",
+                    "object": service_account("b", "two", "arn:aws:iam::111122223333:role/now", rv="12"),
+                },
+                {"type": "DELETED", "object": service_account("a", "one", rv="13")},
                 {"type": "BOOKMARK", "object": {"kind": "ServiceAccount", "metadata": {"resourceVersion": "20"}}},
             ],
             hold=False,
@@ -67,7 +75,7 @@ def test_paginated_list_then_watch_events(api_client: client.ApiClient) -> None:
     )
     watcher, store = start(api, api_client)
     try:
-        wait_until(lambda: len(api.watch_rvs) >= 2)
+        wait_for(lambda: len(api.watch_rvs) >= 2)
         assert store.ready
         assert api.list_calls == 2  # two pages, one list
         assert store.get("a", "one") is None
@@ -83,12 +91,12 @@ def test_paginated_list_then_watch_events(api_client: client.ApiClient) -> None:
 
 
 def test_410_gone_relists(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
-    api.lists = [page([sa("a", "old", "1")], "5"), page([sa("a", "new", "30")], "30")]
+    api = FakeCoreV1()
+    api.lists = [page([service_account("a", "old", rv="1")], "5"), page([service_account("a", "new", rv="30")], "30")]
     api.watches.put(Stream([{"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}], False))
     watcher, store = start(api, api_client)
     try:
-        wait_until(lambda: api.list_calls == 2 and len(api.watch_rvs) >= 2)
+        wait_for(lambda: api.list_calls == 2 and len(api.watch_rvs) >= 2)
         assert store.get("a", "old") is None
         assert store.get("a", "new") is not None
         assert api.watch_rvs[:2] == ["5", "30"]
@@ -97,34 +105,34 @@ def test_410_gone_relists(api_client: client.ApiClient) -> None:
 
 
 def test_list_failure_backs_off_and_retries(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
 
     def fail(kw: dict[str, Any]) -> Any:
         raise ApiException(status=500, reason="boom")
 
-    api.lists = [fail, page([sa("a", "x", "1")], "1")]
+    api.lists = [fail, page([service_account("a", "x", rv="1")], "1")]
     watcher, store = start(api, api_client)
     try:
         assert not store.ready
-        wait_until(lambda: store.ready, timeout=5)
+        wait_for(lambda: store.ready, timeout=5)
         assert store.get("a", "x") is not None
     finally:
         watcher.stop()
 
 
 def test_stop_closes_a_blocked_watch_promptly(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([], "1")]
     watcher, _store = start(api, api_client)
-    wait_until(lambda: len(api.watch_rvs) == 1)
+    wait_for(lambda: len(api.watch_rvs) == 1)
     begin = time.monotonic()
     watcher.stop(timeout=5)
     assert time.monotonic() - begin < 3
 
 
 def test_live_lookup_found_not_found_and_errors(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
-    api.objects[("n", "s")] = sa("n", "s", "1", "arn:aws:iam::111122223333:role/live")
+    api = FakeCoreV1()
+    api.objects[("n", "s")] = service_account("n", "s", "arn:aws:iam::111122223333:role/live", rv="1")
     store = IdentityStore()
     live = lookup(api, store, api_client)
     found = live("n", "s")
@@ -166,18 +174,18 @@ def poisonable(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_list_skips_what_it_cannot_parse_and_completes(
     api_client: client.ApiClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [
         page(
             [
-                sa("a", "one", "1", "arn:aws:iam::111122223333:role/one"),
-                sa("a", "bad", "2", "arn:aws:iam::111122223333:role/bad", **{POISON: "x"}),
-                sa(
+                service_account("a", "one", "arn:aws:iam::111122223333:role/one", rv="1"),
+                service_account("a", "bad", "arn:aws:iam::111122223333:role/bad", rv="2", annotations={POISON: "x"}),
+                service_account(
                     "a",
                     "huge",
-                    "3",
                     "arn:aws:iam::111122223333:role/huge",
-                    **{"eks.amazonaws.com/token-expiration": FIVE_THOUSAND_DIGITS},
+                    rv="3",
+                    annotations={"eks.amazonaws.com/token-expiration": FIVE_THOUSAND_DIGITS},
                 ),
                 ["not", "an", "object"],
             ],
@@ -188,7 +196,7 @@ def test_list_skips_what_it_cannot_parse_and_completes(
     with caplog.at_level(logging.WARNING, logger="irsa_webhook.watch"):
         watcher, store = start(api, api_client)
         try:
-            wait_until(lambda: store.ready, timeout=5)
+            wait_for(lambda: store.ready, timeout=5)
             assert store.get("a", "one") is not None
             assert store.get("a", "bad") is None
             huge = store.get("a", "huge")  # parsed (default lifetime, with a warning) or skipped
@@ -202,24 +210,33 @@ def test_list_skips_what_it_cannot_parse_and_completes(
 
 @pytest.mark.usefixtures("poisonable")
 def test_watch_skips_what_it_cannot_parse_and_applies_later_events(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
-    api.lists = [page([sa("a", "app", "5", "arn:aws:iam::111122223333:role/old")], "10")]
+    api = FakeCoreV1()
+    api.lists = [page([service_account("a", "app", "arn:aws:iam::111122223333:role/old", rv="5")], "10")]
     api.watches.put(
         Stream(
             [
                 # the role changed, but the new version cannot be parsed: the old role must go
                 {
                     "type": "MODIFIED",
-                    "object": sa("a", "app", "11", "arn:aws:iam::111122223333:role/new", **{POISON: "x"}),
+                    "object": service_account(
+                        "a", "app", "arn:aws:iam::111122223333:role/new", rv="11", annotations={POISON: "x"}
+                    ),
                 },
                 {"type": "ADDED", "object": ["not", "an", "object"]},
                 {
                     "type": "ADDED",
-                    "object": sa(
-                        "a", "huge", "12", None, **{"eks.amazonaws.com/token-expiration": FIVE_THOUSAND_DIGITS}
+                    "object": service_account(
+                        "a",
+                        "huge",
+                        None,
+                        rv="12",
+                        annotations={"eks.amazonaws.com/token-expiration": FIVE_THOUSAND_DIGITS},
                     ),
                 },
-                {"type": "ADDED", "object": sa("a", "later", "13", "arn:aws:iam::111122223333:role/later")},
+                {
+                    "type": "ADDED",
+                    "object": service_account("a", "later", "arn:aws:iam::111122223333:role/later", rv="13"),
+                },
             ],
             hold=True,
         )
@@ -227,7 +244,7 @@ def test_watch_skips_what_it_cannot_parse_and_applies_later_events(api_client: c
     before = metric("irsa_webhook_service_account_parse_errors_total", source="watch")
     watcher, store = start(api, api_client)
     try:
-        wait_until(lambda: store.get("a", "later") is not None)
+        wait_for(lambda: store.get("a", "later") is not None)
         assert store.get("a", "app") is None
         assert api.watch_rvs == ["10"]  # no replay: the same watch went on past the bad events
         assert watcher.resource_version == "13"
@@ -239,8 +256,10 @@ def test_watch_skips_what_it_cannot_parse_and_applies_later_events(api_client: c
 
 @pytest.mark.usefixtures("poisonable")
 def test_live_get_of_an_object_it_cannot_parse_is_not_found(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
-    api.objects[("n", "bad")] = sa("n", "bad", "3", "arn:aws:iam::111122223333:role/bad", **{POISON: "x"})
+    api = FakeCoreV1()
+    api.objects[("n", "bad")] = service_account(
+        "n", "bad", "arn:aws:iam::111122223333:role/bad", rv="3", annotations={POISON: "x"}
+    )
     store = IdentityStore()
     live = lookup(api, store, api_client)
     before = metric("irsa_webhook_service_account_parse_errors_total", source="live")
@@ -254,13 +273,13 @@ def test_live_get_of_an_object_it_cannot_parse_is_not_found(api_client: client.A
 
 # -- the watch loop ---------------------------------------------------------------------------------
 def test_410_from_the_watch_call_itself_relists(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
-    api.lists = [page([sa("a", "old", "1")], "5"), page([sa("a", "new", "30")], "30")]
+    api = FakeCoreV1()
+    api.lists = [page([service_account("a", "old", rv="1")], "5"), page([service_account("a", "new", rv="30")], "30")]
     api.watches.put(gone())  # the API server refuses the resourceVersion before any event
     before = metric("irsa_webhook_service_account_watch_restarts_total", reason="gone")
     watcher, store = start(api, api_client)
     try:
-        wait_until(lambda: api.list_calls == 2 and len(api.watch_rvs) >= 2)
+        wait_for(lambda: api.list_calls == 2 and len(api.watch_rvs) >= 2)
         assert store.get("a", "old") is None
         assert store.get("a", "new") is not None
         assert api.watch_rvs[:2] == ["5", "30"]
@@ -270,11 +289,11 @@ def test_410_from_the_watch_call_itself_relists(api_client: client.ApiClient) ->
 
 
 def test_resync_period_zero_means_no_timer(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([], "1")]
     watcher, _store = start(api, api_client, watch_timeout=0)
     try:
-        wait_until(lambda: len(api.watch_kwargs) == 1)
+        wait_for(lambda: len(api.watch_kwargs) == 1)
         kwargs = api.watch_kwargs[0]
         assert kwargs.get("timeout_seconds") is None  # the server never ends it on a timer
         _connect, read = kwargs["_request_timeout"]
@@ -286,11 +305,11 @@ def test_resync_period_zero_means_no_timer(api_client: client.ApiClient) -> None
 
 
 def test_resync_period_is_the_server_side_timeout(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([], "1")]
     watcher, _store = start(api, api_client, watch_timeout=300)
     try:
-        wait_until(lambda: len(api.watch_kwargs) == 1)
+        wait_for(lambda: len(api.watch_kwargs) == 1)
         assert api.watch_kwargs[0]["timeout_seconds"] == 300
         assert api.watch_kwargs[0]["_request_timeout"][1] > 60
     finally:
@@ -298,7 +317,7 @@ def test_resync_period_is_the_server_side_timeout(api_client: client.ApiClient) 
 
 
 def test_watches_that_end_at_once_back_off(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([], "1")]
     for _ in range(10_000):
         api.watches.put(Stream([], hold=False))  # e.g. a proxy that closes every watch
@@ -314,13 +333,13 @@ def test_watches_that_end_at_once_back_off(api_client: client.ApiClient) -> None
 
 
 def test_resource_version_advances_with_each_event(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([], "10")]
     api.watches.put(
         Stream(
             [
-                {"type": "ADDED", "object": sa("a", "one", "11")},
-                {"type": "ADDED", "object": sa("a", "two", "12")},
+                {"type": "ADDED", "object": service_account("a", "one", rv="11")},
+                {"type": "ADDED", "object": service_account("a", "two", rv="12")},
                 b"{truncated\n",  # the connection broke mid-event
             ],
             hold=False,
@@ -329,7 +348,7 @@ def test_resource_version_advances_with_each_event(api_client: client.ApiClient)
     before = metric("irsa_webhook_service_account_watch_restarts_total", reason="error")
     watcher, store = start(api, api_client)
     try:
-        wait_until(lambda: len(api.watch_rvs) >= 2)
+        wait_for(lambda: len(api.watch_rvs) >= 2)
         assert api.watch_rvs[:2] == ["10", "12"]  # resumed after the last event applied, not replayed
         assert api.list_calls == 1
         assert store.get("a", "two") is not None
@@ -339,15 +358,21 @@ def test_resource_version_advances_with_each_event(api_client: client.ApiClient)
 
 
 def test_read_timeout_resumes_at_once_without_relisting(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
     api.lists = [page([], "10")]
     api.watches.put(
-        Stream([{"type": "ADDED", "object": sa("a", "one", "11")}, ReadTimeoutError(None, "/", "timed out")], False)
+        Stream(
+            [
+                {"type": "ADDED", "object": service_account("a", "one", rv="11")},
+                ReadTimeoutError(None, "/", "timed out"),
+            ],
+            False,
+        )
     )
     before = metric("irsa_webhook_service_account_watch_restarts_total", reason="read_timeout")
     watcher, _store = start(api, api_client)
     try:
-        wait_until(lambda: len(api.watch_rvs) >= 2, timeout=1)
+        wait_for(lambda: len(api.watch_rvs) >= 2, timeout=1)
         assert api.watch_rvs[:2] == ["10", "11"]
         assert api.list_calls == 1
     finally:
@@ -372,7 +397,7 @@ class RecordingEvent(threading.Event):
 
 
 def test_backoff_is_capped_so_a_returning_api_server_is_used_within_seconds(api_client: client.ApiClient) -> None:
-    api = FakeAPI()
+    api = FakeCoreV1()
 
     def fail(kw: dict[str, Any]) -> Any:
         raise ApiException(status=503, reason="unavailable")
@@ -384,7 +409,7 @@ def test_backoff_is_capped_so_a_returning_api_server_is_used_within_seconds(api_
     stop = RecordingEvent(limit=12)
     watcher._stop = stop
     watcher.start()
-    wait_until(stop.is_set)
+    wait_for(stop.is_set)
     watcher.stop()
     assert stop.waits[0] <= 0.5
     assert max(stop.waits) <= webhook.kube.reflector.BACKOFF_MAX <= 3.0

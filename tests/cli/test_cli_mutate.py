@@ -12,11 +12,9 @@ import pytest
 import yaml
 from cryptography import x509
 
+from tests.support.paths import EXAMPLES
 from webhook.cli import main
 from webhook.options.flags import Flag, FlagError, normalise_argv, parse_duration, resolve
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 
 SA_DOCS = """
 apiVersion: v1

@@ -21,11 +21,9 @@ from webhook.options.config import MUTATION_FLAGS, mutation_settings, serve_conf
 from webhook.options.flags import resolve
 from webhook.sources.configmap import CONFIG_MAP_NAME
 
-from .conftest import Rendered
+from .objects import NAMESPACE, Obj, Rendered, container_of, one, selects
 from .render import MANIFESTS, documents, kustomize, render_components
-from .test_deploy_manifests import NAMESPACE, container_of, one, selects
 
-Obj = dict[str, Any]
 AUDIT, EVICT = "default+audit", "default+audit-evict"
 RENDERS = [AUDIT, EVICT]
 READ_ONLY = [

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import kuberest as k
+from tests.support.controlplane import STS_AUDIENCE, ControlPlane
 from webhook.cli import main
 
-from . import kube as k
-from .conftest import NamespaceFactory
-from .controlplane import STS_AUDIENCE, ControlPlane
+from .shared import NamespaceFactory
 
 pytestmark = pytest.mark.e2e
 

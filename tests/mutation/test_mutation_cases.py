@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.cases import check_mutation, load_yaml, pod_request
+from tests.support.paths import CASES
 from webhook.core.annotations import parse_service_account
 from webhook.core.decide import Decision, decide
 from webhook.core.mutate import JITTER_MIN, JITTERED_EXPIRATION
@@ -30,9 +32,7 @@ from webhook.sources.podidentity import PodIdentityFile
 from webhook.sources.resolver import Resolver
 from webhook.sources.store import IdentityStore
 
-from ..helpers import check_mutation, load_yaml, pod_request
-
-CASES_DIR = Path(__file__).resolve().parent.parent / "cases" / "mutation"
+CASES_DIR = CASES / "mutation"
 CASE_KEYS = {"description", "settings", "namespace", "serviceAccount", "pod", "expected", "podIdentity", "jitter"}
 EXPECTED_KEYS = {"pod", "unchanged", "warnings", "decision", "allowed"}
 

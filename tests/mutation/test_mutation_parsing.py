@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 
+from tests.support.cases import load_yaml, pod_request
+from tests.support.paths import CASES
 from webhook.core import mutate as mutate_module
 from webhook.core.annotations import ROLE_ARN_RE, parse_go_int, parse_service_account
 from webhook.core.decide import decide
 from webhook.core.settings import DEFAULT_TOKEN_EXPIRATION, MAX_TOKEN_EXPIRATION, Settings
-
-from ..helpers import load_yaml, pod_request
-from .test_mutation_cases import CASES_DIR
 
 INT64_MAX = (1 << 63) - 1
 
@@ -149,6 +148,6 @@ def test_container_name_of_any_type_does_not_raise(name: Any) -> None:
 def test_every_declared_decision_is_reachable() -> None:
     """Each decision the core declares is produced by at least one YAML case: no dead labels."""
     declared = set(mutate_module.DECISIONS)
-    produced = {load_yaml(path)["expected"].get("decision") for path in CASES_DIR.glob("*.yaml")}
+    produced = {load_yaml(path)["expected"].get("decision") for path in (CASES / "mutation").glob("*.yaml")}
     # A pod without a spec is never sent by the API server; the admission tests cover it.
     assert declared - {mutate_module.MALFORMED} <= produced, declared - produced

@@ -18,13 +18,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.cases import check_mutation, decide_with, pod_request
 from webhook.core.annotations import identity_from_annotations
 from webhook.core.decide import Decision, decide
 from webhook.core.mutate import JITTER_MIN, JITTERED_EXPIRATION, POD_IDENTITY_LABEL
 from webhook.core.records import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY, Identity
 from webhook.core.settings import DEFAULT_CC_MOUNT_PATH, DEFAULT_CC_VOLUME_NAME, DEFAULT_MOUNT_PATH, Settings
-
-from ..helpers import check_mutation, decide_with, pod_request
 
 CONTAINER_FIELDS = ("initContainers", "containers")
 AWS_VARS = (

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import Runner
 from webhook.cli import main
 
-from .conftest import TESTDATA, Runner
-from .test_selfhosted_jwks import EC_KID, RSA_KID
+from .testkeys import EC_KID, RSA_KID, TESTDATA
 
 ISSUER = "https://oidc.example.com/cluster1"
 PROVIDER = "oidc.example.com/cluster1"

@@ -12,11 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from webhook.oidc.jwks import b64url, jwk, jwks, key_id, signing_algorithms
 from webhook.oidc.keys import load_public_keys
 
-from .conftest import TESTDATA
+from .testkeys import EC_KID, RSA_KID, TESTDATA
 
 # Computed with openssl alone (testdata/README.md), never with this code.
-RSA_KID = "zwnicl0wCvyQiGpcTLKnGckMtOBKYlYLLUoxsSmvThM"
-EC_KID = "6_Cge9e_ycElEty8ENjzQ_e3zsxPJHPaVm_ZuyIxKQA"
 RSA_N = (
     "pzmKvYS04sx1oENIQaEKqa_Julq9_ough2GHK4MdAbLrGHTz0NsmBXzOdODGd2inLVJjrFSdyedOXM-26olgM5MRWVTqKXeQxO3tRXk"
     "NK-H2RBZCOxKmPbbEjOV8GSCcXqF0w1333iw7zchCyEZhS0iT32dNXO6CH5I_MenKFaBwdq1UNvZl5S94tx0e22EpT2rNGxEMwx1EhX"

@@ -125,13 +125,3 @@ def running_imds(**settings: Any) -> Iterator[IMDS]:
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-def closed_port_url() -> str:
-    """An http:// URL on 127.0.0.1 where nothing listens (the port was free a moment ago)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"

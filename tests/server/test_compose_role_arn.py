@@ -6,17 +6,16 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import apply_patch
-from tests.server.imds import DOCUMENT_PATH, TOKEN_PATH, closed_port_url, running_imds
-from tests.serverproc import ROOT, SAMPLE, start_server
+from tests.server.imds import DOCUMENT_PATH, TOKEN_PATH, running_imds
+from tests.support.cases import JSON_HEADERS, apply_patch, review_of
+from tests.support.ports import closed_port_url
+from tests.support.server import run_to_exit, serve_argv, start_server
 from webhook.aws import imds as imds_client
 from webhook.aws.imds import IMDSError, instance_identity
 from webhook.commands import serve
@@ -27,7 +26,6 @@ from webhook.options.config import serve_config
 from webhook.options.flags import FlagError, resolve
 from webhook.server import devcerts
 
-JSON = {"content-type": "application/json"}
 ACCOUNT = "111122223333"
 
 
@@ -273,17 +271,13 @@ metadata:
 
 
 def _review(namespace: str, service_account: str) -> tuple[dict[str, Any], bytes]:
-    review = json.loads(SAMPLE.read_bytes())
-    review["request"]["namespace"] = namespace
-    pod = review["request"]["object"]
-    pod["metadata"]["namespace"] = namespace
-    pod["spec"]["serviceAccountName"] = pod["spec"]["serviceAccount"] = service_account
-    return pod, json.dumps(review).encode()
+    review = review_of(namespace, service_account)
+    return review["request"]["object"], json.dumps(review).encode()
 
 
 def _role_arn(client: Any, namespace: str, service_account: str) -> str:
     pod, body = _review(namespace, service_account)
-    response = client.post("/mutate", content=body, headers=JSON)
+    response = client.post("/mutate", content=body, headers=JSON_HEADERS)
     assert response.status_code == 200, response.text
     patch = json.loads(base64.b64decode(response.json()["response"]["patch"]))
     env = {e["name"]: e.get("value") for e in apply_patch(pod, patch)["spec"]["containers"][0]["env"]}
@@ -333,23 +327,8 @@ def test_serve_composes_from_the_instance_identity_document(tmp_path: Path) -> N
 def test_serve_exits_with_one_line_when_imds_cannot_answer(tmp_path: Path) -> None:
     certs = devcerts.generate(tmp_path / "certs")
     url = closed_port_url()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook",
-            "serve",
-            "--port=0",
-            "--metrics-port=0",
-            f"--tls-cert={certs.cert}",
-            f"--tls-key={certs.key}",
-            f"--service-accounts={ROOT / 'examples' / 'service-accounts.yaml'}",
-            "--compose-role-arn",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+    result = run_to_exit(
+        serve_argv(certs, "--metrics-port=0", "--compose-role-arn"),
         env={**os.environ, "AWS_EC2_METADATA_SERVICE_ENDPOINT": url},
     )
     assert result.returncode == 1, result.stderr

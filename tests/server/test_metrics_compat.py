@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.serverproc import SAMPLE, Server, start_server
+from tests.support.cases import JSON_HEADERS, review_of
+from tests.support.server import Server, start_server
 from webhook.admission.endpoint import MutateEndpoint
 from webhook.core.records import Identity
 from webhook.core.settings import Settings
@@ -24,7 +25,6 @@ from webhook.sources.chain import IdentityChain
 from webhook.sources.resolver import Resolver
 from webhook.sources.store import IdentityStore
 
-JSON = {"content-type": "application/json"}
 # What Prometheus sends: it would take OpenMetrics, where a counter must be called <name>_total.
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
@@ -35,12 +35,7 @@ SAMPLE_LINE = re.compile(r"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>[^}]*
 
 
 def review(namespace: str, service_account: str) -> bytes:
-    body = json.loads(SAMPLE.read_bytes())
-    body["request"]["namespace"] = namespace
-    pod = body["request"]["object"]
-    pod["metadata"]["namespace"] = namespace
-    pod["spec"]["serviceAccountName"] = pod["spec"]["serviceAccount"] = service_account
-    return json.dumps(body).encode()
+    return json.dumps(review_of(namespace, service_account)).encode()
 
 
 def parse(text: str) -> tuple[dict[str, str], list[tuple[str, dict[str, str], str]]]:
@@ -71,10 +66,15 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Re
     server = start_server(tmp_path_factory.mktemp("metrics"))
     try:
         with server.client() as c:
-            assert "patch" in c.post("/mutate", content=review("webhook-demo", "app"), headers=JSON).json()["response"]
-            not_mutated = c.post("/mutate", content=review("default", "default"), headers=JSON).json()["response"]
+            assert (
+                "patch"
+                in c.post("/mutate", content=review("webhook-demo", "app"), headers=JSON_HEADERS).json()["response"]
+            )
+            not_mutated = c.post("/mutate", content=review("default", "default"), headers=JSON_HEADERS).json()[
+                "response"
+            ]
             assert "patch" not in not_mutated
-            missing = c.post("/mutate", content=review("nowhere", "ghost"), headers=JSON).json()["response"]
+            missing = c.post("/mutate", content=review("nowhere", "ghost"), headers=JSON_HEADERS).json()["response"]
             assert "not found" in missing["warnings"][0]
             assert c.post("/mutate", content=b"{}", headers={"content-type": "text/plain"}).status_code == 415
             assert c.get("/mutate").status_code == 405

@@ -6,16 +6,13 @@ names Go does not know are refused at startup with exit 2 and one line listing w
 
 from __future__ import annotations
 
-import socket
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.server.rotation import handshake_serial
-from tests.serverproc import ROOT, start_server
+from tests.support.certs import handshake, served_serial
+from tests.support.server import run_to_exit, serve_argv, start_server
 from webhook.server import devcerts
 from webhook.server.tls import ServingTLS, TLSConfigError, cipher_string, min_tls_version
 
@@ -164,12 +161,9 @@ def test_serving_tls_applies_the_raised_floor_and_keeps_the_notes(tmp_path: Path
 def test_min_version_11_starts_and_serves_tls12(tmp_path: Path) -> None:
     server = start_server(tmp_path, "--tls-min-version=1.1")
     try:
-        context = ssl.create_default_context(cafile=str(server.certs / "ca.crt"))
+        context = ssl.create_default_context(cafile=str(server.certs.ca))
         context.maximum_version = ssl.TLSVersion.TLSv1_2
-        with (
-            socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
-            context.wrap_socket(raw, server_hostname="localhost") as tls,
-        ):
+        with handshake(server.port, context) as tls:
             assert tls.version() == "TLSv1.2"
         lines = [line for line in server.log.read_text().splitlines() if "--tls-min-version" in line]
         assert len(lines) == 1
@@ -182,16 +176,13 @@ def test_insecure_suites_are_dropped_and_the_rest_served(tmp_path: Path) -> None
     flag = "TLS_RSA_WITH_RC4_128_SHA,TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"
     server = start_server(tmp_path, f"--tls-cipher-suites={flag}")
     try:
-        context = ssl.create_default_context(cafile=str(server.certs / "ca.crt"))
+        context = ssl.create_default_context(cafile=str(server.certs.ca))
         context.maximum_version = ssl.TLSVersion.TLSv1_2
-        with (
-            socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
-            context.wrap_socket(raw, server_hostname="localhost") as tls,
-        ):
+        with handshake(server.port, context) as tls:
             cipher = tls.cipher()
             assert cipher is not None
             assert cipher[0] == "ECDHE-ECDSA-CHACHA20-POLY1305"
-        assert handshake_serial(server.port, server.certs / "ca.crt", "127.0.0.1") == server.served_serial()
+        assert served_serial(server.port, server.certs.ca, "127.0.0.1") == server.served_serial()
         lines = [line for line in server.log.read_text().splitlines() if "--tls-cipher-suites" in line]
         assert len(lines) == 1
         assert "TLS_RSA_WITH_RC4_128_SHA, TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256" in lines[0]
@@ -208,23 +199,7 @@ def test_insecure_suites_are_dropped_and_the_rest_served(tmp_path: Path) -> None
 )
 def test_unknown_values_exit_2_with_one_line(tmp_path: Path, flag: str, needle: str) -> None:
     certs = devcerts.generate(tmp_path / "certs")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook",
-            "serve",
-            "--port=0",
-            f"--tls-cert={certs.cert}",
-            f"--tls-key={certs.key}",
-            f"--service-accounts={ROOT / 'examples' / 'service-accounts.yaml'}",
-            flag,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_to_exit(serve_argv(certs, flag))
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert needle in result.stderr

@@ -16,7 +16,9 @@ import httpx
 import pytest
 
 from tests.server.upstream_flags import ALL, IGNORED, KLOG, MAIN_GO, PENDING_OTHER_WORK, UpstreamFlag
-from tests.serverproc import ROOT, SAMPLE, start_server
+from tests.support.cases import JSON_HEADERS
+from tests.support.paths import EXAMPLE_ACCOUNTS, SAMPLE
+from tests.support.server import run_to_exit, serve_argv, start_server
 from webhook import __version__
 from webhook.cli import build_parser
 from webhook.commands import serve
@@ -25,7 +27,6 @@ from webhook.options.flags import FlagError, normalise_argv, resolve
 from webhook.server import devcerts
 
 BASE = ["--namespace=irsa"]  # --watch-config-map reads its ConfigMap from --namespace
-JSON = {"content-type": "application/json"}
 
 
 def parsed(argv: list[str]) -> argparse.Namespace:
@@ -98,22 +99,7 @@ def test_refused_values_exit_2_with_one_line(tmp_path: Path, flag: UpstreamFlag)
     assert flag.refused is not None
     value, needle = flag.refused
     certs = devcerts.generate(tmp_path / "certs")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook",
-            f"--{flag.name}={value}",
-            "--port=0",
-            f"--tls-cert={certs.cert}",
-            f"--tls-key={certs.key}",
-            f"--service-accounts={ROOT / 'examples' / 'service-accounts.yaml'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_to_exit([f"--{flag.name}={value}", *serve_argv(certs, command=None)])
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -174,12 +160,12 @@ def test_an_upstream_deployment_passing_every_flag_starts_and_mutates(tmp_path: 
         "-v=2",
         *(f.argv[0] for f in KLOG if f.treatment == IGNORED),
         "--bind-address=127.0.0.1",
-        f"--service-accounts={ROOT / 'examples' / 'service-accounts.yaml'}",
+        f"--service-accounts={EXAMPLE_ACCOUNTS}",
     ]
     server = start_server(tmp_path, argv=argv)
     try:
         with server.client() as c:
-            response = c.post("/mutate", content=SAMPLE.read_bytes(), headers=JSON)
+            response = c.post("/mutate", content=SAMPLE.read_bytes(), headers=JSON_HEADERS)
         patch = json.loads(base64.b64decode(response.json()["response"]["patch"]))
         assert any(op["path"] == "/spec/volumes/-" for op in patch)
         cache = httpx.get(f"http://127.0.0.1:{server.metrics_port}/debug/alpha/cache")

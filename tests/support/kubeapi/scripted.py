@@ -1,4 +1,10 @@
-"""A scripted in-memory stand-in for the parts of CoreV1Api the watchers and the live GET call."""
+"""The scripted stand-in for the parts of ``CoreV1Api`` the watch loops and the live GET call, in-process.
+
+A test puts it in place of the client's API object and scripts each call: ``lists`` are answered in
+order (``page(...)`` or a function raising), each watch call takes the next of ``watches`` (a
+``Stream``, a ``LiveStream`` the test feeds while it is open, or an exception to raise), and a GET
+answers from ``objects``, optionally held at ``read_gate`` or failing with ``read_error``.
+"""
 
 from __future__ import annotations
 
@@ -10,35 +16,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
-from prometheus_client import REGISTRY
 
-ROLE = "eks.amazonaws.com/role-arn"
+from .objects import JSON, list_of
 
-
-def sa(ns: str, name: str, rv: str, role: str | None = None, **annotations: str) -> dict[str, Any]:
-    meta: dict[str, Any] = {"namespace": ns, "name": name, "resourceVersion": rv}
-    ann = dict(annotations)
-    if role:
-        ann[ROLE] = role
-    if ann:
-        meta["annotations"] = ann
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
-
-
-def config_map(ns: str, name: str, rv: str, config: str | None = None, **data: str) -> dict[str, Any]:
-    """A ConfigMap; ``config`` is the value of its ``config`` key (absent when None)."""
-    values = dict(data)
-    if config is not None:
-        values["config"] = config
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"namespace": ns, "name": name, "resourceVersion": rv},
-        "data": values,
-    }
+LIST_PAGE = 500  # the page size the loop asks for (webhook.kube.reflector.LIST_PAGE)
 
 
 class Raw:
+    """A response as ``_preload_content=False`` gives it: the body in ``data``."""
+
     def __init__(self, body: Any) -> None:
         self.data = json.dumps(body).encode()
 
@@ -77,9 +63,9 @@ class LiveStream(Stream):
 
     def __init__(self) -> None:
         super().__init__([], hold=True)
-        self.queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.queue: queue.Queue[JSON] = queue.Queue()
 
-    def push(self, event: dict[str, Any]) -> None:
+    def push(self, event: JSON) -> None:
         self.queue.put(event)
 
     def stream(self, amt: Any = None, decode_content: bool = False) -> Iterator[bytes]:
@@ -92,7 +78,7 @@ class LiveStream(Stream):
             yield json.dumps(event).encode() + b"\n"
 
 
-class FakeAPI:
+class FakeCoreV1:
     def __init__(self) -> None:
         self.lists: list[Callable[[dict[str, Any]], Any]] = []
         # Each watch call takes the next item: a Stream to return or an exception to raise.
@@ -100,7 +86,7 @@ class FakeAPI:
         self.list_calls = 0
         self.watch_rvs: list[str] = []
         self.watch_kwargs: list[dict[str, Any]] = []
-        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.objects: dict[tuple[str, str], JSON] = {}
         self.read_error: Exception | None = None
         self.read_gate: threading.Event | None = None  # when set, a GET waits for it before answering
         self.read_started = threading.Event()
@@ -146,25 +132,15 @@ class FakeAPI:
 
 
 def page(items: list[Any], rv: str, cont: str = "") -> Callable[[dict[str, Any]], Raw]:
+    """A list call's answer: one page of ``items`` (asked for at the loop's page size)."""
+
     def answer(kw: dict[str, Any]) -> Raw:
-        assert kw["limit"] == 500
-        return Raw({"items": items, "metadata": {"resourceVersion": rv, "continue": cont}})
+        assert kw["limit"] == LIST_PAGE
+        return Raw(list_of(items, rv, cont))
 
     return answer
 
 
 def gone() -> ApiException:
+    """What a list or watch call raises when its resourceVersion fell out of etcd's window."""
     return ApiException(status=410, reason="Gone")
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
-
-
-def metric(name: str, **labels: str) -> float:
-    """A sample of the default registry; 0 when the series does not exist (yet)."""
-    return REGISTRY.get_sample_value(name, labels) or 0.0

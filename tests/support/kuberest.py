@@ -1,4 +1,5 @@
-"""A small raw-JSON client of the test API server, and builders for the objects the tests create.
+"""A small raw-JSON client of a real API server (``controlplane``), builders for the objects the tests
+create, and the registration of a webhook configuration that waits until kube-apiserver calls it.
 
 Raw JSON on purpose: the kubernetes client's model classes drop fields they do not know (a newer
 API's pod fields, a native sidecar's restartPolicy in old clients), and these tests assert on exactly
@@ -8,6 +9,7 @@ what the API server stored.
 from __future__ import annotations
 
 import base64
+import secrets
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +17,8 @@ from typing import Any
 
 import httpx
 
-JSON = dict[str, Any]
+from .kubeapi.objects import JSON, service_account
+from .waits import wait_for
 
 # The SA annotations and pod layout the webhook works with.
 PREFIX = "eks.amazonaws.com"
@@ -35,6 +38,10 @@ IMAGE = "registry.invalid/e2e:never-pulled"  # no kubelet here: images are never
 
 # A request to the API server that takes longer than this is a hung server, not a slow one.
 REQUEST_TIMEOUT = 30.0
+# Bound of the wait for kube-apiserver to start calling a new or changed webhook configuration
+# (it watches them; usually well under a second).
+CONFIG_PROPAGATION_TIMEOUT = 30.0
+PROBE_ROLE = "arn:aws:iam::111122223333:role/e2e-probe"
 
 
 class KubeApiError(Exception):
@@ -117,7 +124,7 @@ class KubeRest:
     def create_service_account(self, namespace: str, name: str, annotations: Mapping[str, str] | None = None) -> JSON:
         return self.create(
             f"/api/v1/namespaces/{namespace}/serviceaccounts",
-            service_account(name, annotations),
+            service_account(namespace, name, annotations=annotations),
         )
 
     def create_pod(self, namespace: str, pod: JSON, dry_run: bool = False) -> JSON:
@@ -138,13 +145,6 @@ class KubeRest:
         path = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}"
         if self.exists(path):
             self.delete(path)
-
-
-def service_account(name: str, annotations: Mapping[str, str] | None = None) -> JSON:
-    meta: JSON = {"name": name}
-    if annotations:
-        meta["annotations"] = dict(annotations)
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
 
 
 def container(name: str, env: Mapping[str, str] | None = None, **extra: Any) -> JSON:
@@ -256,3 +256,36 @@ def token_mount(c: JSON) -> JSON | None:
 def is_injected(p: JSON) -> bool:
     """True when the pod carries the IRSA token volume (the webhook mutated it)."""
     return token_volume(p) is not None
+
+
+# --- registering a webhook -------------------------------------------------------------------------
+def register_webhook(
+    kube: KubeRest,
+    name: str,
+    url: str,
+    ca_pem: bytes,
+    failure_policy: str,
+    probe_labels: Mapping[str, str],
+    namespace_selector: JSON | None = None,
+    reinvocation_policy: str = "IfNeeded",
+) -> None:
+    """Register a webhook configuration and wait until kube-apiserver calls it.
+
+    The API server picks configurations up from a watch, asynchronously: until it has, pods are
+    admitted unmutated. So create dry-run pods of an annotated ServiceAccount in a throwaway namespace
+    labelled ``probe_labels`` (which the selector must match) until one comes back injected.
+    """
+    selector = namespace_selector or {"matchLabels": dict(probe_labels)}
+    config = webhook_configuration(name, url, ca_pem, failure_policy, selector)
+    config["webhooks"][0]["reinvocationPolicy"] = reinvocation_policy
+    kube.apply_webhook_configuration(config)
+    probe_ns = f"probe-{name}-{secrets.token_hex(3)}"[:63]
+    kube.create_namespace(probe_ns, probe_labels)
+    kube.create_service_account(probe_ns, "probe", {ROLE_ANNOTATION: PROBE_ROLE})
+    probe = pod("probe", "probe")
+    wait_for(
+        lambda: is_injected(kube.create_pod(probe_ns, probe, dry_run=True)),
+        timeout=CONFIG_PROPAGATION_TIMEOUT,
+        what=f"kube-apiserver to call webhook configuration {name}",
+    )
+    kube.delete(f"/api/v1/namespaces/{probe_ns}")

@@ -1,4 +1,4 @@
-"""A stand-in API server on 127.0.0.1 for the audit: plain HTTP, just the calls the audit makes.
+"""The stand-in API server: plain HTTP on 127.0.0.1, just the calls the audit makes.
 
 It serves namespaces, ServiceAccounts and pods as paginated lists (``limit`` and ``continue``, the
 token being an opaque offset), single GETs of a pod, a ServiceAccount and a ConfigMap, and the Eviction
@@ -25,50 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-JSON = dict[str, Any]
-ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
-TOKEN_FILE = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
-
-
-def service_account(namespace: str, name: str, role: str | None = None) -> JSON:
-    meta: JSON = {"namespace": namespace, "name": name, "resourceVersion": "1"}
-    if role:
-        meta["annotations"] = {ROLE_ANNOTATION: role}
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
-
-
-def pod(
-    namespace: str,
-    name: str,
-    service_account_name: str = "app",
-    *,
-    role: str | None = None,
-    owner: str | None = "ReplicaSet",
-    phase: str = "Running",
-    uid: str | None = None,
-    labels: dict[str, str] | None = None,
-) -> JSON:
-    """A stored pod; ``role`` set: as the webhook mutated it with that role, else never mutated."""
-    container: JSON = {"name": "app", "image": "registry.invalid/app:1", "resources": {}}
-    spec: JSON = {"serviceAccountName": service_account_name, "containers": [container], "nodeName": "node-1"}
-    if role is not None:
-        container["env"] = [
-            {"name": "AWS_ROLE_ARN", "value": role},
-            {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE},
-        ]
-        container["volumeMounts"] = [
-            {"name": "aws-iam-token", "mountPath": TOKEN_FILE.rsplit("/", 1)[0], "readOnly": True}
-        ]
-        token = {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}
-        spec["volumes"] = [{"name": "aws-iam-token", "projected": {"sources": [{"serviceAccountToken": token}]}}]
-    meta: JSON = {"namespace": namespace, "name": name, "uid": uid or f"uid-{namespace}-{name}"}
-    if labels:
-        meta["labels"] = labels
-    if owner:
-        meta["ownerReferences"] = [
-            {"apiVersion": "apps/v1", "kind": owner, "name": f"{name}-owner", "uid": "owner-uid", "controller": True}
-        ]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": {"phase": phase}}
+from .objects import JSON, key, list_of, status
 
 
 @dataclass
@@ -95,13 +52,6 @@ class FakeCluster:
 
     def of_kind(self, path: str) -> list[Request]:
         return [r for r in self.requests if r.path == path]
-
-
-def _status(code: int, message: str, **meta: str) -> JSON:
-    body: JSON = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code}
-    if meta:
-        body["metadata"] = meta
-    return body
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -136,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
             cluster.requests.append(Request(method, url.path, query))
         if url.path in cluster.fail:
             code = cluster.fail[url.path]
-            self._send(code, _status(code, f"{url.path} is scripted to fail"))
+            self._send(code, status(code, f"{url.path} is scripted to fail"))
             return
         parts = url.path.strip("/").split("/")
         code, body = self._route(method, parts, query)
@@ -152,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
                 logged = [vars(r) for r in cluster.requests if r.path != "/debug/requests"]
                 return 200, {"requests": logged, "bytesServed": cluster.bytes_served}
         if parts[:2] != ["api", "v1"]:
-            return 404, _status(404, "not found")
+            return 404, status(404, "not found")
         rest = parts[2:]
         if rest == ["namespaces"]:
             return self._list(cluster.namespaces, query, "NamespaceList")
@@ -174,19 +124,19 @@ class _Handler(BaseHTTPRequestHandler):
             if (kind, name) in cluster.overrides:
                 found = cluster.overrides[(kind, name)]
             elif kind == "pods":
-                found = next((p for p in _Live(cluster) if _key(p) == (namespace, name)), None)
+                found = next((p for p in _Live(cluster) if key(p) == (namespace, name)), None)
             elif kind == "serviceaccounts":
-                found = next((s for s in cluster.service_accounts if _key(s) == (namespace, name)), None)
+                found = next((s for s in cluster.service_accounts if key(s) == (namespace, name)), None)
             elif kind == "configmaps":
                 found = cluster.config_maps.get((namespace, name))
             else:
                 found = None
             if found is None:
-                return 404, _status(404, f'{kind} "{name}" not found')
+                return 404, status(404, f'{kind} "{name}" not found')
             return 200, found
         if len(rest) == 5 and rest[0] == "namespaces" and rest[2] == "pods" and rest[4] == "eviction":
             return self._evict(rest[1], rest[3])
-        return 404, _status(404, "not found")
+        return 404, status(404, "not found")
 
     def _list(self, items: Sequence[JSON], query: dict[str, str], kind: str) -> tuple[int, JSON]:
         cluster = self.server.cluster
@@ -196,16 +146,14 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None and fault != "always":
                 del cluster.expire[token]
         if fault == "inconsistent":
-            return 410, _status(410, "The provided continue parameter is too old", **{"continue": token})
+            return 410, status(410, "The provided continue parameter is too old", **{"continue": token})
         if fault in ("restart", "always"):
-            return 410, _status(410, "The provided continue parameter is too old")
+            return 410, status(410, "The provided continue parameter is too old")
         start = int(token) if token else 0
         limit = int(query.get("limit", "0") or 0) or len(items)
         end = min(start + limit, len(items))
-        meta: JSON = {"resourceVersion": "100"}
-        if end < len(items):
-            meta["continue"] = str(end)
-        return 200, {"kind": kind, "apiVersion": "v1", "metadata": meta, "items": [items[i] for i in range(start, end)]}
+        page = [items[i] for i in range(start, end)]
+        return 200, list_of(page, "100", str(end) if end < len(items) else "", kind)
 
     def _evict(self, namespace: str, name: str) -> tuple[int, JSON]:
         cluster = self.server.cluster
@@ -213,21 +161,17 @@ class _Handler(BaseHTTPRequestHandler):
         if code == 0:
             return 0, {}
         if code != 201:
-            return code, _status(code, f"eviction of {name} scripted to answer {code}")
+            return code, status(code, f"eviction of {name} scripted to answer {code}")
         precondition = self.body.get("deleteOptions", {}).get("preconditions", {}).get("uid")
-        current = next((p for p in _Live(cluster) if _key(p) == (namespace, name)), None)
+        current = next((p for p in _Live(cluster) if key(p) == (namespace, name)), None)
         if current is None:
-            return 404, _status(404, f'pods "{name}" not found')
+            return 404, status(404, f'pods "{name}" not found')
         if precondition and precondition != current["metadata"]["uid"]:
-            return 409, _status(409, "Precondition failed: UID in precondition does not match")
+            return 409, status(409, "Precondition failed: UID in precondition does not match")
         if "dryRun" not in self.path:
             with cluster.lock:
                 cluster.deleted.add((namespace, name))
         return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}
-
-
-def _key(obj: JSON) -> tuple[str, str]:
-    return obj["metadata"]["namespace"], obj["metadata"]["name"]
 
 
 class _Live(Sequence[JSON]):
@@ -237,7 +181,7 @@ class _Live(Sequence[JSON]):
         self._pods = cluster.pods
         self._deleted = cluster.deleted
         self._kept = (
-            [i for i in range(len(self._pods)) if _key(self._pods[i]) not in self._deleted] if self._deleted else None
+            [i for i in range(len(self._pods)) if key(self._pods[i]) not in self._deleted] if self._deleted else None
         )
 
     def __len__(self) -> int:
@@ -292,24 +236,3 @@ class FakeApiServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tests.audit.fakeapi --generate N``: serve N generated pods (``generated.py``) until
-    stdin closes; the first line on stdout is the URL. GET /debug/requests gives the request log."""
-    import argparse
-    import sys
-
-    from .generated import cluster_of
-
-    parser = argparse.ArgumentParser(prog="python -m tests.audit.fakeapi")
-    parser.add_argument("--generate", type=int, required=True, metavar="N")
-    args = parser.parse_args(argv)
-    with FakeApiServer(cluster_of(args.generate)) as server:
-        print(server.url, flush=True)
-        sys.stdin.read()  # until the test closes it (or exits)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,8 +1,10 @@
-"""Child processes for the e2e suite: started with their output in a file, stopped by PID, every wait bounded.
+"""Child processes for tests: started with their output in a file, stopped by PID, every wait bounded.
 
 Every process is started in its own session (so a Ctrl-C in the terminal reaches pytest, which then
 stops the children in order, instead of killing them half-way) and remembered in a registry that an
 atexit hook empties, a backstop for an interpreter that exits without running fixture teardown.
+A conftest that imports :func:`pytest_runtest_makereport` attaches the log tails of every process
+still running to the report of a failed test.
 """
 
 from __future__ import annotations
@@ -11,17 +13,16 @@ import atexit
 import contextlib
 import os
 import signal
-import socket
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
 
-T = TypeVar("T")
+import pytest
+
+from .waits import GiveUp
 
 # How long a process gets between SIGTERM and SIGKILL. kube-apiserver drains for a few seconds on
 # SIGTERM (--shutdown-delay-duration is 0 here, but it still closes watches and storage).
@@ -30,54 +31,8 @@ STOP_GRACE_SECONDS = 15.0
 _running: dict[int, ManagedProcess] = {}
 
 
-class WaitTimeout(AssertionError):
-    """A bounded wait ran out; the message says what was awaited and the last observation."""
-
-
-def wait_for(
-    probe: Callable[[], T | None],
-    *,
-    timeout: float,
-    what: str,
-    interval: float = 0.2,
-    on_timeout: Callable[[], str] | None = None,
-) -> T:
-    """Call ``probe`` until it returns something other than None/False, or fail after ``timeout`` s.
-
-    Exceptions from ``probe`` count as "not yet" (the last one is reported), so a probe may simply
-    try the thing it waits for.
-    """
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            result = probe()
-        except Exception as exc:
-            last = exc
-        else:
-            if result is not None and result is not False:
-                return result
-            last = result
-        if time.monotonic() >= deadline:
-            extra = f"\n{on_timeout()}" if on_timeout else ""
-            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}{extra}")
-        time.sleep(interval)
-
-
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago and that this process has not handed out
-    before (the OS may offer a just-closed port again; two servers of one test must not get it)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no fresh free port on 127.0.0.1 after 100 tries")
+class ProcessExited(GiveUp, RuntimeError):
+    """The process a test waits on has exited; the message holds its exit code and log tail."""
 
 
 def http_status(
@@ -99,7 +54,14 @@ def http_status(
 class ManagedProcess:
     """One child process whose stdout and stderr go to ``log``; ``stop()`` is idempotent."""
 
-    def __init__(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log = log
@@ -110,6 +72,7 @@ class ManagedProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=dict(env) if env is not None else None,
+                cwd=cwd,
                 start_new_session=True,
             )
         self.pid = self.proc.pid
@@ -119,10 +82,11 @@ class ManagedProcess:
         return self.proc.poll() is None
 
     def check_alive(self) -> None:
-        """Raise with the log tail if the process has exited (used inside waits for fast failure)."""
+        """Raise ProcessExited with the log tail if the process has exited: inside a wait, the wait
+        ends at once instead of running out."""
         code = self.proc.poll()
         if code is not None:
-            raise RuntimeError(f"{self.name} exited with code {code}\n{self.tail()}")
+            raise ProcessExited(f"{self.name} exited with code {code}\n{self.tail()}")
 
     def tail(self, lines: int = 40) -> str:
         try:
@@ -147,7 +111,22 @@ class ManagedProcess:
         return self.proc.returncode
 
 
+def running() -> list[ManagedProcess]:
+    """The processes started and not stopped yet."""
+    return list(_running.values())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach the log tails of every process still running to the report of a failed e2e test."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and item.get_closest_marker("e2e") is not None:
+        for process in running():
+            report.sections.append((f"{process.name} (pid {process.pid}) log", process.tail(40)))
+
+
 @atexit.register
 def _stop_leftovers() -> None:
-    for process in list(_running.values()):
+    for process in running():
         process.stop(grace=5.0)

@@ -1,8 +1,8 @@
-"""Shared by the mutation case runner, the property tests and the conformance test.
+"""Cases and samples, and the invariants every mutation is checked against.
 
-Every mutation is checked the same way wherever it comes from: only ``add``
-operations, the patch applied to the input gives exactly the computed pod, the input is untouched,
-and a second pass adds nothing.
+Every mutation is checked the same way wherever it comes from (the YAML cases, the property tests,
+the upstream conformance corpus): only ``add`` operations, the patch applied to the input gives
+exactly the computed pod, the input is untouched, and a second pass adds nothing.
 """
 
 from __future__ import annotations
@@ -21,12 +21,40 @@ from webhook.core.pod import PodView, read_pod
 from webhook.core.records import MAX_WARNING_CHARS, Identity
 from webhook.core.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
+from .paths import SAMPLE
+
+JSON_HEADERS = {"content-type": "application/json"}  # what an AdmissionReview is posted with
 
 
 def load_yaml(path: Path) -> Any:
     with path.open(encoding="utf-8") as f:
         return yaml.safe_load(f)
+
+
+def load_sample(path: Path = SAMPLE) -> Any:
+    """A sample AdmissionReview (``tests/samples``) as a fresh dict."""
+    return json.loads(path.read_bytes())
+
+
+def review(uid: str, path: Path = SAMPLE) -> bytes:
+    """The sample AdmissionReview with its own uid, so a request can be found in the server's log."""
+    body = load_sample(path)
+    body["request"]["uid"] = uid
+    return json.dumps(body).encode()
+
+
+def review_of(namespace: str, service_account: str, uid: str | None = None) -> Any:
+    """The sample AdmissionReview with its pod moved to ``namespace`` and ``service_account`` (and,
+    given, its own ``uid``), as a fresh dict."""
+    body = load_sample()
+    request = body["request"]
+    if uid is not None:
+        request["uid"] = uid
+    request["namespace"] = namespace
+    pod = request["object"]
+    pod["metadata"]["namespace"] = namespace
+    pod["spec"]["serviceAccountName"] = pod["spec"]["serviceAccount"] = service_account
+    return body
 
 
 def pod_request(pod: dict[str, Any], namespace: str = "default", settings: Settings | None = None) -> PodView:

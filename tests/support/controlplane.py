@@ -18,10 +18,12 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import pki
-from .procs import ManagedProcess, free_port, http_status, wait_for
+from .certs import service_account_keys, serving_pki
+from .paths import REPO
+from .ports import free_port
+from .procs import ManagedProcess, http_status
+from .waits import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ASSETS = REPO / ".cache" / "envtest" / "bin"
 BINARIES = ("kube-apiserver", "etcd", "kubectl")
 
@@ -39,10 +41,16 @@ class MissingBinaries(RuntimeError):
     """kube-apiserver, etcd or kubectl is not where the suite looks; the message says how to fix it."""
 
 
+def assets_folder() -> Path:
+    """Where the binaries are looked for: KUBEBUILDER_ASSETS, else .cache/envtest/bin."""
+    configured = os.environ.get("KUBEBUILDER_ASSETS")
+    return Path(configured) if configured else DEFAULT_ASSETS
+
+
 def find_binaries() -> Path:
     """The folder holding the three binaries, or MissingBinaries with a one-line remedy."""
     configured = os.environ.get("KUBEBUILDER_ASSETS")
-    folder = Path(configured) if configured else DEFAULT_ASSETS
+    folder = assets_folder()
     missing = [name for name in BINARIES if not os.access(folder / name, os.X_OK)]
     if missing:
         source = "KUBEBUILDER_ASSETS" if configured else "the default"
@@ -90,8 +98,9 @@ class ControlPlane:
     def _start(self) -> None:
         pki_dir = self.workdir / "pki"
         pki_dir.mkdir(parents=True, exist_ok=True)
-        self.ca_file, serving_cert, serving_key = pki.write_serving_pki(pki_dir, "kube-apiserver")
-        self.sa_private_key, self.sa_public_key = pki.write_service_account_keys(pki_dir)
+        serving = serving_pki(pki_dir / "kube-apiserver")
+        self.ca_file, serving_cert, serving_key = serving.ca, serving.cert, serving.key
+        self.sa_private_key, self.sa_public_key = service_account_keys(pki_dir)
         self.token = secrets.token_urlsafe(32)
         tokens = pki_dir / "tokens.csv"
         # Static token file format: token,user,uid,"group1,group2". system:masters bypasses RBAC.

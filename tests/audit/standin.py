@@ -1,12 +1,23 @@
-"""Generated clusters for the scale test: pods as a kubelet-updated pod looks (status, labels,
-annotations; about 2.5 KB of JSON each), made one at a time when a page asks for them."""
+"""The stand-in API server (``tests.support.kubeapi``) as the audit tests use it: what an in-process
+audit against it returns, and generated clusters for the scale test, pods as a kubelet-updated pod
+looks (status, labels, annotations; about 2.5 KB of JSON each), made one at a time when a page asks
+for them.
+
+``python -m tests.audit.standin --generate N`` serves N generated pods until stdin closes; the first
+line on stdout is the URL, and GET /debug/requests gives the request log.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any, overload
 
-from .fakeapi import FakeCluster, pod, service_account
+from tests.support.kubeapi import FakeApiServer, FakeCluster, pod, service_account
+
+# ``audit(*args) -> (exit code, stdout, stderr)``: `irsa-webhook audit --kubeconfig <the stand-in's> ARGS`
+Audit = Callable[..., tuple[int, str, str]]
 
 ROLE = "arn:aws:iam::111122223333:role/app"
 NAMESPACES = 20
@@ -73,5 +84,19 @@ class GeneratedPods(Sequence[dict[str, Any]]):
 
 def cluster_of(count: int) -> FakeCluster:
     """``count`` generated pods over NAMESPACES namespaces, each with its ServiceAccount ``app`` (ROLE)."""
-    accounts = [service_account(f"team-{n:02d}", "app", ROLE) for n in range(NAMESPACES)]
+    accounts = [service_account(f"team-{n:02d}", "app", ROLE, rv="1") for n in range(NAMESPACES)]
     return FakeCluster(pods=GeneratedPods(count), service_accounts=accounts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.audit.standin")
+    parser.add_argument("--generate", type=int, required=True, metavar="N")
+    args = parser.parse_args(argv)
+    with FakeApiServer(cluster_of(args.generate)) as server:
+        print(server.url, flush=True)
+        sys.stdin.read()  # until the test closes it (or exits)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,11 +13,10 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import NameOID
 
 from tests.support.cli import Runner
+from tests.support.oidckeys import TESTDATA
 from webhook.oidc.errors import InputError
 from webhook.oidc.jwks import key_id
 from webhook.oidc.keys import KeyType, generate_key_pair, load_public_keys
-
-from .testkeys import TESTDATA
 
 
 def _load_rsa(name: str) -> rsa.RSAPrivateKey:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from kubernetes import client
 
 from tests.support.kubeapi import FakeCoreV1, LiveStream, Stream, config_map, gone, page, service_account
@@ -30,12 +28,6 @@ def config(**roles: str) -> str:
 
 def cm(rv: str, text: str | None) -> dict[str, object]:
     return config_map(NS, CONFIG_MAP_NAME, rv, text)
-
-
-@pytest.fixture
-def api_client() -> Iterator[client.ApiClient]:
-    with client.ApiClient() as api:
-        yield api
 
 
 def start(api: FakeCoreV1, api_client: client.ApiClient) -> tuple[ConfigMapWatcher, ConfigMapSource]:

@@ -1,11 +1,11 @@
-"""The list+watch loop and the live GET, against a scripted in-memory API (no network)."""
+"""The list+watch loop (``webhook.kube.reflector``) as the ServiceAccount watcher runs it, against the
+scripted in-memory API (no network). The live GET on a miss: tests/sources/test_sources_lookups.py."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,20 +18,11 @@ import webhook.sources.serviceaccounts
 from tests.support.kubeapi import FakeCoreV1, Stream, gone, page, service_account
 from tests.support.metrics import metric
 from tests.support.waits import wait_for
-from webhook.core.annotations import parse_service_account
-from webhook.core.records import Identity
 from webhook.core.settings import Settings
-from webhook.kube.client import RateLimiter
-from webhook.sources.serviceaccounts import LiveLookup, ServiceAccountWatcher
+from webhook.sources.serviceaccounts import ServiceAccountWatcher
 from webhook.sources.store import IdentityStore
 
 SETTINGS = Settings()
-
-
-@pytest.fixture
-def api_client() -> Iterator[client.ApiClient]:
-    with client.ApiClient() as api:
-        yield api
 
 
 def start(
@@ -42,12 +33,6 @@ def start(
     watcher._api = api  # type: ignore[assignment]
     watcher.start()
     return watcher, store
-
-
-def lookup(api: FakeCoreV1, store: IdentityStore, api_client: client.ApiClient) -> LiveLookup:
-    live = LiveLookup(api_client, store, SETTINGS)
-    live._api = api  # type: ignore[assignment]
-    return live
 
 
 def test_paginated_list_then_watch_events(api_client: client.ApiClient) -> None:
@@ -130,56 +115,19 @@ def test_stop_closes_a_blocked_watch_promptly(api_client: client.ApiClient) -> N
     assert time.monotonic() - begin < 3
 
 
-def test_live_lookup_found_not_found_and_errors(api_client: client.ApiClient) -> None:
-    api = FakeCoreV1()
-    api.objects[("n", "s")] = service_account("n", "s", "arn:aws:iam::111122223333:role/live", rv="1")
-    store = IdentityStore()
-    live = lookup(api, store, api_client)
-    found = live("n", "s")
-    assert not isinstance(found, bool)
-    assert found is not None
-    assert found.role_arn.endswith("/live")
-    assert store.get("n", "s") == found  # remembered until the watch says otherwise
-    assert live("n", "missing") is None
-    api.read_error = ApiException(status=503, reason="unavailable")
-    assert live("n", "other") is False
-    api.read_error = TimeoutError("read timed out")
-    assert live("n", "other") is False
-    live.close()
-
-
-def test_rate_limiter_bounds_bursts() -> None:
-    limiter = RateLimiter(rate=1.0, burst=3)
-    assert [limiter.allow() for _ in range(5)] == [True, True, True, False, False]
-
-
 # -- one object that cannot be parsed never stops the cache -----------------------------------------
-POISON = "test.invalid/poison"  # an annotation that makes the parser below raise
 FIVE_THOUSAND_DIGITS = "9" * 5000  # int() refuses strings over 4,300 digits: it raised in the parser
 
 
-@pytest.fixture
-def poisonable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make parsing raise for objects annotated POISON: a failure no fix of the parser removes."""
-
-    def parse(obj: Any, settings: Settings) -> Identity:
-        if POISON in ((obj.get("metadata") or {}).get("annotations") or {}):
-            raise ValueError("cannot parse this one")
-        return parse_service_account(obj, settings)
-
-    monkeypatch.setattr(webhook.sources.serviceaccounts, "parse_service_account", parse)
-
-
-@pytest.mark.usefixtures("poisonable")
 def test_list_skips_what_it_cannot_parse_and_completes(
-    api_client: client.ApiClient, caplog: pytest.LogCaptureFixture
+    api_client: client.ApiClient, caplog: pytest.LogCaptureFixture, poison: str
 ) -> None:
     api = FakeCoreV1()
     api.lists = [
         page(
             [
                 service_account("a", "one", "arn:aws:iam::111122223333:role/one", rv="1"),
-                service_account("a", "bad", "arn:aws:iam::111122223333:role/bad", rv="2", annotations={POISON: "x"}),
+                service_account("a", "bad", "arn:aws:iam::111122223333:role/bad", rv="2", annotations={poison: "x"}),
                 service_account(
                     "a",
                     "huge",
@@ -208,8 +156,7 @@ def test_list_skips_what_it_cannot_parse_and_completes(
     assert any("a/bad" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
 
 
-@pytest.mark.usefixtures("poisonable")
-def test_watch_skips_what_it_cannot_parse_and_applies_later_events(api_client: client.ApiClient) -> None:
+def test_watch_skips_what_it_cannot_parse_and_applies_later_events(api_client: client.ApiClient, poison: str) -> None:
     api = FakeCoreV1()
     api.lists = [page([service_account("a", "app", "arn:aws:iam::111122223333:role/old", rv="5")], "10")]
     api.watches.put(
@@ -219,7 +166,7 @@ def test_watch_skips_what_it_cannot_parse_and_applies_later_events(api_client: c
                 {
                     "type": "MODIFIED",
                     "object": service_account(
-                        "a", "app", "arn:aws:iam::111122223333:role/new", rv="11", annotations={POISON: "x"}
+                        "a", "app", "arn:aws:iam::111122223333:role/new", rv="11", annotations={poison: "x"}
                     ),
                 },
                 {"type": "ADDED", "object": ["not", "an", "object"]},
@@ -252,23 +199,6 @@ def test_watch_skips_what_it_cannot_parse_and_applies_later_events(api_client: c
     finally:
         watcher.stop()
     assert metric("irsa_webhook_service_account_parse_errors_total", source="watch") - before >= 2
-
-
-@pytest.mark.usefixtures("poisonable")
-def test_live_get_of_an_object_it_cannot_parse_is_not_found(api_client: client.ApiClient) -> None:
-    api = FakeCoreV1()
-    api.objects[("n", "bad")] = service_account(
-        "n", "bad", "arn:aws:iam::111122223333:role/bad", rv="3", annotations={POISON: "x"}
-    )
-    store = IdentityStore()
-    live = lookup(api, store, api_client)
-    before = metric("irsa_webhook_service_account_parse_errors_total", source="live")
-    try:
-        assert live("n", "bad") is None
-    finally:
-        live.close()
-    assert store.get("n", "bad") is None
-    assert metric("irsa_webhook_service_account_parse_errors_total", source="live") - before == 1
 
 
 # -- the watch loop ---------------------------------------------------------------------------------

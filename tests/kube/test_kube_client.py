@@ -1,4 +1,5 @@
-"""How `serve` reaches the cluster for its cache: the API server it talks to and the client's retries."""
+"""The Kubernetes client (``webhook.kube.client``): the API server `serve` talks to for its cache, the
+client's retries, and the rate limiter."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.support.waits import wait_for
 from webhook.commands import serve
+from webhook.kube.client import RateLimiter
 from webhook.options.config import serve_config
 from webhook.options.flags import resolve
 from webhook.sources.serviceaccounts import LiveLookup
@@ -94,3 +96,8 @@ def test_kube_api_overrides_a_token_kubeconfig_for_every_request(
     finally:
         watcher.stop()
         resolver.close()
+
+
+def test_rate_limiter_bounds_bursts() -> None:
+    limiter = RateLimiter(rate=1.0, burst=3)
+    assert [limiter.allow() for _ in range(5)] == [True, True, True, False, False]

@@ -1,6 +1,6 @@
 """Every flag on the upstream webhook's command line and what ``irsa-webhook serve`` does with it.
 
-The one list: ``test_upstream_flags.py`` runs every row, and the README's flag table is written from it.
+The one list: ``test_options_upstream.py`` runs every row, and the README's flag table is written from it.
 Upstream's command line is its ``main.go`` (pflag) plus every flag ``klog.InitFlags`` registers, which
 its ``main.go`` adds to the same command line. Each flag is
 

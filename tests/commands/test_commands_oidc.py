@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import Runner
+from tests.support.oidckeys import EC_KID, RSA_KID, TESTDATA
 from webhook.cli import main
-
-from .testkeys import EC_KID, RSA_KID, TESTDATA
 
 ISSUER = "https://oidc.example.com/cluster1"
 PROVIDER = "oidc.example.com/cluster1"

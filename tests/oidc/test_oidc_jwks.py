@@ -9,10 +9,9 @@ import re
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.support.oidckeys import EC_KID, RSA_KID, TESTDATA
 from webhook.oidc.jwks import b64url, jwk, jwks, key_id, signing_algorithms
 from webhook.oidc.keys import load_public_keys
-
-from .testkeys import EC_KID, RSA_KID, TESTDATA
 
 # Computed with openssl alone (testdata/README.md), never with this code.
 RSA_N = (

@@ -1,4 +1,5 @@
-"""Cache misses under load and against a slow API server, through the real admission handler.
+"""The live GET of a ServiceAccount on a cache miss (``LiveLookup``), and misses under load and against
+a slow API server through the real admission handler.
 
 A miss may not hold a request longer than its deadline, may not take threads that anything else
 needs, makes one GET however many requests wait for the same ServiceAccount, and a GET's answer
@@ -17,9 +18,11 @@ from typing import Any
 import orjson
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from tests.support.cases import review_of
 from tests.support.kubeapi import FakeCoreV1, LiveStream, page, service_account
+from tests.support.metrics import metric
 from tests.support.waits import wait_for
 from webhook.admission.endpoint import MutateEndpoint
 from webhook.core.records import Identity
@@ -253,14 +256,6 @@ def test_retries_are_off_in_the_kubernetes_client_we_build() -> None:
 
 
 # -- a GET's answer against what the watch delivered meanwhile ---------------------------------------
-@pytest.fixture
-def api_client() -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    configuration.retries = False
-    with client.ApiClient(configuration) as api:
-        yield api
-
-
 def watching(api: FakeCoreV1, api_client: client.ApiClient, store: IdentityStore) -> ServiceAccountWatcher:
     watcher = ServiceAccountWatcher(api_client, store, SETTINGS, watch_timeout=60)
     watcher._api = api  # type: ignore[assignment]
@@ -342,3 +337,44 @@ def test_a_get_started_before_a_delete_does_not_resurrect(api_client: client.Api
         if api.read_gate is not None:
             api.read_gate.set()
         watcher.stop()
+
+
+# -- the live GET on its own -------------------------------------------------------------------------
+def lookup(api: FakeCoreV1, store: IdentityStore, api_client: client.ApiClient) -> LiveLookup:
+    live = LiveLookup(api_client, store, SETTINGS)
+    live._api = api  # type: ignore[assignment]
+    return live
+
+
+def test_live_lookup_found_not_found_and_errors(api_client: client.ApiClient) -> None:
+    api = FakeCoreV1()
+    api.objects[("n", "s")] = service_account("n", "s", "arn:aws:iam::111122223333:role/live", rv="1")
+    store = IdentityStore()
+    live = lookup(api, store, api_client)
+    found = live("n", "s")
+    assert not isinstance(found, bool)
+    assert found is not None
+    assert found.role_arn.endswith("/live")
+    assert store.get("n", "s") == found  # remembered until the watch says otherwise
+    assert live("n", "missing") is None
+    api.read_error = ApiException(status=503, reason="unavailable")
+    assert live("n", "other") is False
+    api.read_error = TimeoutError("read timed out")
+    assert live("n", "other") is False
+    live.close()
+
+
+def test_live_get_of_an_object_it_cannot_parse_is_not_found(api_client: client.ApiClient, poison: str) -> None:
+    api = FakeCoreV1()
+    api.objects[("n", "bad")] = service_account(
+        "n", "bad", "arn:aws:iam::111122223333:role/bad", rv="3", annotations={poison: "x"}
+    )
+    store = IdentityStore()
+    live = lookup(api, store, api_client)
+    before = metric("irsa_webhook_service_account_parse_errors_total", source="live")
+    try:
+        assert live("n", "bad") is None
+    finally:
+        live.close()
+    assert store.get("n", "bad") is None
+    assert metric("irsa_webhook_service_account_parse_errors_total", source="live") - before == 1

@@ -1,4 +1,4 @@
-"""Every upstream flag (``tests/server/upstream_flags.py``) on ``serve``, given as upstream's image is given
+"""Every upstream flag (``tests/options/upstream_flags.py``) on ``serve``, given as upstream's image is given
 them (flags only, no subcommand): accepted in Go's syntax and resolved to its value; an ignored one says
 so in a log line; a refused value exits 2 with one line; and one upstream-style Deployment passing every
 flag at once starts and mutates."""
@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server.upstream_flags import ALL, IGNORED, KLOG, MAIN_GO, PENDING_OTHER_WORK, UpstreamFlag
+from tests.options.upstream_flags import ALL, IGNORED, KLOG, MAIN_GO, PENDING_OTHER_WORK, UpstreamFlag
 from tests.support.cases import JSON_HEADERS
 from tests.support.paths import EXAMPLE_ACCOUNTS, SAMPLE
 from tests.support.server import run_to_exit, serve_argv, start_server

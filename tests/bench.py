@@ -32,8 +32,6 @@ import os
 import platform
 import resource
 import shutil
-import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -46,10 +44,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "tests" / "samples"
+from tests.support.paths import EXAMPLE_ACCOUNTS, REPO, SAMPLES
+from tests.support.ports import free_port
+from tests.support.procs import ManagedProcess, http_status
+from tests.support.waits import wait_for
+
 RICH = "admissionreview-pod-rich.json"
-EXAMPLE_ACCOUNTS = REPO / "examples" / "service-accounts.yaml"
 REGION = "us-west-2"
 HOST = "127.0.0.1"
 
@@ -351,12 +351,6 @@ def measure_in_process(
 # --- processes ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def pin_prefix(cpu: int | None) -> list[str]:
     return ["taskset", "-c", str(cpu)] if cpu is not None else []
 
@@ -378,59 +372,30 @@ class ServerProcess:
         self.port = port
         self.cafile = cafile
         self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
+        self.process: ManagedProcess | None = None
 
     def start(self, ready_timeout: float = 30.0) -> None:
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            self.argv,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C of the bench reaches us, and we stop it in order
-        )
-        ctx = ssl.create_default_context(cafile=str(self.cafile))
-        deadline = time.monotonic() + ready_timeout
+        process = ManagedProcess(self.name, self.argv, self.log_path, cwd=REPO)
+        self.process = process
+        context = ssl.create_default_context(cafile=str(self.cafile))
         url = f"https://{HOST}:{self.port}/readyz"
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(url, context=ctx, timeout=1) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} not ready after {ready_timeout:.0f} s:\n{self.log_tail()}")
-            time.sleep(0.1)
+
+        def ready() -> bool:
+            process.check_alive()
+            return http_status(url, context=context, timeout=1) == 200
+
+        wait_for(ready, timeout=ready_timeout, what=f"{self.name} /readyz", interval=0.1, on_timeout=process.tail)
 
     def cpu_seconds(self) -> float:
         """user + system CPU time of the server process (all its threads)."""
-        assert self.proc is not None
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        assert self.process is not None
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
         fields = stat[stat.rindex(")") + 2 :].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        if self.process is not None:
+            self.process.stop()
 
 
 def busy_cpu_seconds() -> float:

@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
-from .test_admission_http import JSON, SAMPLE, call
+from tests.support.asgi import example_app, request
+from tests.support.cases import JSON_HEADERS, load_sample
 
 DEPTH = 1000  # under the JSON decoder's limit (1024), far past the encoder's and repr's comfort
 
@@ -56,7 +57,7 @@ def encode(review: Any) -> bytes:
 
 
 def review_with(edit: Any) -> bytes:
-    review = json.loads(SAMPLE)
+    review = load_sample()
     edit(review)
     return encode(review)
 
@@ -109,7 +110,7 @@ def _unknown_field_deep(r: Any) -> None:
 )
 def test_hostile_pod_is_answered_not_500(edit: Any, capsys: pytest.CaptureFixture[str], caplog: Any) -> None:
     with caplog.at_level(logging.INFO, logger="irsa_webhook.admission"):
-        response = call("POST", "/mutate", content=review_with(edit), headers=JSON)
+        response = request(example_app(), "POST", "/mutate", content=review_with(edit), headers=JSON_HEADERS)
     assert response.status_code == 200, response.text
     assert response.json()["response"]["allowed"] is True
     lines = [line for line in capsys.readouterr().err.splitlines() if '"msg":"admission"' in line]
@@ -128,7 +129,7 @@ def test_pod_with_non_string_identity_fields_is_refused(path: tuple[str, str], v
     def edit(r: Any) -> None:
         r["request"]["object"][path[0]][path[1]] = value
 
-    response = call("POST", "/mutate", content=review_with(edit), headers=JSON)
+    response = request(example_app(), "POST", "/mutate", content=review_with(edit), headers=JSON_HEADERS)
     assert response.status_code == 200
     answer = response.json()["response"]
     assert answer["allowed"] is False
@@ -140,7 +141,9 @@ def test_request_namespace_not_a_string_is_refused() -> None:
     def edit(r: Any) -> None:
         r["request"]["namespace"] = ["x"]
 
-    answer = call("POST", "/mutate", content=review_with(edit), headers=JSON).json()["response"]
+    answer = request(example_app(), "POST", "/mutate", content=review_with(edit), headers=JSON_HEADERS).json()[
+        "response"
+    ]
     assert (answer["allowed"], answer["status"]["code"]) == (False, 400)
 
 
@@ -154,9 +157,9 @@ def test_odd_operation_on_the_ignored_path_is_logged(
         r["request"]["operation"] = operation
 
     with caplog.at_level(logging.INFO, logger="irsa_webhook.admission"):
-        response = call("POST", "/mutate", content=review_with(edit), headers=JSON)
+        response = request(example_app(), "POST", "/mutate", content=review_with(edit), headers=JSON_HEADERS)
     assert response.status_code == 200
-    assert response.json()["response"] == {"uid": json.loads(SAMPLE)["request"]["uid"], "allowed": True}
+    assert response.json()["response"] == {"uid": load_sample()["request"]["uid"], "allowed": True}
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if '"msg":"admission"' in line]
     assert len(lines) == 1
     assert lines[0]["decision"] == "ignored"
@@ -165,13 +168,13 @@ def test_odd_operation_on_the_ignored_path_is_logged(
 
 def test_nesting_past_the_decoder_limit_is_a_400() -> None:
     body = b'{"request": {"uid": "u", "object": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
-    response = call("POST", "/mutate", content=body, headers=JSON)
+    response = request(example_app(), "POST", "/mutate", content=body, headers=JSON_HEADERS)
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["error"]
 
 
 def test_unhashable_everything_in_one_pod() -> None:
-    review = json.loads(SAMPLE)
+    review = load_sample()
     pod = review["request"]["object"]
     for container in pod["spec"]["containers"]:
         container["name"] = {"n": [1]}
@@ -179,5 +182,5 @@ def test_unhashable_everything_in_one_pod() -> None:
         container["volumeMounts"] = [{"name": {"x": 1}, "mountPath": ["p"]}]
     pod["spec"]["volumes"] = [{"name": ["aws-iam-token"]}, 5]
     pod["spec"]["initContainers"] = [copy.deepcopy(pod["spec"]["containers"][0])]
-    response = call("POST", "/mutate", content=orjson.dumps(review), headers=JSON)
+    response = request(example_app(), "POST", "/mutate", content=orjson.dumps(review), headers=JSON_HEADERS)
     assert response.status_code == 200

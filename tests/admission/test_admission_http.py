@@ -5,57 +5,39 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from webhook.admission.endpoint import MutateEndpoint
-from webhook.core.settings import Settings
-from webhook.server.app import build_app
-from webhook.sources.manifests import load_manifests
+from tests.support.asgi import app_of, example_app, request
+from tests.support.cases import JSON_HEADERS
+from tests.support.paths import SAMPLE
 from webhook.sources.resolver import Resolver
 from webhook.sources.store import IdentityStore
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = (ROOT / "tests" / "samples" / "admissionreview-pod.json").read_bytes()
-
-
-def make_app(max_body: int = 8 << 20, ready: bool = True) -> Any:
-    store = IdentityStore()
-    if ready:
-        store.replace_all(load_manifests([ROOT / "examples" / "service-accounts.yaml"], Settings()))
-    return build_app(MutateEndpoint(Resolver(store), Settings(), max_body), None)
+REVIEW = SAMPLE.read_bytes()
 
 
 def call(method: str, path: str, app: Any = None, **kw: Any) -> httpx.Response:
-    async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app or make_app())
-        async with httpx.AsyncClient(transport=transport, base_url="https://webhook") as client:
-            return await client.request(method, path, **kw)
-
-    return asyncio.run(go())
-
-
-JSON = {"content-type": "application/json"}
+    return request(app or example_app(), method, path, **kw)
 
 
 def test_sample_is_mutated_over_http() -> None:
-    response = call("POST", "/mutate", content=SAMPLE, headers=JSON)
+    response = call("POST", "/mutate", content=REVIEW, headers=JSON_HEADERS)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json()["response"]["patchType"] == "JSONPatch"
 
 
 def test_charset_parameter_is_fine() -> None:
-    response = call("POST", "/mutate", content=SAMPLE, headers={"content-type": "application/json; charset=utf-8"})
+    response = call("POST", "/mutate", content=REVIEW, headers={"content-type": "application/json; charset=utf-8"})
     assert response.status_code == 200
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
 def test_other_methods_get_405(method: str) -> None:
-    response = call(method, "/mutate", headers=JSON)
+    response = call(method, "/mutate", headers=JSON_HEADERS)
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert "error" in response.json()
@@ -64,31 +46,31 @@ def test_other_methods_get_405(method: str) -> None:
 @pytest.mark.parametrize("content_type", ["text/plain", "application/yaml", ""])
 def test_wrong_content_type_gets_415(content_type: str) -> None:
     headers = {"content-type": content_type} if content_type else {}
-    response = call("POST", "/mutate", content=SAMPLE, headers=headers)
+    response = call("POST", "/mutate", content=REVIEW, headers=headers)
     assert response.status_code == 415
     assert "application/json" in response.json()["error"]
 
 
 def test_body_over_the_limit_gets_413_by_header() -> None:
-    response = call("POST", "/mutate", app=make_app(max_body=1000), content=SAMPLE, headers=JSON)
+    response = call("POST", "/mutate", app=example_app(max_body=1000), content=REVIEW, headers=JSON_HEADERS)
     assert response.status_code == 413
     assert "1000" in response.json()["error"]
 
 
 def test_body_over_the_limit_gets_413_while_streaming() -> None:
     def chunks() -> Any:  # no content-length: the limit is enforced as the body arrives
-        yield SAMPLE[:800]
-        yield SAMPLE[800:]
+        yield REVIEW[:800]
+        yield REVIEW[800:]
 
     async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=make_app(max_body=1000))
+        transport = httpx.ASGITransport(app=example_app(max_body=1000))
         async with httpx.AsyncClient(transport=transport, base_url="https://webhook") as client:
 
             async def agen() -> Any:
                 for c in chunks():
                     yield c
 
-            return await client.post("/mutate", content=agen(), headers=JSON)
+            return await client.post("/mutate", content=agen(), headers=JSON_HEADERS)
 
     response = asyncio.run(go())
     assert response.status_code == 413
@@ -110,7 +92,7 @@ def test_body_over_the_limit_gets_413_while_streaming() -> None:
     ],
 )
 def test_malformed_bodies_get_400_naming_the_problem(body: bytes, needle: str) -> None:
-    response = call("POST", "/mutate", content=body, headers=JSON)
+    response = call("POST", "/mutate", content=body, headers=JSON_HEADERS)
     assert response.status_code == 400
     assert needle in response.json()["error"]
 
@@ -121,21 +103,21 @@ def test_internal_error_is_a_500_logged_with_the_uid(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr("webhook.admission.endpoint.decide", boom)
     with caplog.at_level(logging.ERROR, logger="irsa_webhook.admission"):
-        response = call("POST", "/mutate", content=SAMPLE, headers=JSON)
+        response = call("POST", "/mutate", content=REVIEW, headers=JSON_HEADERS)
     assert response.status_code == 500
     assert response.json() == {"error": "internal error"}
     record = next(r for r in caplog.records if r.levelno == logging.ERROR)
-    assert record.fields["uid"] == json.loads(SAMPLE)["request"]["uid"]  # type: ignore[attr-defined]
+    assert record.fields["uid"] == json.loads(REVIEW)["request"]["uid"]  # type: ignore[attr-defined]
 
 
 def test_one_log_line_per_admission(caplog: Any, capsys: pytest.CaptureFixture[str]) -> None:
     with caplog.at_level(logging.INFO, logger="irsa_webhook.admission"):
-        call("POST", "/mutate", content=SAMPLE, headers=JSON)
+        call("POST", "/mutate", content=REVIEW, headers=JSON_HEADERS)
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if '"msg":"admission"' in line]
     assert len(lines) == 1
     fields = lines[0]
     assert fields["level"] == "info"
-    assert fields["uid"] == json.loads(SAMPLE)["request"]["uid"]
+    assert fields["uid"] == json.loads(REVIEW)["request"]["uid"]
     assert fields["namespace"] == "webhook-demo"
     assert fields["pod"] == "demo-pod"
     assert fields["service_account"] == "app"
@@ -146,7 +128,7 @@ def test_one_log_line_per_admission(caplog: Any, capsys: pytest.CaptureFixture[s
 
 def test_admission_line_follows_the_log_level(caplog: Any, capsys: pytest.CaptureFixture[str]) -> None:
     with caplog.at_level(logging.WARNING, logger="irsa_webhook.admission"):
-        call("POST", "/mutate", content=SAMPLE, headers=JSON)
+        call("POST", "/mutate", content=REVIEW, headers=JSON_HEADERS)
     assert '"msg":"admission"' not in capsys.readouterr().err
 
 
@@ -155,6 +137,6 @@ def test_health_and_readiness() -> None:
     ready = call("GET", "/readyz")
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
-    not_ready = call("GET", "/readyz", app=make_app(ready=False))
+    not_ready = call("GET", "/readyz", app=app_of(Resolver(IdentityStore())))
     assert not_ready.status_code == 503
     assert not_ready.json()["checks"]["serviceAccountCacheSynced"] is False

@@ -12,21 +12,21 @@ from typing import Any
 import jsonpatch
 import pytest
 
+from tests.support import paths
+from tests.support.asgi import example_endpoint
+from tests.support.cases import load_sample
 from webhook.admission.endpoint import MutateEndpoint
 from webhook.core.settings import Settings
 from webhook.sources.manifests import load_manifests
 from webhook.sources.resolver import Resolver
 from webhook.sources.store import IdentityStore
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = sorted((ROOT / "tests" / "samples").glob("*.json"))
+SAMPLES = sorted(paths.SAMPLES.glob("*.json"))
 SETTINGS = Settings(aws_default_region="us-west-2")
 
 
 def endpoint(settings: Settings = SETTINGS) -> MutateEndpoint:
-    store = IdentityStore()
-    store.replace_all(load_manifests([ROOT / "examples" / "service-accounts.yaml"], settings))
-    return MutateEndpoint(Resolver(store), settings)
+    return example_endpoint(settings)
 
 
 def answer(review: dict[str, Any], ep: MutateEndpoint | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -77,7 +77,7 @@ def test_every_sample_is_mutated_and_echoed(path: Path) -> None:
 
 
 def test_rich_sample_details() -> None:
-    review = json.loads((ROOT / "tests" / "samples" / "admissionreview-pod-rich.json").read_text())
+    review = load_sample(paths.SAMPLES / "admissionreview-pod-rich.json")
     response, fields = answer(review)
     assert fields["namespace"] == "shop"
     assert fields["service_account"] == "checkout"
@@ -106,13 +106,13 @@ def test_rich_sample_details() -> None:
 
 
 def test_generate_name_pod_is_logged_by_generate_name() -> None:
-    review = json.loads((ROOT / "tests" / "samples" / "admissionreview-pod-generatename.json").read_text())
+    review = load_sample(paths.SAMPLES / "admissionreview-pod-generatename.json")
     _, fields = answer(review)
     assert fields["pod"] == review["request"]["object"]["metadata"]["generateName"]
 
 
 def test_dry_run_is_mutated_like_a_real_request() -> None:
-    review = json.loads((ROOT / "tests" / "samples" / "admissionreview-pod-dryrun.json").read_text())
+    review = load_sample(paths.SAMPLES / "admissionreview-pod-dryrun.json")
     assert review["request"]["dryRun"] is True
     response, fields = answer(review)
     assert fields["dry_run"] is True

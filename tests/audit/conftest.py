@@ -1,4 +1,4 @@
-"""Fixtures of the audit tests: the stand-in API server of fakeapi.py and the real command against it."""
+"""Fixtures of the audit tests: the stand-in API server (tests.support.kubeapi) and the real command against it."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from webhook.cli import main
+from tests.support.cli import runner
+from tests.support.kubeapi import FakeApiServer, FakeCluster
 
-from .fakeapi import FakeApiServer, FakeCluster
-
-Audit = Callable[..., tuple[int, str, str]]
+from .standin import Audit
 
 
 @pytest.fixture
@@ -19,6 +18,7 @@ def serve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Callab
     """``serve(cluster)`` starts the stand-in; it returns ``audit(*args) -> (exit code, stdout, stderr)``,
     `irsa-webhook audit --kubeconfig <the stand-in's> ARGS` run in-process through main()."""
     servers: list[FakeApiServer] = []
+    run = runner(capsys)
 
     def start(cluster: FakeCluster) -> Audit:
         server = FakeApiServer(cluster).__enter__()
@@ -26,11 +26,9 @@ def serve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Callab
         kubeconfig = server.kubeconfig(tmp_path)
 
         def audit(*args: str) -> tuple[int, str, str]:
-            capsys.readouterr()
-            code = main(["audit", "--kubeconfig", str(kubeconfig), *args])
-            out, err = capsys.readouterr()
-            assert "Traceback" not in err
-            return code, out, err
+            result = run("audit", "--kubeconfig", str(kubeconfig), *args)
+            assert "Traceback" not in result.err
+            return result.code, result.out, result.err
 
         return audit
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.cases import load_yaml
+from tests.support.paths import CASES
 from webhook.audit.findings import SKIP_REASONS, Scope, examine, skip_reason
 from webhook.audit.report import finding_json
 from webhook.core.annotations import parse_service_account
@@ -27,9 +29,7 @@ from webhook.sources.podidentity import PodIdentityFile
 from webhook.sources.resolver import Resolver
 from webhook.sources.store import IdentityStore
 
-from ..helpers import load_yaml
-
-CASES_DIR = Path(__file__).resolve().parent.parent / "cases" / "audit"
+CASES_DIR = CASES / "audit"
 CASE_KEYS = {"description", "settings", "scope", "serviceAccount", "configMap", "podIdentity", "pod", "expected"}
 SCOPE_KEYS = {"webhookNamespace", "excludedNamespaces", "optedOutNamespaces"}
 PARAMS = [pytest.param(path, id=path.stem) for path in sorted(CASES_DIR.glob("*.yaml"))]

@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.support.kubeapi import FakeCluster, pod, service_account
 from webhook.aws import imds as composearn
 from webhook.cli import main
 
-from .conftest import Audit
-from .fakeapi import FakeCluster, pod, service_account
+from .standin import Audit
 
 
 def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

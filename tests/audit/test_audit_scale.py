@@ -3,8 +3,8 @@ continue token at the page size asked for, judges every pod once, and its memory
 the cluster (the peak for 10,000 pods is the peak for 2,000; --page-size sets it), far below what
 holding the pods takes.
 
-The stand-in runs in a process of its own (``python -m tests.audit.fakeapi``), so that what is
-measured is the audit's memory alone; it generates each pod when a page asks for it (generated.py).
+The stand-in runs in a process of its own (``python -m tests.audit.standin``), so that what is
+measured is the audit's memory alone; it generates each pod when a page asks for it (standin.py).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Any
 import orjson
 from kubernetes import client
 
+from tests.support.paths import REPO
 from webhook.audit.scan import Auditor, Plan, Result
 from webhook.core.settings import Settings
 
-from ..helpers import REPO
-from .generated import LACKING_AT, LACKING_EVERY, realistic
+from .standin import LACKING_AT, LACKING_EVERY, realistic
 
 PAGE = 500
 
@@ -35,7 +35,7 @@ PAGE = 500
 def stand_in(count: int) -> Iterator[str]:
     """The stand-in serving ``count`` generated pods, in a child process; its URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.audit.fakeapi", "--generate", str(count)],
+        [sys.executable, "-m", "tests.audit.standin", "--generate", str(count)],
         cwd=REPO,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

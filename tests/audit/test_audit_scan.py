@@ -1,5 +1,5 @@
 """`irsa-webhook audit` end to end in-process (main()), through a kubeconfig, against the stand-in API
-server of fakeapi.py: what is listed and how, the re-check of each finding, evictions, scoping, the
+server of tests.support.kubeapi: what is listed and how, the re-check of each finding, evictions, scoping, the
 identity sources and every way it ends (exit 0, 1, 2)."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from tests.support.kubeapi import FakeApiServer, FakeCluster, pod, service_account
 from webhook.audit.scan import LABEL_SELECTOR, PHASE_SELECTOR
 from webhook.cli import main
 from webhook.kube.paginate import MAX_LIST_RESTARTS
 
-from .conftest import Audit
-from .fakeapi import FakeApiServer, FakeCluster, pod, service_account
+from .standin import Audit
 
 ROLE = "arn:aws:iam::111122223333:role/app"
 ROLE_OLD = "arn:aws:iam::111122223333:role/old"

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cases import check_mutation, decide_with
 from webhook.core.annotations import parse_service_account
 from webhook.core.records import CONTAINER_CREDENTIALS, Identity
 from webhook.core.settings import MIN_TOKEN_EXPIRATION
@@ -27,7 +28,6 @@ from webhook.sources.podidentity import PodIdentityFile, parse_identities
 from webhook.sources.resolver import Resolver
 from webhook.sources.store import IdentityStore
 
-from ..helpers import check_mutation, decide_with
 from . import upstream
 
 CORPUS = upstream.corpus_dir()

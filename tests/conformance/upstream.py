@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.cases import apply_patch, load_yaml
+from tests.support.paths import REPO
 from webhook.core.goparse import parse_go_bool
 from webhook.core.settings import MIN_TOKEN_EXPIRATION, Settings
-
-from ..helpers import REPO, apply_patch, load_yaml
 
 TESTING = "testing.eks.amazonaws.com/"
 PREFIX = "eks.amazonaws.com"

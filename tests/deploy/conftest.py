@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from . import helm as chart
+from .objects import Rendered
 from .render import MissingKubectl, documents, find_kubectl, render_all, render_all_components
-
-Rendered = dict[str, list[dict[str, Any]]]
 
 
 @pytest.fixture(scope="session")

@@ -24,10 +24,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.verification import PolicyBuilder, Store
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "manifests" / "helm" / "irsa-webhook"
+from tests.support.paths import MANIFESTS, REPO, TESTS
+
+CHART = MANIFESTS / "helm" / "irsa-webhook"
 CI_VALUES = CHART / "ci"
-TOOLS = REPO / "tests" / "deploy" / "tools.sh"
+TOOLS = TESTS / "deploy" / "tools.sh"
 # The release and namespace whose names are the kustomize base's: fullname == "irsa-webhook".
 RELEASE = "irsa-webhook"
 NAMESPACE = "irsa-webhook"

@@ -26,14 +26,14 @@ from typing import Any
 
 import yaml
 
+from tests.support.certs import CERT_FILES, cli_certs
+from tests.support.controlplane import assets_folder
+from tests.support.paths import MANIFESTS
+
 from . import helm
 
-REPO = Path(__file__).resolve().parents[2]
-MANIFESTS = REPO / "manifests"
-DEFAULT_ASSETS = REPO / ".cache" / "envtest" / "bin"
 # Where the self-signed component reads ca.crt, tls.crt and tls.key (see its kustomization.yaml).
 SELF_SIGNED_GENERATED = Path("components") / "self-signed" / "generated"
-CERT_FILES = ("ca.crt", "tls.crt", "tls.key")
 # kustomize of a few files takes well under a second; this only bounds a hung process.
 KUBECTL_TIMEOUT = 60
 
@@ -44,8 +44,7 @@ class MissingKubectl(RuntimeError):
 
 def find_kubectl() -> Path:
     """kubectl from KUBEBUILDER_ASSETS or .cache/envtest/bin, or MissingKubectl with the remedy."""
-    configured = os.environ.get("KUBEBUILDER_ASSETS")
-    folder = Path(configured) if configured else DEFAULT_ASSETS
+    folder = assets_folder()
     kubectl = folder / "kubectl"
     if not os.access(kubectl, os.X_OK):
         raise MissingKubectl(f"no kubectl in {folder}: run `make envtest` (builds it once) or set KUBEBUILDER_ASSETS")
@@ -55,23 +54,6 @@ def find_kubectl() -> Path:
 def overlays() -> list[str]:
     """Every overlay under manifests/overlays, so a new one is rendered and tested without a list."""
     return sorted(p.name for p in (MANIFESTS / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
-
-
-def make_certs(out: Path) -> None:
-    """`irsa-webhook certs --out OUT` from the project's own CLI (what `make certs` runs)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "webhook", "certs", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=REPO,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"irsa-webhook certs failed ({result.returncode}): {result.stderr}{result.stdout}")
-    for name in CERT_FILES:
-        if not (out / name).is_file():
-            raise RuntimeError(f"irsa-webhook certs did not write {out / name}")
 
 
 def stage(dest: Path, certs: Path) -> Path:
@@ -107,7 +89,7 @@ def render_all(workdir: Path, kubectl: Path | None = None) -> dict[str, str]:
     kubectl = kubectl or find_kubectl()
     certs = workdir / "certs"
     certs.mkdir(parents=True)
-    make_certs(certs)
+    cli_certs(certs)
     root = stage(workdir, certs)
     return {name: kustomize(kubectl, root / "overlays" / name) for name in overlays()}
 

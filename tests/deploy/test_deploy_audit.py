@@ -22,11 +22,9 @@ from webhook.options.flags import resolve
 from webhook.options.tables import MUTATION_FLAGS
 from webhook.sources.configmap import CONFIG_MAP_NAME
 
-from .conftest import Rendered
+from .objects import NAMESPACE, Obj, Rendered, container_of, one, selects
 from .render import MANIFESTS, documents, kustomize, render_components
-from .test_deploy_manifests import NAMESPACE, container_of, one, selects
 
-Obj = dict[str, Any]
 AUDIT, EVICT = "default+audit", "default+audit-evict"
 RENDERS = [AUDIT, EVICT]
 READ_ONLY = [

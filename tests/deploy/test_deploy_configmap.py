@@ -7,69 +7,31 @@ rendered on its own, through a test-local kustomization that moves everything to
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from webhook.commands import serve
-from webhook.options.config import serve_config
-from webhook.options.flags import resolve
 from webhook.options.tables import SERVER_FLAGS
-from webhook.sources.configmap import CONFIG_MAP_NAME
 
-from .conftest import Rendered
+from .objects import (
+    EXPECTED,
+    NAMESPACE,
+    OVERLAYS,
+    Obj,
+    Rendered,
+    assert_configmap_rbac,
+    container_of,
+    kinds,
+    one,
+    serve_config_of,
+)
 from .render import MANIFESTS, documents, kustomize
-from .test_deploy_manifests import EXPECTED, NAMESPACE, OVERLAYS, container_of, kinds, one
 
-Obj = dict[str, Any]
 COMPONENT = "configmap-mapping"
 NAMESPACE_ENV = next(f.env for f in SERVER_FLAGS if f.name == "namespace")
 FLAG = "--watch-config-map"
-
-
-def assert_configmap_rbac(objs: list[Obj], namespace: str) -> None:
-    role = one(objs, "Role")
-    assert role["metadata"]["namespace"] == namespace
-    # Read-only, on the one ConfigMap the code follows (list and watch carry its name as a field
-    # selector, which resourceNames covers); nothing cluster-wide, no Secrets, no wildcards.
-    assert role["rules"] == [
-        {
-            "apiGroups": [""],
-            "resources": ["configmaps"],
-            "resourceNames": [CONFIG_MAP_NAME],
-            "verbs": ["get", "list", "watch"],
-        }
-    ]
-    binding = one(objs, "RoleBinding")
-    assert binding["metadata"]["namespace"] == namespace
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "Role",
-        "name": role["metadata"]["name"],
-    }
-    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": namespace}
-    ]
-    assert one(objs, "ServiceAccount", pod["serviceAccountName"])["metadata"]["namespace"] == namespace
-
-
-def serve_config_of(container: Obj, pod_namespace: str) -> Any:
-    """The container's args and env read by serve's own flag parser, as the kubelet would start it."""
-    environ: dict[str, str] = {}
-    for var in container.get("env", []):
-        if var.get("valueFrom") == {"fieldRef": {"fieldPath": "metadata.namespace"}}:
-            environ[var["name"]] = pod_namespace  # the downward API's value
-        elif "value" in var:
-            environ[var["name"]] = var["value"]
-    parser = argparse.ArgumentParser()
-    serve.register(parser.add_subparsers())
-    args = parser.parse_args(["serve", *container["args"]])
-    return serve_config(resolve(args, args.flags, environ))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

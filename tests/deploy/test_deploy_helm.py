@@ -20,17 +20,25 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.certs import cli_certs
+from tests.support.paths import REPO
 from webhook.options.flags import parse_duration
 from webhook.sources.configmap import CONFIG_MAP_NAME, parse_config
 from webhook.sources.podidentity import parse_identities
 
 from . import helm as chart
-from .conftest import Rendered
-from .render import REPO, documents, make_certs
-from .test_deploy_configmap import assert_configmap_rbac, serve_config_of
-from .test_deploy_manifests import EXIT_MARGIN_SECONDS, SKIP_LABEL, kinds, one, selects
-
-Obj = dict[str, Any]
+from .objects import (
+    EXIT_MARGIN_SECONDS,
+    SKIP_LABEL,
+    Obj,
+    Rendered,
+    assert_configmap_rbac,
+    kinds,
+    one,
+    selects,
+    serve_config_of,
+)
+from .render import documents
 
 NAMESPACE = chart.NAMESPACE
 FULLNAME = "irsa-webhook"  # release irsa-webhook: the release name alone (it contains the chart name)
@@ -511,7 +519,7 @@ def test_generated_certificate_is_verified_by_the_ca_bundle(chart_rendered: Rend
 def own_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA and a serving certificate for irsa-webhook.irsa-webhook.svc from `irsa-webhook certs`."""
     out = tmp_path_factory.mktemp("own-certs")
-    make_certs(out)
+    cli_certs(out)
     return out
 
 

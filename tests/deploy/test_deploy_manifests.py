@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from webhook.options.flags import parse_duration
 
-from .conftest import Rendered
-from .render import COMPONENT_RENDERS, MANIFESTS, overlays
+from .objects import (
+    EXIT_MARGIN_SECONDS,
+    EXPECTED,
+    NAMESPACE,
+    OVERLAYS,
+    SKIP_LABEL,
+    Obj,
+    Rendered,
+    container_of,
+    kinds,
+    one,
+    selects,
+)
+from .render import COMPONENT_RENDERS, MANIFESTS
 
-Obj = dict[str, Any]
-
-OVERLAYS = overlays()
-NAMESPACE = "irsa-webhook"
-SKIP_LABEL = "eks.amazonaws.com/skip-pod-identity-webhook"
 # The args of the base Deployment: upstream-compatible flag names, then the SIGTERM drain (ours).
 BASE_ARGS = [
     "--port=8443",
@@ -35,48 +41,6 @@ BASE_ARGS = [
     "--shutdown-delay=5s",
     "--shutdown-timeout=20s",
 ]
-# From SIGTERM to SIGKILL the pod needs the delay, the in-flight bound and this much to exit.
-EXIT_MARGIN_SECONDS = 2
-# Which certificate component and failure policy each overlay is meant to have (config_map: the
-# configmap-mapping component, tests/deploy/test_deploy_configmap.py).
-EXPECTED = {
-    "default": {
-        "certs": "cert-manager",
-        "failure_policy": "Ignore",
-        "tag": "0.1.0",
-        "monitor": False,
-        "config_map": False,
-    },
-    "kind": {"certs": "self-signed", "failure_policy": "Ignore", "tag": "dev", "monitor": False, "config_map": False},
-    "dev": {"certs": "cert-manager", "failure_policy": "Fail", "tag": "dev", "monitor": True, "config_map": True},
-}
-
-
-def one(objs: list[Obj], kind: str, name: str | None = None) -> Obj:
-    found = [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
-    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
-    return found[0]
-
-
-def kinds(objs: list[Obj]) -> set[str]:
-    return {o["kind"] for o in objs}
-
-
-def selects(selector: Obj, labels: dict[str, str]) -> bool:
-    """Kubernetes label-selector semantics (matchLabels and matchExpressions, ANDed)."""
-    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
-        return False
-    for expr in selector.get("matchExpressions", []):
-        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
-        ok = {
-            "In": key in labels and labels[key] in values,
-            "NotIn": key not in labels or labels[key] not in values,
-            "Exists": key in labels,
-            "DoesNotExist": key not in labels,
-        }[op]
-        if not ok:
-            return False
-    return True
 
 
 def webhook_of(objs: list[Obj]) -> Obj:
@@ -84,13 +48,6 @@ def webhook_of(objs: list[Obj]) -> Obj:
     assert len(config["webhooks"]) == 1
     hook: Obj = config["webhooks"][0]
     return hook
-
-
-def container_of(objs: list[Obj]) -> Obj:
-    containers = one(objs, "Deployment", "irsa-webhook")["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
-    container: Obj = containers[0]
-    return container
 
 
 def test_every_overlay_is_expected() -> None:

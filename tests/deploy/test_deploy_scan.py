@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .render import REPO
+from tests.support.paths import REPO
 
 TOOLS = REPO / ".cache" / "deploy-tools"
 

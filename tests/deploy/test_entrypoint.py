@@ -40,7 +40,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .render import MANIFESTS, REPO
+from tests.support.paths import MANIFESTS, REPO
+from tests.support.ports import free_port
 
 DOCKERFILE = REPO / "Dockerfile"
 # Paths of the image that the test maps into its temporary root.
@@ -213,13 +214,6 @@ SANDBOX = (
 
 def sandboxed(argv: Sequence[str], cwd: Path) -> list[str]:
     return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", SANDBOX, str(cwd), *argv]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

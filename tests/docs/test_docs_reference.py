@@ -7,15 +7,14 @@ here, so the docs cannot silently fall behind the code.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO
 from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
 
-ROOT = Path(__file__).resolve().parents[2]
-BEHAVIOUR = (ROOT / "docs" / "behaviour.md").read_text(encoding="utf-8")
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+BEHAVIOUR = (REPO / "docs" / "behaviour.md").read_text(encoding="utf-8")
+README = (REPO / "README.md").read_text(encoding="utf-8")
 # AdmissionWarning.make("kind", ...) with the kind as a literal: how every warning is built.
 _WARNING_RE = re.compile(r'AdmissionWarning\.make\(\s*"([a-z0-9-]+)"')
 _CONSTANT_RE = re.compile(r'^([A-Z_]+) = "([a-z0-9-]+)"$', re.MULTILINE)
@@ -23,7 +22,7 @@ _CONSTANT_RE = re.compile(r'^([A-Z_]+) = "([a-z0-9-]+)"$', re.MULTILINE)
 
 def _warning_kinds() -> set[str]:
     kinds: set[str] = set()
-    texts = [path.read_text(encoding="utf-8") for path in (ROOT / "webhook").rglob("*.py")]
+    texts = [path.read_text(encoding="utf-8") for path in (REPO / "webhook").rglob("*.py")]
     # Kinds passed by constant name (SA_NOT_FOUND): resolve the package's string constants.
     constants = {name: value for text in texts for name, value in _CONSTANT_RE.findall(text)}
     for text in texts:

@@ -23,9 +23,11 @@ from typing import Any
 
 import jwt
 
-from . import kube as k
-from .controlplane import STS_AUDIENCE
-from .procs import ManagedProcess, free_port, http_status, wait_for
+from tests.support import kuberest as k
+from tests.support.controlplane import STS_AUDIENCE
+from tests.support.ports import free_port
+from tests.support.procs import ManagedProcess, http_status
+from tests.support.waits import wait_for
 
 BOTO3_TIMEOUT = 60.0
 MOTO_START_TIMEOUT = 60.0

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from .kube import KubeApiError, KubeRest
+from tests.support.kuberest import KubeApiError, KubeRest
 
 POD_IDENTITY_AUDIENCE = "pods.eks.amazonaws.com"
 CREDENTIALS_PATH = "/v1/credentials"

@@ -27,18 +27,20 @@ from typing import Any
 import pytest
 import yaml
 
-from ..deploy.render import documents, render_all_components
-from . import kube as k
-from .conftest import NamespaceFactory, SharedWebhook
-from .controlplane import ControlPlane
-from .procs import wait_for
+from tests.deploy.render import documents, render_all_components
+from tests.support import kuberest as k
+from tests.support.controlplane import ControlPlane
+from tests.support.paths import MANIFESTS
+from tests.support.waits import wait_for
+
+from .shared import NamespaceFactory, SharedWebhook
 
 pytestmark = pytest.mark.e2e
 
 ROLE = "arn:aws:iam::123456789012:role/e2e-audit"
 ROLE_NEW = "arn:aws:iam::123456789012:role/e2e-audit-v2"
 ROLE_CM = "arn:aws:iam::123456789012:role/e2e-audit-configmap"
-COMPONENTS = Path(__file__).resolve().parents[2] / "manifests" / "components"
+COMPONENTS = MANIFESTS / "components"
 AUDIT_TIMEOUT = 60.0
 # RBAC changes reach the authorizer through a watch: allowed within a second or so.
 RBAC_TIMEOUT = 20.0

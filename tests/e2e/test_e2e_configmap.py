@@ -11,24 +11,25 @@ import json
 import secrets
 import ssl
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
-from . import kube as k
-from .conftest import SELECTOR_LABEL, register
-from .controlplane import ControlPlane
-from .procs import wait_for
-from .webhookproc import Certs, WebhookProcess
+from tests.support import kuberest as k
+from tests.support.certs import Certs
+from tests.support.controlplane import ControlPlane
+from tests.support.paths import MANIFESTS
+from tests.support.server import Server
+from tests.support.waits import wait_for
+
+from .shared import SELECTOR_LABEL
 
 pytestmark = pytest.mark.e2e
 
 CONFIG_MAP = "pod-identity-webhook"
-COMPONENT = Path(__file__).resolve().parents[2] / "manifests" / "components" / "configmap-mapping"
+COMPONENT = MANIFESTS / "components" / "configmap-mapping"
 ROLE_EXACT = "arn:aws:iam::123456789012:role/e2e-cm-exact"
 ROLE_GLOB = "arn:aws:iam::123456789012:role/e2e-cm-glob"
 ROLE_STAR = "arn:aws:iam::123456789012:role/e2e-cm-star"
@@ -41,12 +42,8 @@ def role_of(p: k.JSON) -> str | None:
     return k.env_of(p["spec"]["containers"][0]).get("AWS_ROLE_ARN")
 
 
-def metric(process: WebhookProcess, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(process.metrics()):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(key) == v for key, v in labels.items()):
-                return float(sample.value)
-    return 0.0
+def metric(process: Server, name: str, **labels: str) -> float:
+    return process.metric(name, **labels) or 0.0
 
 
 class Mapping:
@@ -70,14 +67,14 @@ class Mapping:
 
 @pytest.fixture
 def setup(
-    kube: k.KubeRest, make_namespace: Any, start_webhook: Callable[..., WebhookProcess], webhook_certs: Certs
-) -> Iterator[tuple[WebhookProcess, Mapping, dict[str, str]]]:
+    kube: k.KubeRest, make_namespace: Any, start_webhook: Callable[..., Server], webhook_certs: Certs
+) -> Iterator[tuple[Server, Mapping, dict[str, str]]]:
     """A webhook in ConfigMap mode (no ConfigMap yet), registered for namespaces of its own label."""
     config_ns = make_namespace(labels={}, prefix="cm-config")
     webhook = start_webhook("--watch-config-map", f"--namespace={config_ns}")  # ready without the ConfigMap
     name = f"cm-{secrets.token_hex(3)}"
     labels = {SELECTOR_LABEL: name}
-    register(kube, name, webhook.url, webhook_certs.ca_pem, "Fail", labels)
+    k.register_webhook(kube, name, webhook.mutate_url, webhook_certs.ca_pem, "Fail", labels)
     try:
         yield webhook, Mapping(kube, config_ns), labels
     finally:
@@ -85,7 +82,7 @@ def setup(
 
 
 def test_the_webhook_follows_its_configmap_and_never_restarts(
-    kube: k.KubeRest, make_namespace: Any, setup: tuple[WebhookProcess, Mapping, dict[str, str]]
+    kube: k.KubeRest, make_namespace: Any, setup: tuple[Server, Mapping, dict[str, str]]
 ) -> None:
     webhook, mapping, labels = setup
     assert webhook.process is not None
@@ -188,7 +185,7 @@ def test_the_webhook_follows_its_configmap_and_never_restarts(
     # One process throughout: never crashed, never restarted.
     assert webhook.process.pid == pid
     assert webhook.process.alive()
-    assert "Traceback" not in webhook.observe.logs()
+    assert "Traceback" not in webhook.logs()
 
 
 def test_the_components_role_reads_only_that_configmap(

@@ -9,8 +9,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from . import kube as k
-from .controlplane import STS_AUDIENCE, ControlPlane, MissingBinaries, find_binaries
+from tests.support import kuberest as k
+from tests.support.controlplane import STS_AUDIENCE, ControlPlane, MissingBinaries, find_binaries
 
 pytestmark = pytest.mark.e2e
 

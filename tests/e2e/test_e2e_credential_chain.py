@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from . import kube as k
+from tests.support import kuberest as k
+from tests.support.controlplane import STS_AUDIENCE, ControlPlane
+
 from .chain import (
     ChainBroken,
     Injected,
@@ -28,8 +30,7 @@ from .chain import (
     verify_web_identity_token,
     write_token,
 )
-from .conftest import REGION
-from .controlplane import STS_AUDIENCE, ControlPlane
+from .shared import REGION
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("irsa_webhook")]
 

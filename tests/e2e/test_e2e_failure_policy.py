@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from . import kube as k
-from .conftest import SELECTOR_LABEL, register
-from .webhookproc import Certs, WebhookProcess
+from tests.support import kuberest as k
+from tests.support.certs import Certs
+from tests.support.server import Server
+
+from .shared import SELECTOR_LABEL
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +25,7 @@ SIGTERM_GRACE = 10.0
 def test_stopped_webhook(
     kube: k.KubeRest,
     make_namespace: Any,
-    start_webhook: Callable[..., WebhookProcess],
+    start_webhook: Callable[..., Server],
     webhook_certs: Certs,
     policy: str,
 ) -> None:
@@ -43,7 +45,9 @@ def test_stopped_webhook(
     for ns in (served, excluded):
         kube.create_service_account(ns, "app", {k.ROLE_ANNOTATION: ROLE})
     try:
-        register(kube, config, webhook.url, webhook_certs.ca_pem, policy, labels, namespace_selector=selector)
+        k.register_webhook(
+            kube, config, webhook.mutate_url, webhook_certs.ca_pem, policy, labels, namespace_selector=selector
+        )
 
         # While it is up: the served namespace is mutated, the excluded one is not even asked.
         kube.create_pod(served, k.pod("while-up", "app"))
@@ -75,7 +79,7 @@ def test_stopped_webhook(
 
 
 def test_sigterm_stops_the_webhook_promptly_with_exit_code_0(
-    start_webhook: Callable[..., WebhookProcess],
+    start_webhook: Callable[..., Server],
 ) -> None:
     """SIGTERM stops accepting, finishes in-flight requests (bounded) and exits 0."""
     webhook = start_webhook()

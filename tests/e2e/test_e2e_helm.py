@@ -33,12 +33,12 @@ from typing import Any
 import pytest
 import yaml
 
-from ..deploy import helm as chart
-from ..deploy.render import documents
-from . import kube as k
-from .conftest import CONFIG_PROPAGATION_TIMEOUT
-from .controlplane import ControlPlane
-from .procs import wait_for
+from tests.deploy import helm as chart
+from tests.deploy.render import documents
+from tests.support import kuberest as k
+from tests.support.controlplane import ControlPlane
+from tests.support.kuberest import CONFIG_PROPAGATION_TIMEOUT
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.e2e
 

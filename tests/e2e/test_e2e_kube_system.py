@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ..deploy.render import documents, render_all
-from . import kube as k
-from .conftest import CONFIG_PROPAGATION_TIMEOUT
-from .controlplane import ControlPlane
-from .procs import wait_for
-from .webhookproc import Certs, WebhookProcess
+from tests.deploy.render import documents, render_all
+from tests.support import kuberest as k
+from tests.support.certs import Certs
+from tests.support.controlplane import ControlPlane
+from tests.support.kuberest import CONFIG_PROPAGATION_TIMEOUT
+from tests.support.server import Server
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -78,10 +79,10 @@ def restricted_pod(name: str, service_account: str) -> k.JSON:
     return manifest
 
 
-def admissions(webhook: WebhookProcess, namespace: str) -> list[str]:
+def admissions(webhook: Server, namespace: str) -> list[str]:
     """The admission log lines of ``namespace`` (one per request the webhook was sent)."""
     needle = f'"namespace":"{namespace}"'
-    return [line for line in webhook.observe.logs().splitlines() if '"msg":"admission"' in line and needle in line]
+    return [line for line in webhook.logs().splitlines() if '"msg":"admission"' in line and needle in line]
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def cleanup(kube: k.KubeRest) -> Iterator[list[str]]:
 def test_kube_system_pod_is_mutated_by_the_default_overlay_configuration(
     kube: k.KubeRest,
     default_overlay: list[k.JSON],
-    start_webhook: Callable[..., WebhookProcess],
+    start_webhook: Callable[..., Server],
     webhook_certs: Certs,
     cleanup: list[str],
 ) -> None:
@@ -109,7 +110,7 @@ def test_kube_system_pod_is_mutated_by_the_default_overlay_configuration(
         kube.create_service_account(namespace, account, {k.ROLE_ANNOTATION: ROLE})
         cleanup.append(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}")
 
-    config = served_by(default_overlay, webhook.url, webhook_certs.ca_pem)
+    config = served_by(default_overlay, webhook.mutate_url, webhook_certs.ca_pem)
     (hook,) = config["webhooks"]
     assert hook["failurePolicy"] == "Ignore"
     probe = k.pod(f"probe-{suffix}", account)

@@ -16,14 +16,14 @@ checks their wiring instead.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from ..deploy.render import documents, overlays, render_all
-from .controlplane import ControlPlane
+from tests.deploy.render import documents, overlays, render_all
+from tests.support.controlplane import ControlPlane
+from tests.support.paths import MANIFESTS
 
 pytestmark = pytest.mark.e2e
 
@@ -120,5 +120,5 @@ def test_webhook_pod_is_admitted_under_restricted_pod_security(
 
 
 def test_every_overlay_was_rendered(rendered: dict[str, str]) -> None:
-    manifests = Path(__file__).resolve().parents[2] / "manifests" / "overlays"
+    manifests = MANIFESTS / "overlays"
     assert sorted(rendered) == sorted(p.name for p in manifests.iterdir())

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from . import kube as k
-from .conftest import REGION
-from .controlplane import ControlPlane
+from tests.support import kuberest as k
+from tests.support.controlplane import ControlPlane
+
+from .shared import REGION
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("irsa_webhook")]
 

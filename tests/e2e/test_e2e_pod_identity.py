@@ -17,7 +17,6 @@ ServiceAccount with a role-arn annotation gets Pod Identity, not IRSA.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -28,13 +27,17 @@ from typing import Any
 
 import pytest
 
-from . import kube as k
+from tests.support import kuberest as k
+from tests.support.certs import Certs
+from tests.support.controlplane import STS_AUDIENCE, ControlPlane
+from tests.support.kubeapi import identities_file
+from tests.support.server import Server
+from tests.support.volumes import KubeletVolume
+from tests.support.waits import wait_for
+
 from .chain import BOTO3_TIMEOUT, Injected, in_root, request_kubelet_token, write_token
-from .conftest import SELECTOR_LABEL, register
-from .controlplane import STS_AUDIENCE, ControlPlane
 from .podidentityagent import POD_IDENTITY_AUDIENCE, PodIdentityAgent
-from .procs import wait_for
-from .webhookproc import Certs, WebhookProcess
+from .shared import SELECTOR_LABEL
 
 pytestmark = pytest.mark.e2e
 
@@ -66,40 +69,14 @@ print(json.dumps({"AccessKeyId": frozen.access_key, "SecretAccessKey": frozen.se
 """
 
 
-class KubeletVolume:
-    """A ConfigMap volume as the kubelet lays it out and updates it: ``identities.json ->
-    ..data/identities.json``, ``..data -> ..<timestamp>``; an update writes a new timestamped folder,
-    points ``..data_tmp`` at it and renames that over ``..data`` (the file's own path never changes)."""
-
-    def __init__(self, root: Path, key: str = "identities.json") -> None:
-        self.root = root
-        self.path = root / key
-        self.key = key
-        self.generation = 0
-        root.mkdir(parents=True, exist_ok=True)
-
-    def write(self, pairs: list[tuple[str, str]]) -> None:
-        self.generation += 1
-        folder = f"..2026_01_01_00_00_{self.generation:02d}.{secrets.token_hex(4)}"
-        (self.root / folder).mkdir()
-        listed = [{"namespace": ns, "serviceAccount": sa} for ns, sa in pairs]
-        (self.root / folder / self.key).write_text(json.dumps({"identities": listed}))
-        data = self.root / "..data"
-        old = os.readlink(data) if data.is_symlink() else None
-        os.symlink(folder, self.root / "..data_tmp")
-        os.rename(self.root / "..data_tmp", data)
-        if not self.path.is_symlink():
-            os.symlink(f"..data/{self.key}", self.path)
-        if old is not None:
-            (self.root / old / self.key).unlink()
-            (self.root / old).rmdir()
+IDENTITIES = "identities.json"
 
 
 @dataclass
 class World:
     namespace: str
     agent: PodIdentityAgent
-    webhook: WebhookProcess
+    webhook: Server
     volume: KubeletVolume
     listed: list[tuple[str, str]]
 
@@ -115,17 +92,21 @@ def world(
     kube.create_service_account(namespace, "later")
     volume = KubeletVolume(tmp_path_factory.mktemp("pod-identity-config") / "volume")
     listed = [(namespace, "app"), (namespace, "both")]
-    volume.write(listed)
+    volume.write({IDENTITIES: identities_file(*listed)})
     agent = PodIdentityAgent(control_plane.server, control_plane.token, control_plane.ca_file).start()
     webhook = None
     try:
-        webhook = WebhookProcess(
+        webhook = Server(
             tmp_path_factory.mktemp("pod-identity-webhook"),
-            control_plane.kubeconfig,
             webhook_certs,
-            ["--watch-container-credentials-config", str(volume.path), "--container-credentials-full-uri", agent.url],
+            "--watch-container-credentials-config",
+            str(volume.folder / IDENTITIES),
+            "--container-credentials-full-uri",
+            agent.url,
+            kubeconfig=control_plane.kubeconfig,
+            bind_address=None,
         ).start()
-        register(kube, CONFIG, webhook.url, webhook_certs.ca_pem, "Fail", LABELS)
+        k.register_webhook(kube, CONFIG, webhook.mutate_url, webhook_certs.ca_pem, "Fail", LABELS)
         yield World(namespace, agent, webhook, volume, listed)
     finally:
         kube.delete_webhook_configuration(CONFIG)
@@ -258,7 +239,7 @@ def test_a_data_swap_reaches_the_next_pod_without_a_restart(world: World, kube: 
     pid = world.webhook.process.pid
 
     world.listed.append((world.namespace, "later"))
-    world.volume.write(world.listed)
+    world.volume.write({IDENTITIES: identities_file(*world.listed)})
     wait_for(
         lambda: is_pod_identity(kube.create_pod(world.namespace, probe, dry_run=True)),
         timeout=RELOAD_TIMEOUT,
@@ -269,6 +250,6 @@ def test_a_data_swap_reaches_the_next_pod_without_a_restart(world: World, kube: 
     assert_stored_with_pod_identity(kube.get_pod(world.namespace, "after-swap"), world.agent.url)
     assert world.webhook.process.pid == pid
     assert world.webhook.process.alive()
-    logs = world.webhook.observe.logs()
+    logs = world.webhook.logs()
     assert logs.count('"msg":"starting"') == 1, logs[-3000:]
     assert logs.count('"msg":"container credentials config loaded"') == 2, logs[-3000:]  # at start, at the swap

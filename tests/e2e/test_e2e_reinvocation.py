@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
-from . import kube as k
-from .conftest import SELECTOR_LABEL, SharedWebhook, register
-from .procs import wait_for
+from tests.support import kuberest as k
+from tests.support.certs import Certs
+from tests.support.waits import wait_for
+
 from .secondwebhook import ADDED_CONTAINER, ContainerAddingWebhook
-from .webhookproc import Certs
+from .shared import SELECTOR_LABEL, SharedWebhook
 
 pytestmark = pytest.mark.e2e
 
@@ -39,8 +40,8 @@ def create_through_both_webhooks(
     labels = {SELECTOR_LABEL: f"reinvocation-{key}"}
     server = ContainerAddingWebhook(webhook_certs.cert, webhook_certs.key)
     try:
-        register(
-            kube, irsa_config, irsa_webhook.process.url, webhook_certs.ca_pem, "Fail", labels,
+        k.register_webhook(
+            kube, irsa_config, irsa_webhook.process.mutate_url, webhook_certs.ca_pem, "Fail", labels,
             reinvocation_policy=policy,
         )  # fmt: skip
         second = k.webhook_configuration(

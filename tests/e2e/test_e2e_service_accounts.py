@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from . import kube as k
-from .procs import wait_for
+from tests.support import kuberest as k
+from tests.support.waits import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("irsa_webhook")]
 

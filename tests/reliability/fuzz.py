@@ -16,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = [json.loads(p.read_bytes()) for p in sorted((ROOT / "tests" / "samples").glob("*.json"))]
+from tests.support import paths
+from tests.support.cases import load_sample
+
+SAMPLES = [load_sample(p) for p in sorted(paths.SAMPLES.glob("*.json"))]
 PREFIX = "eks.amazonaws.com"
 
 

@@ -23,9 +23,6 @@ import contextlib
 import http.client
 import itertools
 import json
-import os
-import shutil
-import socket
 import ssl
 import sys
 import tempfile
@@ -35,16 +32,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-
-from tests.e2e import kube as k
-from tests.e2e.controlplane import ControlPlane, find_binaries
-from tests.e2e.procs import ManagedProcess, free_port, http_status, wait_for
+from tests.support import kuberest as k
+from tests.support.cases import review_of
+from tests.support.certs import Certs, generate_certs, new_pair, served_serial
+from tests.support.controlplane import ControlPlane, find_binaries
+from tests.support.server import Server
+from tests.support.volumes import KubeletVolume
+from tests.support.waits import wait_for
 from webhook.options.flags import parse_duration
-from webhook.server import devcerts
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = json.loads((ROOT / "tests" / "samples" / "admissionreview-pod.json").read_bytes())
 NAMESPACE = "soak"
 STABLE = 5  # accounts that never change: their answers are checked for the right role
 RSS_LIMIT = 0.05
@@ -58,33 +54,22 @@ class Certificates:
     """A Secret-volume layout (``tls.crt -> ..data/tls.crt``) and kubelet-style rotations of it."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
         self.ca_dir = root / "ca"
-        devcerts.generate(self.ca_dir)
-        self.ca = self.ca_dir / "ca.crt"
-        self.volume = root / "volume"
-        self.volume.mkdir()
+        generate_certs(self.ca_dir)
+        self.volume = KubeletVolume(root / "volume")
         self.serial = 0
-        self.generation = itertools.count()
         self.rotate()
-        for name in ("tls.crt", "tls.key"):
-            (self.volume / name).symlink_to(Path("..data") / name)
+        self.certs = Certs(self.ca_dir / "ca.crt", self.volume.folder / "tls.crt", self.volume.folder / "tls.key")
+
+    @property
+    def ca(self) -> Path:
+        return self.ca_dir / "ca.crt"
 
     def rotate(self) -> int:
         """A new pair signed by the same CA, swapped in atomically; returns its serial."""
-        devcerts.generate(self.ca_dir)  # the CA in the folder is reused: a new serving pair only
-        stamp = self.volume / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{next(self.generation)}"
-        stamp.mkdir()
-        for name in ("tls.crt", "tls.key"):
-            shutil.copy2(self.ca_dir / name, stamp / name)
-        link = self.volume / "..data_tmp"
-        link.symlink_to(stamp.name)
-        old = (self.volume / "..data").resolve() if (self.volume / "..data").exists() else None
-        os.replace(link, self.volume / "..data")
-        if old is not None:
-            shutil.rmtree(old)
-        pem = (stamp / "tls.crt").read_bytes()
-        self.serial = x509.load_pem_x509_certificate(pem).serial_number
+        pair = new_pair(self.ca_dir)
+        self.volume.write({"tls.crt": pair.cert, "tls.key": pair.key})
+        self.serial = pair.serial
         return self.serial
 
 
@@ -110,14 +95,7 @@ class Tally:
 
 
 def review_for(account: str) -> bytes:
-    review = json.loads(json.dumps(SAMPLE))
-    request = review["request"]
-    request["uid"] = str(uuid.uuid4())
-    request["namespace"] = NAMESPACE
-    request["object"]["metadata"]["namespace"] = NAMESPACE
-    request["object"]["spec"]["serviceAccountName"] = account
-    request["object"]["spec"]["serviceAccount"] = account
-    return json.dumps(review).encode()
+    return json.dumps(review_of(NAMESPACE, account, str(uuid.uuid4()))).encode()
 
 
 def role_in(answer: dict[str, Any]) -> str | None:
@@ -181,7 +159,7 @@ def churn_worker(kube: k.KubeRest, interval: float, stop: threading.Event, count
         step = (n // 20) % 3
         try:
             if step == 0:
-                kube.create(path, k.service_account(name, {"eks.amazonaws.com/role-arn": role(name, n)}))
+                kube.create_service_account(NAMESPACE, name, {k.ROLE_ANNOTATION: role(name, n)})
                 counts["created"] += 1
             elif step == 1:
                 kube.merge_patch(
@@ -194,17 +172,6 @@ def churn_worker(kube: k.KubeRest, interval: float, stop: threading.Event, count
         except k.KubeApiError as exc:
             counts["api_errors"] += 1
             print(f"soak: churn {name}: {exc.message}", file=sys.stderr)
-
-
-def served_serial(port: int, ca: Path) -> int:
-    context = ssl.create_default_context(cafile=str(ca))
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="localhost") as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der).serial_number
 
 
 def rss_bytes(pid: int) -> int:
@@ -224,7 +191,7 @@ def percentile(values: list[float], pct: float) -> float:
 def run(duration: float, rate: float, connections: int, rotate_every: float, churn_every: float, workdir: Path) -> int:
     plane = ControlPlane(workdir / "control-plane", find_binaries()).start()
     kube = k.KubeRest(plane.server, plane.token, plane.ca_file)
-    webhook: ManagedProcess | None = None
+    webhook: Server | None = None
     stop = threading.Event()
     threads: list[threading.Thread] = []
     try:
@@ -233,32 +200,8 @@ def run(duration: float, rate: float, connections: int, rotate_every: float, chu
             name = f"stable-{i}"
             kube.create_service_account(NAMESPACE, name, {"eks.amazonaws.com/role-arn": role(name)})
         certs = Certificates(workdir / "certs")
-        port, metrics_port = free_port(), free_port()
-        webhook = ManagedProcess(
-            "irsa-webhook",
-            [
-                sys.executable,
-                "-m",
-                "webhook",
-                "serve",
-                f"--kubeconfig={plane.kubeconfig}",
-                f"--tls-cert={certs.volume / 'tls.crt'}",
-                f"--tls-key={certs.volume / 'tls.key'}",
-                f"--port={port}",
-                f"--metrics-port={metrics_port}",
-                "--bind-address=127.0.0.1",
-            ],
-            workdir / "irsa-webhook.log",
-        )
-        context = ssl.create_default_context(cafile=str(certs.ca))
-        wait_for(
-            lambda: (
-                webhook is not None
-                and (webhook.check_alive() or http_status(f"https://127.0.0.1:{port}/readyz", context=context) == 200)
-            ),
-            timeout=60,
-            what="irsa-webhook /readyz",
-        )
+        webhook = Server(workdir, certs.certs, kubeconfig=plane.kubeconfig).start()
+        port = webhook.port
         tally = Tally()
         counts = {"created": 0, "updated": 0, "deleted": 0, "api_errors": 0}
         interval = connections / rate
@@ -276,21 +219,24 @@ def run(duration: float, rate: float, connections: int, rotate_every: float, chu
         rotations = 0
         next_rotation = started + rotate_every
         while (now := time.monotonic()) < started + duration:
-            webhook.check_alive()
+            assert webhook.process is not None
+            webhook.process.check_alive()
             if not rss_warm and now >= warm_at:
-                rss_warm = rss_bytes(webhook.pid)
+                rss_warm = rss_bytes(webhook.process.pid)
             if now >= next_rotation:
                 serial = certs.rotate()
                 rotations += 1
                 try:
                     wait_for(
-                        lambda s=serial: served_serial(port, certs.ca) == s, timeout=15, what="rotated certificate"
+                        lambda s=serial: served_serial(port, certs.ca, "localhost") == s,
+                        timeout=15,
+                        what="rotated certificate",
                     )
                 except (TimeoutError, RuntimeError, AssertionError, OSError) as exc:
                     tally.error("rotation_not_served", str(exc))
                 next_rotation += rotate_every
             time.sleep(0.5)
-        rss_end = rss_bytes(webhook.pid)
+        rss_end = rss_bytes(webhook.proc.pid)
         stop.set()
         for thread in threads:
             thread.join(15)

@@ -17,24 +17,24 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.server.rotation import (
+from tests.support.cases import JSON_HEADERS
+from tests.support.certs import (
     FAST_RELOAD,
-    JSON,
-    POLL,
-    SAMPLE_PATH,
     Pair,
     cert_then_key,
-    handshake_serial,
     key_then_cert,
-    kubelet_layout,
     new_pair,
-    wait_for,
+    served_serial,
     write_in_place,
 )
-from tests.serverproc import Server, start_server
+from tests.support.paths import SAMPLE
+from tests.support.server import Server, start_server
+from tests.support.volumes import KubeletVolume
+from tests.support.waits import wait_for
 from webhook.server import devcerts
 
-SAMPLE = SAMPLE_PATH.read_bytes()
+REVIEW = SAMPLE.read_bytes()
+POLL = 0.1  # the server's reload interval in these tests (FAST_RELOAD)
 ROTATIONS = 24
 HALF_WRITTEN_EVERY = 4  # every 4th rotation pauses between its two halves for longer than the poll interval
 HALF_PAUSE = 3 * POLL
@@ -58,7 +58,7 @@ class Load:
     def start(self) -> None:
         for thread in self.threads:
             thread.start()
-        wait_for(lambda: min(self.posts) > 0 and self.handshakes > 0, 10, "load running")
+        wait_for(lambda: min(self.posts) > 0 and self.handshakes > 0, timeout=10, what="load running")
 
     def finish(self) -> None:
         self.stop.set()
@@ -70,7 +70,7 @@ class Load:
         with self.server.client() as client:
             while not self.stop.is_set():
                 try:
-                    response = client.post("/mutate", content=SAMPLE, headers=JSON, timeout=10)
+                    response = client.post("/mutate", content=REVIEW, headers=JSON_HEADERS, timeout=10)
                 except httpx.HTTPError as exc:
                     self.failures.append(f"poster {index}: {exc!r}")
                     continue
@@ -87,7 +87,7 @@ class Load:
         while not self.stop.is_set():
             name = names[self.handshakes % 2]
             try:
-                serial = handshake_serial(self.server.port, self.server.certs / "ca.crt", name, timeout=10)
+                serial = served_serial(self.server.port, self.server.certs.ca, name, timeout=10)
             except OSError as exc:  # ssl.SSLError and certificate verification errors included
                 self.failures.append(f"handshake ({name}): {exc!r}")
                 continue
@@ -104,7 +104,7 @@ class Load:
 
 def rotate_in_place(first_then_second: Callable[[Path, Pair, float], None]) -> Callable[[Server, Pair, bool], None]:
     def rotate(server: Server, pair: Pair, half_written: bool) -> None:
-        first_then_second(server.certs, pair, HALF_PAUSE if half_written else 0.0)
+        first_then_second(server.certs.folder, pair, HALF_PAUSE if half_written else 0.0)
 
     return rotate
 
@@ -115,14 +115,14 @@ def test_rotations_under_load_fail_nothing(tmp_path: Path, order: str) -> None:
     certs = tmp_path / "certs"
     devcerts.generate(certs)
     if order == "kubelet-data-swap":
-        volume = kubelet_layout(certs)  # the server is given the symlinks tls.crt -> ..data/tls.crt
+        volume = KubeletVolume.adopt(certs)  # the server is given the symlinks tls.crt -> ..data/tls.crt
         ca = (certs / "ca.crt").read_bytes()
 
         def rotate(server: Server, pair: Pair, half_written: bool) -> None:
             if half_written:  # a Secret updated in two steps: new certificate, old key first
-                volume.update({"ca.crt": ca, "tls.crt": pair.cert, "tls.key": (certs / "tls.key").read_bytes()})
+                volume.write({"ca.crt": ca, "tls.crt": pair.cert, "tls.key": (certs / "tls.key").read_bytes()})
                 time.sleep(HALF_PAUSE)
-            volume.swap(pair, ca)
+            volume.write({"ca.crt": ca, "tls.crt": pair.cert, "tls.key": pair.key})
 
     else:
         rotate = rotate_in_place(cert_then_key if order == "cert-then-key" else key_then_cert)
@@ -142,8 +142,8 @@ def test_rotations_under_load_fail_nothing(tmp_path: Path, order: str) -> None:
                 half_written += half
                 rotate(server, newest, half)
                 serial = newest.serial
-                wait_for(lambda: server.served_serial() == serial, 10, f"rotation {rotation} served")  # noqa: B023
-            wait_for(lambda: load.last_serial == serial, 10, "the prober sees the newest pair")
+                wait_for(lambda: server.served_serial() == serial, timeout=10, what=f"rotation {rotation} served")  # noqa: B023
+            wait_for(lambda: load.last_serial == serial, timeout=10, what="the prober sees the newest pair")
             time.sleep(0.3)  # a little more load on the final pair
         finally:
             load.finish()

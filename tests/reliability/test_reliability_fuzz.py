@@ -23,14 +23,11 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from webhook.admission.endpoint import MutateEndpoint
+from tests.support.asgi import app_of, example_store
 from webhook.core.settings import Settings
-from webhook.server.app import build_app
-from webhook.sources.manifests import load_manifests
 from webhook.sources.resolver import Resolver
-from webhook.sources.store import IdentityStore
 
-from .fuzz import ROOT, drive, reviews
+from .fuzz import drive, reviews
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))
 LONG_RUN = "FUZZ_EXAMPLES" in os.environ
@@ -38,9 +35,7 @@ TALLY: Counter[str] = Counter()
 
 
 def _app() -> Any:
-    store = IdentityStore()
-    store.replace_all(load_manifests([ROOT / "examples" / "service-accounts.yaml"], Settings()))
-    return build_app(MutateEndpoint(Resolver(store), Settings(aws_default_region="us-west-2")), None)
+    return app_of(Resolver(example_store()), Settings(aws_default_region="us-west-2"))
 
 
 APP = _app()

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverproc import RawConnection, Server, review, start_server
+from tests.support.cases import JSON_HEADERS, review
+from tests.support.server import RawConnection, Server, start_server
 
 pytestmark = pytest.mark.timeout(30)
-
-JSON = {"content-type": "application/json"}
 
 
 def wait_exit(server: Server, timeout: float) -> tuple[int, float]:
@@ -55,7 +54,7 @@ def test_sigterm_with_an_idle_kept_alive_connection_exits_at_once(tmp_path: Path
         close = raw.close
     else:
         pooled = server.client()
-        assert pooled.post("/mutate", content=review("idle"), headers=JSON).status_code == 200
+        assert pooled.post("/mutate", content=review("idle"), headers=JSON_HEADERS).status_code == 200
         close = pooled.close
     try:
         server.proc.send_signal(signal.SIGTERM)
@@ -134,7 +133,7 @@ def keep_alive_worker(server: Server, name: str, out: Outcomes, stop: threading.
     """Requests back to back on one connection; http.client reconnects when the server closes it."""
     conn = server.connection(timeout=5)
     n = 0
-    while not stop.is_set() and exchange(conn, f"{name}-{n}", out, JSON):
+    while not stop.is_set() and exchange(conn, f"{name}-{n}", out, JSON_HEADERS):
         n += 1
     conn.close()
 
@@ -145,7 +144,7 @@ def new_connection_worker(server: Server, name: str, out: Outcomes, stop: thread
     while not stop.is_set():
         conn = server.connection(timeout=5)
         try:
-            if not exchange(conn, f"{name}-{n}", out, {**JSON, "connection": "close"}):
+            if not exchange(conn, f"{name}-{n}", out, {**JSON_HEADERS, "connection": "close"}):
                 break
         finally:
             conn.close()
@@ -200,9 +199,9 @@ def test_sigterm_under_load_answers_every_accepted_request(tmp_path: Path) -> No
             while probe.get("/readyz", timeout=2).status_code != 503:
                 assert time.monotonic() - signalled < 0.5, "/readyz still 200 half a second after SIGTERM"
                 time.sleep(0.01)
-            assert probe.post("/mutate", content=review("drain"), headers=JSON).status_code == 200
+            assert probe.post("/mutate", content=review("drain"), headers=JSON_HEADERS).status_code == 200
         with server.client() as fresh:
-            assert fresh.post("/mutate", content=review("drain-fresh"), headers=JSON).status_code == 200
+            assert fresh.post("/mutate", content=review("drain-fresh"), headers=JSON_HEADERS).status_code == 200
         assert time.monotonic() - signalled < delay, "the drain checks took longer than the delay"
 
         # After the delay the listener closes, with the slow request in flight.

@@ -13,7 +13,6 @@ The live GET on a miss is turned off wherever it could hide a stuck watch (--ser
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import secrets
 import ssl
@@ -25,23 +24,22 @@ from typing import Any
 import httpx
 import jsonpatch
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e import kube as k
-from tests.e2e.controlplane import ControlPlane
-from tests.e2e.procs import http_status, wait_for
-from tests.e2e.webhookproc import Certs, WebhookProcess
+from tests.support import kuberest as k
+from tests.support.cases import review_of
+from tests.support.certs import Certs
+from tests.support.controlplane import ControlPlane
+from tests.support.kuberest import CONFIG_PROPAGATION_TIMEOUT
+from tests.support.procs import http_status
+from tests.support.server import Server
+from tests.support.waits import wait_for
 
-from .conftest import TcpProxy
+from .proxy import TcpProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = json.loads((ROOT / "tests" / "samples" / "admissionreview-pod.json").read_text())
 NO_LIVE_LOOKUP = "--service-account-live-lookup=false"
 FIVE_THOUSAND_DIGITS = "9" * 5000
-# kube-apiserver picks up a new webhook configuration from a watch, usually well under a second.
-CONFIG_PROPAGATION_TIMEOUT = 30.0
 # "Within seconds": a watch event reaches the webhook in milliseconds; this bounds a loaded CI machine.
 WATCH_TIMEOUT = 10.0
 # After kube-apiserver is back, the webhook's watch is too within this (its backoff is capped at 3 s).
@@ -60,26 +58,20 @@ def role(name: str) -> str:
 class Webhook:
     """One `irsa-webhook serve` process and a verified HTTPS client for its /mutate and /readyz."""
 
-    def __init__(self, process: WebhookProcess) -> None:
+    def __init__(self, process: Server) -> None:
         self.process = process
         self.client = httpx.Client(
             base_url=f"https://127.0.0.1:{process.port}",
-            verify=ssl.create_default_context(cafile=str(process.certs.ca)),
+            verify=process.certs.context(),
             timeout=15,
         )
 
     def review(self, namespace: str, service_account: str) -> tuple[int, dict[str, Any], k.JSON]:
         """POST an AdmissionReview of a pod using ``service_account``: (HTTP status, response, pod)."""
-        review = copy.deepcopy(SAMPLE)
-        request = review["request"]
-        request["uid"] = secrets.token_hex(8)
-        request["namespace"] = namespace
-        request["object"]["metadata"]["namespace"] = namespace
-        request["object"]["spec"]["serviceAccountName"] = service_account
-        request["object"]["spec"]["serviceAccount"] = service_account
+        review = review_of(namespace, service_account, secrets.token_hex(8))
         answer = self.client.post("/mutate", json=review)
         response = answer.json().get("response", {}) if answer.status_code == 200 else {}
-        return answer.status_code, response, request["object"]
+        return answer.status_code, response, review["request"]["object"]
 
     def role_for(self, namespace: str, service_account: str) -> str | None:
         """The AWS_ROLE_ARN the webhook injects for this account's pods (None: not mutated)."""
@@ -93,15 +85,11 @@ class Webhook:
     def readyz(self) -> int:
         return http_status(
             f"https://127.0.0.1:{self.process.port}/readyz",
-            context=ssl.create_default_context(cafile=str(self.process.certs.ca)),
+            context=self.process.certs.context(),
         )
 
     def metric(self, name: str, **labels: str) -> float:
-        for family in text_string_to_metric_families(self.process.metrics()):
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    return float(sample.value)
-        return 0.0
+        return self.process.metric(name, **labels) or 0.0
 
     def close(self) -> None:
         self.client.close()
@@ -110,12 +98,16 @@ class Webhook:
 @pytest.fixture
 def webhooks(reliability_certs: Certs, tmp_path: Path) -> Iterator[Callable[..., Webhook]]:
     """``start(plane, *extra_args) -> Webhook``: a webhook of this test's own, ready, stopped after it."""
-    processes: list[WebhookProcess] = []
+    processes: list[Server] = []
     started: list[Webhook] = []
 
     def start(plane: ControlPlane, *extra_args: str) -> Webhook:
-        process = WebhookProcess(
-            tmp_path / f"webhook-{len(processes)}", plane.kubeconfig, reliability_certs, extra_args
+        process = Server(
+            tmp_path / f"webhook-{len(processes)}",
+            reliability_certs,
+            *extra_args,
+            kubeconfig=plane.kubeconfig,
+            bind_address=None,
         )
         processes.append(process)
         webhook = Webhook(process.start())  # its ports are known once started
@@ -135,19 +127,9 @@ def kube_client(plane: ControlPlane) -> k.KubeRest:
 
 def register(kube: k.KubeRest, name: str, webhook: Webhook, labels: Mapping[str, str]) -> None:
     """A MutatingWebhookConfiguration (failurePolicy Fail) for namespaces carrying ``labels``; returns
-    once kube-apiserver calls it (dry-run pods of a probe namespace come back injected)."""
-    config = k.webhook_configuration(
-        name, webhook.process.url, webhook.process.certs.ca_pem, "Fail", {"matchLabels": dict(labels)}
-    )
-    kube.apply_webhook_configuration(config)
-    probe_ns = f"probe-{name}-{secrets.token_hex(3)}"[:63]
-    kube.create_namespace(probe_ns, labels)
-    kube.create_service_account(probe_ns, "probe", {k.ROLE_ANNOTATION: role("probe")})
-    wait_for(
-        lambda: k.is_injected(kube.create_pod(probe_ns, k.pod("probe", "probe"), dry_run=True)),
-        timeout=CONFIG_PROPAGATION_TIMEOUT,
-        what=f"kube-apiserver to call webhook configuration {name}",
-    )
+    once kube-apiserver calls it."""
+    process = webhook.process
+    k.register_webhook(kube, name, process.mutate_url, process.certs.ca_pem, "Fail", labels)
 
 
 def stored_role(kube: k.KubeRest, namespace: str, pod_name: str) -> str | None:

@@ -11,7 +11,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -20,28 +19,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serverproc import ROOT, RawConnection, Server, free_port, review, start_server
+from tests.support.cases import JSON_HEADERS, review
+from tests.support.ports import free_port, has_ipv6_loopback
+from tests.support.server import RawConnection, Server, run_to_exit, serve_argv, start_server
+from tests.support.waits import wait_for
 from webhook.server import devcerts
 
-JSON = {"content-type": "application/json"}
-
-
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-needs_ipv6 = pytest.mark.skipif(not ipv6_loopback(), reason="this host has no IPv6 loopback (::1)")
+needs_ipv6 = pytest.mark.skipif(not has_ipv6_loopback(), reason="this host has no IPv6 loopback (::1)")
 
 
 def mutate(server: Server, host: str) -> int:
     conn = server.connection(host)
     try:
-        conn.request("POST", "/mutate", body=review(str(uuid.uuid4())), headers=JSON)
+        conn.request("POST", "/mutate", body=review(str(uuid.uuid4())), headers=JSON_HEADERS)
         response = conn.getresponse()
         response.read()
         return response.status
@@ -59,15 +49,6 @@ def refused(call: Callable[[], object]) -> bool:
     except (ConnectionRefusedError, httpx.ConnectError):
         return True
     return False
-
-
-def wait_until(what: str, probe: Callable[[], bool], timeout: float = 5.0) -> float:
-    """Poll ``probe`` until true; the time it took."""
-    started = time.monotonic()
-    while not probe():
-        assert time.monotonic() - started < timeout, f"{what}: not within {timeout} s"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def readyz(server: Server) -> tuple[int, dict[str, object]]:
@@ -132,23 +113,8 @@ def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path, which: str) -> Non
         taken.listen()
         port = taken.getsockname()[1]
         ports = {"--port": free_port(), "--metrics-port": free_port(), which: port}
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "webhook",
-                "serve",
-                *(f"{flag}={value}" for flag, value in ports.items()),
-                "--bind-address=127.0.0.1",
-                f"--tls-cert={certs.cert}",
-                f"--tls-key={certs.key}",
-                f"--service-accounts={ROOT / 'examples' / 'service-accounts.yaml'}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        listening = [f"{flag}={value}" for flag, value in ports.items()]
+        result = run_to_exit(serve_argv(certs, *listening, "--bind-address=127.0.0.1"))
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("irsa-webhook serve:")]
     assert errors == [f"irsa-webhook serve: cannot listen on 127.0.0.1:{port}: Address already in use"]
@@ -165,7 +131,7 @@ def test_request_in_flight_at_sigterm_is_answered_and_the_process_exits_at_once(
     client.send(client.request_head("POST", "/mutate", len(body)) + body[:100])
     time.sleep(0.2)  # the server has the headers: this request is in flight
     server.proc.send_signal(signal.SIGTERM)
-    wait_until("the listener to close", lambda: refused(lambda: mutate(server, "127.0.0.1")))
+    wait_for(lambda: refused(lambda: mutate(server, "127.0.0.1")), what="the listener to close")
     assert server.proc.poll() is None, "exited with a request in flight"
     client.send(body[100:])
     status, headers, answer = client.response()
@@ -204,7 +170,7 @@ def test_shutdown_delay_keeps_serving_while_readyz_answers_503(tmp_path: Path) -
     assert readyz(server)[0] == 200
     signalled = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
-    wait_until("/readyz to answer 503", lambda: readyz(server)[0] == 503, timeout=1)
+    wait_for(lambda: readyz(server)[0] == 503, what="/readyz to answer 503", timeout=1)
     status, body = readyz(server)
     assert status == 503
     assert body["checks"] == {"serviceAccountCacheSynced": True, "certificateLoaded": True, "notShuttingDown": False}
@@ -243,7 +209,7 @@ def test_without_a_shutdown_delay_connections_are_kept_alive(tmp_path: Path) -> 
 def test_a_second_signal_ends_the_shutdown_delay(tmp_path: Path) -> None:
     server = start_server(tmp_path, "--shutdown-delay=60s")
     server.proc.send_signal(signal.SIGTERM)
-    wait_until("/readyz to answer 503", lambda: readyz(server)[0] == 503)
+    wait_for(lambda: readyz(server)[0] == 503, what="/readyz to answer 503")
     server.proc.send_signal(signal.SIGTERM)
     code, took = wait_exit(server, 10)
     assert code == 0
@@ -256,7 +222,7 @@ def test_token_expiration_below_600_is_raised_to_600_with_one_log_line(tmp_path:
     server = start_server(tmp_path, "--token-expiration=300")
     try:
         with server.client() as c:
-            response = c.post("/mutate", content=review("short-token"), headers=JSON)
+            response = c.post("/mutate", content=review("short-token"), headers=JSON_HEADERS)
         assert response.status_code == 200
         patch = json.loads(base64.b64decode(response.json()["response"]["patch"]))
         volume = next(op["value"] for op in patch if op["path"] == "/spec/volumes/-")
@@ -273,7 +239,7 @@ def test_token_expiration_in_range_is_used_as_given(tmp_path: Path) -> None:
     server = start_server(tmp_path, f"--token-expiration={1 << 32}")
     try:
         with server.client() as c:
-            response = c.post("/mutate", content=review("long-token"), headers=JSON)
+            response = c.post("/mutate", content=review("long-token"), headers=JSON_HEADERS)
         patch = json.loads(base64.b64decode(response.json()["response"]["patch"]))
         volume = next(op["value"] for op in patch if op["path"] == "/spec/volumes/-")
         assert volume["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"] == 1 << 32

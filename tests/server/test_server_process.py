@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import ssl
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +14,13 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serverproc import ROOT, Server, start_server
+from tests.support.cases import JSON_HEADERS
+from tests.support.certs import handshake
+from tests.support.paths import EXAMPLE_ACCOUNTS, SAMPLE
+from tests.support.server import Server, run_to_exit, serve_argv, start_server
 from webhook.server import devcerts
 
-SAMPLE = (ROOT / "tests" / "samples" / "admissionreview-pod.json").read_bytes()
-JSON = {"content-type": "application/json"}
+REVIEW = SAMPLE.read_bytes()
 
 
 @pytest.fixture
@@ -41,7 +40,7 @@ def patch_of(response: httpx.Response) -> list[dict[str, object]]:
 
 def test_mutates_over_verified_tls_and_exports_metrics(server: Server) -> None:
     with server.client() as c:
-        patch = patch_of(c.post("/mutate", content=SAMPLE, headers=JSON))
+        patch = patch_of(c.post("/mutate", content=REVIEW, headers=JSON_HEADERS))
         assert c.get("/healthz").json() == {"status": "ok"}
     assert any(op["path"] == "/spec/volumes/-" for op in patch)
     text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics").text
@@ -51,7 +50,7 @@ def test_mutates_over_verified_tls_and_exports_metrics(server: Server) -> None:
     assert metric(text, "irsa_webhook_service_account_cache_synced") == 1
     # every ServiceAccount in examples/service-accounts.yaml
     assert metric(text, "irsa_webhook_service_account_cache_size") == 5
-    not_after = x509.load_pem_x509_certificate((server.certs / "tls.crt").read_bytes()).not_valid_after_utc
+    not_after = x509.load_pem_x509_certificate((server.certs.cert).read_bytes()).not_valid_after_utc
     assert metric(text, "irsa_webhook_certificate_expiry_timestamp_seconds") == not_after.timestamp()
 
 
@@ -66,25 +65,25 @@ def metric(text: str, name: str, **labels: str) -> float:
 def test_certificate_swapped_on_disk_is_served_without_restart(server: Server) -> None:
     before = server.served_serial()
     with server.client() as kept_alive:
-        assert kept_alive.post("/mutate", content=SAMPLE, headers=JSON).status_code == 200
-        devcerts.generate(server.certs)  # same CA, new serving key and certificate, written in place
-        new_serial = x509.load_pem_x509_certificate((server.certs / "tls.crt").read_bytes()).serial_number
+        assert kept_alive.post("/mutate", content=REVIEW, headers=JSON_HEADERS).status_code == 200
+        devcerts.generate(server.certs.folder)  # same CA, new serving key and certificate, written in place
+        new_serial = x509.load_pem_x509_certificate((server.certs.cert).read_bytes()).serial_number
         assert new_serial != before
         deadline = time.monotonic() + 15
         while server.served_serial() != new_serial:
             assert time.monotonic() < deadline, "new certificate not served within 15 s"
             time.sleep(0.2)
         # the connection opened before the swap carries on
-        assert kept_alive.post("/mutate", content=SAMPLE, headers=JSON).status_code == 200
+        assert kept_alive.post("/mutate", content=REVIEW, headers=JSON_HEADERS).status_code == 200
     with server.client() as fresh:
-        assert fresh.post("/mutate", content=SAMPLE, headers=JSON).status_code == 200
+        assert fresh.post("/mutate", content=REVIEW, headers=JSON_HEADERS).status_code == 200
     assert server.proc.poll() is None
 
 
 def test_broken_certificate_pair_keeps_the_old_one(server: Server, tmp_path: Path) -> None:
     before = server.served_serial()
     other = devcerts.generate(tmp_path / "other")
-    (server.certs / "tls.key").write_bytes(other.key.read_bytes())  # key no longer matches tls.crt
+    (server.certs.key).write_bytes(other.key.read_bytes())  # key no longer matches tls.crt
     time.sleep(3)  # longer than the reload interval
     assert server.served_serial() == before
     with server.client() as c:
@@ -95,15 +94,12 @@ def test_broken_certificate_pair_keeps_the_old_one(server: Server, tmp_path: Pat
 def test_tls_min_version_13_refuses_tls12_clients(tmp_path: Path) -> None:
     srv = start_server(tmp_path, "--tls-min-version=1.3")
     try:
-        ctx = ssl.create_default_context(cafile=str(srv.certs / "ca.crt"))
+        ctx = ssl.create_default_context(cafile=str(srv.certs.ca))
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        with pytest.raises(ssl.SSLError), socket.create_connection(("127.0.0.1", srv.port), timeout=5) as raw:
-            ctx.wrap_socket(raw, server_hostname="localhost")
-        ctx13 = ssl.create_default_context(cafile=str(srv.certs / "ca.crt"))
-        with (
-            socket.create_connection(("127.0.0.1", srv.port), timeout=5) as raw,
-            ctx13.wrap_socket(raw, server_hostname="localhost") as tls,
-        ):
+        with pytest.raises(ssl.SSLError), handshake(srv.port, ctx):
+            pass
+        ctx13 = ssl.create_default_context(cafile=str(srv.certs.ca))
+        with handshake(srv.port, ctx13) as tls:
             assert tls.version() == "TLSv1.3"
     finally:
         srv.stop()
@@ -112,12 +108,9 @@ def test_tls_min_version_13_refuses_tls12_clients(tmp_path: Path) -> None:
 def test_cipher_suites_restrict_tls12(tmp_path: Path) -> None:
     srv = start_server(tmp_path, "--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384")
     try:
-        ctx = ssl.create_default_context(cafile=str(srv.certs / "ca.crt"))
+        ctx = ssl.create_default_context(cafile=str(srv.certs.ca))
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        with (
-            socket.create_connection(("127.0.0.1", srv.port), timeout=5) as raw,
-            ctx.wrap_socket(raw, server_hostname="localhost") as tls,
-        ):
+        with handshake(srv.port, ctx) as tls:
             cipher = tls.cipher()
             assert cipher is not None
             assert cipher[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
@@ -127,7 +120,7 @@ def test_cipher_suites_restrict_tls12(tmp_path: Path) -> None:
 
 def test_sigterm_exits_zero(server: Server) -> None:
     with server.client() as c:
-        assert c.post("/mutate", content=SAMPLE, headers=JSON).status_code == 200
+        assert c.post("/mutate", content=REVIEW, headers=JSON_HEADERS).status_code == 200
     started = time.monotonic()
     assert server.stop() == 0
     assert time.monotonic() - started < 10
@@ -152,14 +145,14 @@ def test_upstream_deployment_args_work_unchanged(tmp_path: Path) -> None:
         "--bind-address=127.0.0.1",
         f"--tls-cert={certs / 'tls.crt'}",
         f"--tls-key={certs / 'tls.key'}",
-        f"--service-accounts={ROOT / 'examples' / 'service-accounts.yaml'}",
+        f"--service-accounts={EXAMPLE_ACCOUNTS}",
         "--sts-regional-endpoint=true",
         "--service-account-lookup-grace-period=100ms",
     ]
     srv = start_server(tmp_path, argv=argv, env={"IRSA_WEBHOOK_AWS_DEFAULT_REGION": "eu-west-1"})
     try:
         with srv.client() as c:
-            patch = patch_of(c.post("/mutate", content=SAMPLE, headers=JSON))
+            patch = patch_of(c.post("/mutate", content=REVIEW, headers=JSON_HEADERS))
         env_op = next(op for op in patch if str(op["path"]).endswith("/env"))
         names = {e["name"]: e["value"] for e in env_op["value"]}  # type: ignore[union-attr]
         assert names["AWS_STS_REGIONAL_ENDPOINTS"] == "regional"
@@ -206,16 +199,7 @@ def test_upstream_deployment_args_work_unchanged(tmp_path: Path) -> None:
 )
 def test_bad_flags_exit_2_with_one_clear_line(tmp_path: Path, args: list[str], needle: str) -> None:
     certs = devcerts.generate(tmp_path / "certs")
-    base = [
-        "serve",
-        "--port=0",
-        f"--tls-cert={certs.cert}",
-        f"--tls-key={certs.key}",
-        f"--service-accounts={ROOT / 'examples' / 'service-accounts.yaml'}",
-    ]
-    result = subprocess.run(
-        [sys.executable, "-m", "webhook", *base, *args], capture_output=True, text=True, timeout=30, check=False
-    )
+    result = run_to_exit(serve_argv(certs, *args))
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr
     assert "Traceback" not in result.stderr

@@ -20,23 +20,16 @@ from cryptography.hazmat.primitives import serialization
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.server.rotation import (
-    FAST_RELOAD,
-    JSON,
-    SAMPLE_PATH,
-    KubeletVolume,
-    Pair,
-    handshake_serial,
-    kubelet_layout,
-    new_pair,
-    wait_for,
-    write_in_place,
-)
-from tests.serverproc import ROOT, Server, start_server
+from tests.support.cases import JSON_HEADERS
+from tests.support.certs import FAST_RELOAD, Pair, new_pair, served_serial, write_in_place
+from tests.support.paths import EXAMPLE_ACCOUNTS, SAMPLE
+from tests.support.server import Server, start_server
+from tests.support.volumes import KubeletVolume
+from tests.support.waits import wait_for
 from webhook.server import devcerts
 from webhook.server.tls import ServingTLS
 
-SAMPLE = SAMPLE_PATH.read_bytes()
+REVIEW = SAMPLE.read_bytes()
 EXPIRY = "irsa_webhook_certificate_expiry_timestamp_seconds"
 
 
@@ -57,11 +50,11 @@ def assert_serving(server: Server, pair: Pair, kept_alive: httpx.Client) -> None
     """Fresh verified handshakes, with SNI and without (an IP address), get ``pair``; the old keep-alive
     connection and a fresh client both work; /readyz is 200; the expiry metric is ``pair``'s."""
     for name in ("localhost", "127.0.0.1"):
-        assert handshake_serial(server.port, server.certs / "ca.crt", name) == pair.serial, name
-    assert kept_alive.post("/mutate", content=SAMPLE, headers=JSON).status_code == 200
+        assert served_serial(server.port, server.certs.ca, name) == pair.serial, name
+    assert kept_alive.post("/mutate", content=REVIEW, headers=JSON_HEADERS).status_code == 200
     with server.client() as fresh:
         assert fresh.get("/readyz").status_code == 200
-        assert fresh.post("/mutate", content=SAMPLE, headers=JSON).status_code == 200
+        assert fresh.post("/mutate", content=REVIEW, headers=JSON_HEADERS).status_code == 200
     assert expiry_metric(server) == pair.not_after
 
 
@@ -77,19 +70,19 @@ def plain_server(tmp_path: Path) -> Iterator[Server]:
 @pytest.mark.parametrize("first", ["tls.crt", "tls.key"], ids=["cert-then-key", "key-then-cert"])
 def test_in_place_rotation_serves_the_old_pair_until_the_new_one_is_complete(plain_server: Server, first: str) -> None:
     server = plain_server
-    certs = server.certs
+    certs = server.certs.folder
     old = Pair(b"", b"", server.served_serial(), expiry_metric(server))
     new = new_pair(certs, days=30)
     second = "tls.key" if first == "tls.crt" else "tls.crt"
     with server.client() as kept_alive:
-        assert kept_alive.post("/mutate", content=SAMPLE, headers=JSON).status_code == 200
+        assert kept_alive.post("/mutate", content=REVIEW, headers=JSON_HEADERS).status_code == 200
         failures = reload_failures(server)
         # Half a rotation: the poller sees a pair that does not match and must keep the old one.
         write_in_place(certs / first, new.cert if first == "tls.crt" else new.key)
-        wait_for(lambda: reload_failures(server) > failures, 10, "the mismatched pair seen by the poller")
+        wait_for(lambda: reload_failures(server) > failures, timeout=10, what="the mismatched pair seen by the poller")
         assert_serving(server, old, kept_alive)
         write_in_place(certs / second, new.cert if second == "tls.crt" else new.key)
-        wait_for(lambda: server.served_serial() == new.serial, 10, "the complete new pair served")
+        wait_for(lambda: server.served_serial() == new.serial, timeout=10, what="the complete new pair served")
         assert_serving(server, new, kept_alive)
     assert server.proc.poll() is None
 
@@ -97,7 +90,7 @@ def test_in_place_rotation_serves_the_old_pair_until_the_new_one_is_complete(pla
 def test_kubelet_data_swap_serves_the_old_pair_until_the_new_one_is_complete(tmp_path: Path) -> None:
     certs = tmp_path / "certs"
     devcerts.generate(certs)
-    volume: KubeletVolume = kubelet_layout(certs)
+    volume: KubeletVolume = KubeletVolume.adopt(certs)
     assert (certs / "tls.crt").is_symlink()
     ca = (certs / "ca.crt").read_bytes()
     old_key = (certs / "tls.key").read_bytes()
@@ -106,19 +99,21 @@ def test_kubelet_data_swap_serves_the_old_pair_until_the_new_one_is_complete(tmp
         old = Pair(b"", b"", server.served_serial(), expiry_metric(server))
         new = new_pair(certs, days=30)
         with server.client() as kept_alive:
-            assert kept_alive.post("/mutate", content=SAMPLE, headers=JSON).status_code == 200
+            assert kept_alive.post("/mutate", content=REVIEW, headers=JSON_HEADERS).status_code == 200
             failures = reload_failures(server)
             # A Secret updated in two steps: the first ..data swap brings the new cert with the old key.
-            volume.update({"ca.crt": ca, "tls.crt": new.cert, "tls.key": old_key})
-            wait_for(lambda: reload_failures(server) > failures, 10, "the mismatched pair seen by the poller")
+            volume.write({"ca.crt": ca, "tls.crt": new.cert, "tls.key": old_key})
+            wait_for(
+                lambda: reload_failures(server) > failures, timeout=10, what="the mismatched pair seen by the poller"
+            )
             assert_serving(server, old, kept_alive)
-            volume.swap(new, ca)
-            wait_for(lambda: server.served_serial() == new.serial, 10, "the complete new pair served")
+            volume.write({"ca.crt": ca, "tls.crt": new.cert, "tls.key": new.key})
+            wait_for(lambda: server.served_serial() == new.serial, timeout=10, what="the complete new pair served")
             assert_serving(server, new, kept_alive)
             # and an ordinary one-step rotation right after
             newer = new_pair(certs, days=40)
-            volume.swap(newer, ca)
-            wait_for(lambda: server.served_serial() == newer.serial, 10, "the next pair served")
+            volume.write({"ca.crt": ca, "tls.crt": newer.cert, "tls.key": newer.key})
+            wait_for(lambda: server.served_serial() == newer.serial, timeout=10, what="the next pair served")
             assert_serving(server, newer, kept_alive)
         assert server.proc.poll() is None
     finally:
@@ -257,7 +252,7 @@ def test_encrypted_key_is_refused_without_prompting(tmp_path: Path) -> None:
             "--port=0",
             f"--tls-cert={files.cert}",
             f"--tls-key={files.key}",
-            f"--service-accounts={ROOT / 'examples' / 'service-accounts.yaml'}",
+            f"--service-accounts={EXAMPLE_ACCOUNTS}",
         ],
         stdin=subprocess.PIPE,  # open, never written: a prompt reading it would wait forever
         stdout=subprocess.PIPE,

@@ -7,23 +7,21 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.cache.fakes import config_map, metric
-from webhook.admission.endpoint import MutateEndpoint
+from tests.support.asgi import app_of, request
+from tests.support.kubeapi import config_map
+from tests.support.metrics import metric
+from tests.support.server import run_to_exit
 from webhook.commands import serve
 from webhook.core.records import Identity
 from webhook.core.settings import MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION, Settings
 from webhook.options.config import ServeConfig, serve_config
 from webhook.options.flags import resolve
 from webhook.server import devcerts
-from webhook.server.app import build_app
 from webhook.sources.chain import IdentityChain
 from webhook.sources.configmap import CONFIG_MAP_NAME, ConfigMapSource, parse_config
 from webhook.sources.resolver import Resolver
@@ -383,14 +381,7 @@ def test_in_the_chain_annotations_win_and_the_configmap_fills_in() -> None:
 
 
 def readyz(chain: IdentityChain, store: IdentityStore) -> tuple[int, dict[str, Any]]:
-    app = build_app(MutateEndpoint(chain, SETTINGS), None)
-
-    async def get() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="https://webhook") as client:
-            return await client.get("/readyz")
-
-    response = asyncio.run(get())
+    response = request(app_of(chain, SETTINGS), "GET", "/readyz")
     return response.status_code, response.json()["checks"]
 
 
@@ -436,13 +427,8 @@ def test_watch_config_map_without_a_namespace_is_one_line_and_exit_2(tmp_path: P
     certs = devcerts.generate(tmp_path / "certs")
     kubeconfig = tmp_path / "kubeconfig"  # never read: the flags are refused before any cluster access
     argv = ["--watch-config-map", f"--kubeconfig={kubeconfig}", f"--tls-cert={certs.cert}", f"--tls-key={certs.key}"]
-    result = subprocess.run(
-        [sys.executable, "-m", "webhook", "serve", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={k: v for k, v in os.environ.items() if not k.startswith("IRSA_WEBHOOK_")},
+    result = run_to_exit(
+        ["serve", *argv], env={k: v for k, v in os.environ.items() if not k.startswith("IRSA_WEBHOOK_")}, timeout=60
     )
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == f"irsa-webhook serve: {serve.NO_CONFIG_MAP_NAMESPACE}"

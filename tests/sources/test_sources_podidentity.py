@@ -3,61 +3,48 @@ swap included), its readiness, its flags, and the metrics of the pods it serves.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
 import os
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from webhook.admission.endpoint import MutateEndpoint
+from tests.support.asgi import app_of, example_store, request
+from tests.support.cases import JSON_HEADERS, load_sample
+from tests.support.kubeapi import identities_file
+from tests.support.metrics import metric
+from tests.support.volumes import KubeletVolume
+from tests.support.waits import wait_for
 from webhook.core.records import CONTAINER_CREDENTIALS, Identity
 from webhook.core.settings import Settings
 from webhook.options.config import serve_config
 from webhook.options.flags import FlagError
 from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
-from webhook.server.app import build_app
 from webhook.sources.chain import IdentityChain
-from webhook.sources.manifests import load_manifests
 from webhook.sources.podidentity import IdentitiesFileError, PodIdentityFile, parse_identities
 from webhook.sources.resolver import Resolver
-from webhook.sources.store import IdentityStore
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = json.loads((ROOT / "tests" / "samples" / "admissionreview-pod.json").read_bytes())  # webhook-demo/app
-
-
-def identities(*pairs: tuple[str, str]) -> bytes:
-    return json.dumps({"identities": [{"namespace": ns, "serviceAccount": sa} for ns, sa in pairs]}).encode()
+SAMPLE = load_sample()  # a pod of webhook-demo/app
 
 
 def errors(reason: str) -> float:
-    value = REGISTRY.get_sample_value("irsa_webhook_container_credentials_config_errors_total", {"reason": reason})
-    return value or 0.0
-
-
-def wait_until(what: str, condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
+    return metric("irsa_webhook_container_credentials_config_errors_total", reason=reason)
 
 
 # --- the file, as Go's encoding/json reads it -------------------------------------------------------
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        pytest.param(identities(("default", "app"), ("shop", "web")), {("default", "app"), ("shop", "web")}, id="two"),
-        pytest.param(identities(("a", "b"), ("a", "b")), {("a", "b")}, id="duplicates"),
+        pytest.param(
+            identities_file(("default", "app"), ("shop", "web")), {("default", "app"), ("shop", "web")}, id="two"
+        ),
+        pytest.param(identities_file(("a", "b"), ("a", "b")), {("a", "b")}, id="duplicates"),
         pytest.param(b"", set(), id="empty"),
         pytest.param(b" \n\t\r\n", set(), id="whitespace-only"),
         pytest.param(b"null", set(), id="null-document"),
@@ -124,7 +111,7 @@ def test_malformed(content: bytes, message: str) -> None:
 # --- the source ---------------------------------------------------------------------------------------
 def test_lookup_gives_container_credentials_with_the_flags_defaults(tmp_path: Path) -> None:
     path = tmp_path / "identities.json"
-    path.write_bytes(identities(("shop", "app")))
+    path.write_bytes(identities_file(("shop", "app")))
     settings = Settings(sts_regional_endpoint=True, token_expiration=7200)
     source = PodIdentityFile(path, settings)
     assert not source.ready
@@ -156,7 +143,7 @@ def test_missing_file_means_no_identities_then_its_content(tmp_path: Path) -> No
     assert source.identities == frozenset()
     assert source.reload() is False
 
-    path.write_bytes(identities(("a", "b")))
+    path.write_bytes(identities_file(("a", "b")))
     assert source.reload() is True
     assert source.identities == {("a", "b")}
 
@@ -167,7 +154,7 @@ def test_missing_file_means_no_identities_then_its_content(tmp_path: Path) -> No
 
 def test_empty_file_clears_the_set(tmp_path: Path) -> None:
     path = tmp_path / "identities.json"
-    path.write_bytes(identities(("a", "b")))
+    path.write_bytes(identities_file(("a", "b")))
     source = PodIdentityFile(path, Settings())
     source.reload()
     path.write_bytes(b"")
@@ -179,7 +166,7 @@ def test_malformed_file_keeps_the_previous_set_logged_and_counted_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "identities.json"
-    path.write_bytes(identities(("a", "b")))
+    path.write_bytes(identities_file(("a", "b")))
     source = PodIdentityFile(path, Settings())
     source.reload()
     before = errors("malformed")
@@ -199,7 +186,7 @@ def test_malformed_file_keeps_the_previous_set_logged_and_counted_once(
     assert source.reload() is False
     assert errors("malformed") == before + 2
 
-    path.write_bytes(identities(("a", "c")))
+    path.write_bytes(identities_file(("a", "c")))
     assert source.reload() is True
     assert source.identities == {("a", "c")}
 
@@ -219,7 +206,7 @@ def test_malformed_first_read_is_ready_with_no_identities(tmp_path: Path) -> Non
 
 def test_unreadable_path_keeps_the_previous_set(tmp_path: Path) -> None:
     path = tmp_path / "identities.json"
-    path.write_bytes(identities(("a", "b")))
+    path.write_bytes(identities_file(("a", "b")))
     source = PodIdentityFile(path, Settings())
     source.reload()
     before = errors("unreadable")
@@ -231,44 +218,13 @@ def test_unreadable_path_keeps_the_previous_set(tmp_path: Path) -> None:
     assert errors("unreadable") == before + 1
 
 
-class KubeletVolume:
-    """A ConfigMap volume as the kubelet lays it out and updates it (its atomic writer):
-    ``identities.json -> ..data/identities.json``, ``..data -> ..<timestamp>``; an update writes a new
-    timestamped folder, points ``..data_tmp`` at it and renames that over ``..data``."""
-
-    def __init__(self, root: Path, key: str = "identities.json") -> None:
-        self.root = root
-        self.key = key
-        self.generation = 0
-        root.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def path(self) -> Path:
-        return self.root / self.key
-
-    def write(self, content: bytes) -> None:
-        self.generation += 1
-        folder = f"..2026_01_01_00_00_{self.generation:02d}.{os.getpid()}"
-        (self.root / folder).mkdir()
-        (self.root / folder / self.key).write_bytes(content)
-        data = self.root / "..data"
-        old = os.readlink(data) if data.is_symlink() else None
-        tmp = self.root / "..data_tmp"
-        os.symlink(folder, tmp)
-        os.rename(tmp, data)  # atomic: readers see the old folder or the new one
-        if not self.path.is_symlink():
-            os.symlink(f"..data/{self.key}", self.path)
-        if old is not None:
-            for child in (self.root / old).iterdir():
-                child.unlink()
-            (self.root / old).rmdir()
+KEY = "identities.json"  # its key in the ConfigMap, the file name in the volume
 
 
 @pytest.fixture
 def polling(tmp_path: Path) -> Iterator[tuple[KubeletVolume, PodIdentityFile]]:
-    volume = KubeletVolume(tmp_path / "config")
-    volume.write(identities(("shop", "app")))
-    source = PodIdentityFile(volume.path, Settings(), interval=0.02).start()
+    volume = KubeletVolume(tmp_path / "config", {KEY: identities_file(("shop", "app"))})
+    source = PodIdentityFile(volume.folder / KEY, Settings(), interval=0.02).start()
     try:
         yield volume, source
     finally:
@@ -277,36 +233,36 @@ def polling(tmp_path: Path) -> Iterator[tuple[KubeletVolume, PodIdentityFile]]:
 
 def test_reloads_on_a_kubelet_data_swap(polling: tuple[KubeletVolume, PodIdentityFile]) -> None:
     volume, source = polling
-    wait_until("the first read", lambda: source.ready and source.lookup("shop", "app") is not None)
-    link = os.lstat(volume.path)
+    wait_for(lambda: source.ready and source.lookup("shop", "app") is not None, what="the first read")
+    link = os.lstat(volume.folder / KEY)
 
-    volume.write(identities(("shop", "app"), ("shop", "later")))
-    wait_until("the swapped content", lambda: source.lookup("shop", "later") is not None)
+    volume.write({KEY: identities_file(("shop", "app"), ("shop", "later"))})
+    wait_for(lambda: source.lookup("shop", "later") is not None, what="the swapped content")
     # The file's own path never changed: only ..data was replaced. Polling it for events or for its
     # symlink's mtime would never see this update.
-    after = os.lstat(volume.path)
+    after = os.lstat(volume.folder / KEY)
     assert (after.st_ino, after.st_mtime_ns) == (link.st_ino, link.st_mtime_ns)
 
-    volume.write(identities(("shop", "later")))  # removals too
-    wait_until("the removal", lambda: source.lookup("shop", "app") is None)
+    volume.write({KEY: identities_file(("shop", "later"))})  # removals too
+    wait_for(lambda: source.lookup("shop", "app") is None, what="the removal")
     assert source.identities == {("shop", "later")}
 
 
 def test_a_malformed_swap_keeps_serving_then_recovers(polling: tuple[KubeletVolume, PodIdentityFile]) -> None:
     volume, source = polling
-    wait_until("the first read", lambda: source.lookup("shop", "app") is not None)
+    wait_for(lambda: source.lookup("shop", "app") is not None, what="the first read")
     before = errors("malformed")
-    volume.write(b"identities: [shop/app]")  # YAML, not JSON
-    wait_until("the error to be counted", lambda: errors("malformed") == before + 1)
+    volume.write({KEY: b"identities: [shop/app]"})  # YAML, not JSON
+    wait_for(lambda: errors("malformed") == before + 1, what="the error to be counted")
     assert source.lookup("shop", "app") is not None
-    volume.write(identities(("shop", "fixed")))
-    wait_until("the fixed content", lambda: source.lookup("shop", "fixed") is not None)
+    volume.write({KEY: identities_file(("shop", "fixed"))})
+    wait_for(lambda: source.lookup("shop", "fixed") is not None, what="the fixed content")
     assert source.lookup("shop", "app") is None
 
 
 def test_stop_ends_the_poller(tmp_path: Path) -> None:
     source = PodIdentityFile(tmp_path / "missing.json", Settings(), interval=0.01).start()
-    wait_until("the first read", lambda: source.ready)
+    wait_for(lambda: source.ready, what="the first read")
     source.stop()
     assert source._thread is not None
     assert not source._thread.is_alive()
@@ -314,37 +270,25 @@ def test_stop_ends_the_poller(tmp_path: Path) -> None:
 
 # --- readiness and the admission path ----------------------------------------------------------------
 def _app(source: PodIdentityFile | None) -> Any:
-    store = IdentityStore()
-    store.replace_all(load_manifests([ROOT / "examples" / "service-accounts.yaml"], Settings()))
-    chain = IdentityChain(Resolver(store), pod_identity=source)
-    return build_app(MutateEndpoint(chain, Settings()), None)
-
-
-def _request(app: Any, method: str, path: str, **kw: Any) -> httpx.Response:
-    async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="https://webhook") as client:
-            return await client.request(method, path, **kw)
-
-    return asyncio.run(go())
+    return app_of(IdentityChain(Resolver(example_store()), pod_identity=source))
 
 
 def test_readyz_waits_for_the_first_read(tmp_path: Path) -> None:
     source = PodIdentityFile(tmp_path / "identities.json", Settings())
     app = _app(source)
-    response = _request(app, "GET", "/readyz")
+    response = request(app, "GET", "/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["containerCredentialsConfigLoaded"] is False
     source.reload()
-    response = _request(app, "GET", "/readyz")
+    response = request(app, "GET", "/readyz")
     assert response.status_code == 200
     assert response.json()["checks"]["containerCredentialsConfigLoaded"] is True
     # Without the flag there is no such check.
-    assert "containerCredentialsConfigLoaded" not in _request(_app(None), "GET", "/readyz").json()["checks"]
+    assert "containerCredentialsConfigLoaded" not in request(_app(None), "GET", "/readyz").json()["checks"]
 
 
 def mutations(mode: str) -> float:
-    return REGISTRY.get_sample_value("irsa_webhook_mutations_total", {"mode": mode}) or 0.0
+    return metric("irsa_webhook_mutations_total", mode=mode)
 
 
 def test_pod_identity_admission_is_counted_by_mode(tmp_path: Path) -> None:
@@ -352,9 +296,7 @@ def test_pod_identity_admission_is_counted_by_mode(tmp_path: Path) -> None:
     source.replace([("webhook-demo", "app")])
     irsa, cc = mutations("irsa"), mutations("container_credentials")
 
-    response = _request(
-        _app(source), "POST", "/mutate", content=json.dumps(SAMPLE), headers={"content-type": "application/json"}
-    )
+    response = request(_app(source), "POST", "/mutate", content=json.dumps(SAMPLE), headers=JSON_HEADERS)
 
     patch = json.loads(base64.b64decode(response.json()["response"]["patch"]))
     # The sample pod has labels: the key is added to them, "/" escaped in the JSON pointer.
@@ -364,7 +306,7 @@ def test_pod_identity_admission_is_counted_by_mode(tmp_path: Path) -> None:
     assert mutations("container_credentials") == cc + 1
     assert mutations("irsa") == irsa
 
-    _request(_app(None), "POST", "/mutate", content=json.dumps(SAMPLE), headers={"content-type": "application/json"})
+    request(_app(None), "POST", "/mutate", content=json.dumps(SAMPLE), headers=JSON_HEADERS)
     assert mutations("irsa") == irsa + 1
     assert mutations("container_credentials") == cc + 1
 

@@ -1,0 +1,18 @@
+"""What the tests share, each piece once. Test modules import from here (and get fixtures from their
+folder's conftest); they never import one another.
+
+- ``paths``: the repository, the sample AdmissionReviews, the examples and the YAML cases;
+- ``cases``: loading a case or a sample, and the invariants every mutation is checked against;
+- ``ports``: a free port; ``waits``: one bounded poll for everything a test waits for;
+- ``procs``: child processes with their output in a file, stopped by PID, and the report hook that
+  attaches their log tails to a failed test;
+- ``certs``: serving certificates (in-process or through ``irsa-webhook certs``), rotations as real
+  writers do them, and TLS probes telling which pair is served; ``volumes``: a kubelet-style
+  ``..data`` volume;
+- ``server``: ``irsa-webhook serve`` as a real process, the one way every test starts it;
+- ``asgi``: the composed ASGI app in-process, and a request to it without sockets;
+- ``metrics``: a sample of the default registry, or of a scraped text;
+- ``kubeapi``: the fake Kubernetes API: one object model, and two stand-ins at two levels (an HTTP
+  server for code that goes through a kubeconfig, a scripted CoreV1Api for the watch loops);
+- ``controlplane`` and ``kuberest``: a real etcd + kube-apiserver, and a raw-JSON client of it.
+"""

@@ -1,0 +1,238 @@
+"""The stand-in API server: plain HTTP on 127.0.0.1, just the calls the audit makes.
+
+It serves namespaces, ServiceAccounts and pods as paginated lists (``limit`` and ``continue``, the
+token being an opaque offset), single GETs of a pod, a ServiceAccount and a ConfigMap, and the Eviction
+subresource; it records every request. Pods may be a plain list or generated on demand (a
+``Sequence``), so that 10,000 of them never exist at once on the server side either.
+
+Faults are scripted: ``expire`` maps a continue token to what a request carrying it gets (``inconsistent``:
+a 410 with the server's inconsistent continue token, ``restart``: one without any, each once;
+``always``: a 410 without a token every time), ``fail`` maps a path to a status it answers,
+``evictions`` maps a pod name to the status of its eviction (0: the connection drops), and
+``overrides`` replaces what a GET of one object answers (None: 404).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+from .objects import JSON, key, list_of, status
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+
+
+@dataclass
+class FakeCluster:
+    pods: Sequence[JSON] = ()
+    service_accounts: list[JSON] = field(default_factory=list)
+    namespaces: list[JSON] = field(default_factory=list)  # what a label-selected namespace list returns
+    config_maps: dict[tuple[str, str], JSON] = field(default_factory=dict)
+    expire: dict[str, str] = field(default_factory=dict)  # continue token -> inconsistent | restart | always
+    fail: dict[str, int] = field(default_factory=dict)  # path -> HTTP status
+    evictions: dict[str, int] = field(default_factory=dict)  # pod name -> status (default 201)
+    overrides: dict[tuple[str, str], JSON | None] = field(default_factory=dict)  # a GET's answer instead
+    requests: list[Request] = field(default_factory=list)
+    bytes_served: int = 0
+    deleted: set[tuple[str, str]] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def of_kind(self, path: str) -> list[Request]:
+        return [r for r in self.requests if r.path == path]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows failures
+        return
+
+    def _send(self, code: int, body: JSON) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        with self.server.cluster.lock:
+            self.server.cluster.bytes_served += len(data)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.body = json.loads(self.rfile.read(length) or b"{}")
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        cluster = self.server.cluster
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        with cluster.lock:
+            cluster.requests.append(Request(method, url.path, query))
+        if url.path in cluster.fail:
+            code = cluster.fail[url.path]
+            self._send(code, status(code, f"{url.path} is scripted to fail"))
+            return
+        parts = url.path.strip("/").split("/")
+        code, body = self._route(method, parts, query)
+        if code == 0:  # scripted: the connection drops without an answer
+            self.close_connection = True
+            return
+        self._send(code, body)
+
+    def _route(self, method: str, parts: list[str], query: dict[str, str]) -> tuple[int, JSON]:
+        cluster = self.server.cluster
+        if parts == ["debug", "requests"]:  # for a test that runs this server in a process of its own
+            with cluster.lock:
+                logged = [vars(r) for r in cluster.requests if r.path != "/debug/requests"]
+                return 200, {"requests": logged, "bytesServed": cluster.bytes_served}
+        if parts[:2] != ["api", "v1"]:
+            return 404, status(404, "not found")
+        rest = parts[2:]
+        if rest == ["namespaces"]:
+            return self._list(cluster.namespaces, query, "NamespaceList")
+        if rest == ["serviceaccounts"]:
+            return self._list(cluster.service_accounts, query, "ServiceAccountList")
+        if rest == ["pods"]:
+            return self._list(_Live(cluster), query, "PodList")
+        if len(rest) == 3 and rest[0] == "namespaces":
+            namespace, kind = rest[1], rest[2]
+            if kind == "serviceaccounts":
+                items = [s for s in cluster.service_accounts if s["metadata"]["namespace"] == namespace]
+                return self._list(items, query, "ServiceAccountList")
+            if kind == "pods":
+                items = [p for p in _Live(cluster) if p["metadata"]["namespace"] == namespace]
+                return self._list(items, query, "PodList")
+        if len(rest) == 4 and rest[0] == "namespaces":
+            namespace, kind, name = rest[1], rest[2], rest[3]
+            found: JSON | None
+            if (kind, name) in cluster.overrides:
+                found = cluster.overrides[(kind, name)]
+            elif kind == "pods":
+                found = next((p for p in _Live(cluster) if key(p) == (namespace, name)), None)
+            elif kind == "serviceaccounts":
+                found = next((s for s in cluster.service_accounts if key(s) == (namespace, name)), None)
+            elif kind == "configmaps":
+                found = cluster.config_maps.get((namespace, name))
+            else:
+                found = None
+            if found is None:
+                return 404, status(404, f'{kind} "{name}" not found')
+            return 200, found
+        if len(rest) == 5 and rest[0] == "namespaces" and rest[2] == "pods" and rest[4] == "eviction":
+            return self._evict(rest[1], rest[3])
+        return 404, status(404, "not found")
+
+    def _list(self, items: Sequence[JSON], query: dict[str, str], kind: str) -> tuple[int, JSON]:
+        cluster = self.server.cluster
+        token = query.get("continue", "")
+        with cluster.lock:
+            fault = cluster.expire.get(token) if token else None
+            if fault is not None and fault != "always":
+                del cluster.expire[token]
+        if fault == "inconsistent":
+            return 410, status(410, "The provided continue parameter is too old", **{"continue": token})
+        if fault in ("restart", "always"):
+            return 410, status(410, "The provided continue parameter is too old")
+        start = int(token) if token else 0
+        limit = int(query.get("limit", "0") or 0) or len(items)
+        end = min(start + limit, len(items))
+        page = [items[i] for i in range(start, end)]
+        return 200, list_of(page, "100", str(end) if end < len(items) else "", kind)
+
+    def _evict(self, namespace: str, name: str) -> tuple[int, JSON]:
+        cluster = self.server.cluster
+        code = cluster.evictions.get(name, 201)
+        if code == 0:
+            return 0, {}
+        if code != 201:
+            return code, status(code, f"eviction of {name} scripted to answer {code}")
+        precondition = self.body.get("deleteOptions", {}).get("preconditions", {}).get("uid")
+        current = next((p for p in _Live(cluster) if key(p) == (namespace, name)), None)
+        if current is None:
+            return 404, status(404, f'pods "{name}" not found')
+        if precondition and precondition != current["metadata"]["uid"]:
+            return 409, status(409, "Precondition failed: UID in precondition does not match")
+        if "dryRun" not in self.path:
+            with cluster.lock:
+                cluster.deleted.add((namespace, name))
+        return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}
+
+
+class _Live(Sequence[JSON]):
+    """The pods not evicted (a view; generated pods stay generated)."""
+
+    def __init__(self, cluster: FakeCluster) -> None:
+        self._pods = cluster.pods
+        self._deleted = cluster.deleted
+        self._kept = (
+            [i for i in range(len(self._pods)) if key(self._pods[i]) not in self._deleted] if self._deleted else None
+        )
+
+    def __len__(self) -> int:
+        return len(self._pods) if self._kept is None else len(self._kept)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._pods[index if self._kept is None else self._kept[index]]
+
+    def __iter__(self) -> Iterator[JSON]:
+        return (self[i] for i in range(len(self)))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, cluster: FakeCluster) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.cluster = cluster
+
+
+class FakeApiServer:
+    """``with FakeApiServer(cluster) as api:`` serves ``cluster`` at ``api.url`` until the block ends."""
+
+    def __init__(self, cluster: FakeCluster) -> None:
+        self.cluster = cluster
+        self._server = _Server(cluster)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-api", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def kubeconfig(self, folder: Path) -> Path:
+        path = folder / "fake.kubeconfig"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "auditor", "user": {"token": "fake-token"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "auditor"}}],
+            "current-context": "fake",
+        }
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def __enter__(self) -> FakeApiServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

@@ -22,11 +22,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy
 WORKDIR /src
-# uv itself, the version and wheel hashes of requirements-uv.txt, in a venv of the builder only; and
+# uv itself, the version and wheel hashes of .ci/requirements-uv.txt, in a venv of the builder only; and
 # the image's venv, without pip or setuptools: uv fills it, nothing installs anything in it at run time.
-COPY requirements-uv.txt ./
+COPY .ci/requirements-uv.txt .ci/
 RUN python -m venv /opt/uv \
-    && /opt/uv/bin/pip install --require-hashes --no-deps --only-binary=:all: --requirement requirements-uv.txt \
+    && /opt/uv/bin/pip install --require-hashes --no-deps --only-binary=:all: --requirement .ci/requirements-uv.txt \
     && python -m venv --without-pip /opt/venv
 # Dependencies first, read from uv.lock alone (--locked: stop if pyproject.toml disagrees with it):
 # this layer is rebuilt only when the lock changes, not on every source edit. All of them ship

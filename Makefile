@@ -14,7 +14,7 @@ ENVTEST_DIR := .cache/envtest
 ENVTEST_ASSETS = $${KUBEBUILDER_ASSETS:-$(CURDIR)/$(ENVTEST_DIR)/bin}
 
 # uv installs every Python dependency from uv.lock (versions and hashes). The Makefile brings uv
-# itself: the version pinned with its hashes in requirements-uv.txt, into .cache/uv, with nothing but
+# itself: the version pinned with its hashes in .ci/requirements-uv.txt, into .cache/uv, with nothing but
 # $(PYTHON) and the package index. uv uses $(PYTHON), never an interpreter it downloads, and this
 # project's .venv whatever venv the shell has active.
 UV_DIR := .cache/uv
@@ -28,11 +28,11 @@ unexport VIRTUAL_ENV
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
-$(UV): requirements-uv.txt
+$(UV): .ci/requirements-uv.txt
 	rm -rf $(UV_DIR)
 	$(PYTHON) -m venv $(UV_DIR)
 	$(UV_DIR)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps --only-binary=:all: \
-		--requirement requirements-uv.txt
+		--requirement .ci/requirements-uv.txt
 	@touch $@
 
 .PHONY: uv

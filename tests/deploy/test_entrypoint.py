@@ -162,6 +162,8 @@ def build_image(root: Path) -> Image:
             *sources, dest = shlex.split(rest)
             assert not any(s.startswith("--") for s in sources), f"COPY {rest}: only context copies here"
             target = context / dest
+            if dest.endswith("/"):  # as Docker: a destination ending in / is a folder, made if missing
+                target.mkdir(parents=True, exist_ok=True)
             for source in sources:
                 path = REPO / source
                 assert path.exists(), f"COPY {source}: not in the repository (the build would fail)"
@@ -387,7 +389,7 @@ def test_dockerfile_shape() -> None:
     deps = next(i for i, line in enumerate(builder) if "--no-install-project" in line)
     source = next(i for i, line in enumerate(builder) if line.startswith("COPY webhook"))
     assert deps < source
-    # Everything comes from a lock: uv from requirements-uv.txt's hashes, the rest from uv.lock.
+    # Everything comes from a lock: uv from .ci/requirements-uv.txt's hashes, the rest from uv.lock.
     installs = [line for line in builder if re.search(r"\b(pip|uv) (install|sync)\b", line)]
     assert installs
     for line in installs:

@@ -153,14 +153,14 @@ def test_ci_runs_in_the_clone_as_it_is() -> None:
 
 def test_the_pinned_uv_builds_the_package_itself() -> None:
     """uv uses its own build backend (no download at install time) only inside uv_build's range."""
-    pin = re.search(r"^uv==(\S+)", (REPO / "requirements-uv.txt").read_text(), re.MULTILINE)
-    assert pin, "requirements-uv.txt pins uv==X.Y.Z"
+    pin = re.search(r"^uv==(\S+)", (REPO / ".ci" / "requirements-uv.txt").read_text(), re.MULTILINE)
+    assert pin, ".ci/requirements-uv.txt pins uv==X.Y.Z"
     system = pyproject()["build-system"]
     assert system["build-backend"] == "uv_build"
     (requirement,) = [Requirement(r) for r in system["requires"]]
     assert canonicalize_name(requirement.name) == "uv-build"
     assert requirement.specifier.contains(pin.group(1)), f"uv {pin.group(1)} is outside {requirement}"
-    hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", (REPO / "requirements-uv.txt").read_text())
+    hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", (REPO / ".ci" / "requirements-uv.txt").read_text())
     assert len(hashes) >= 2, "the linux x86_64 and aarch64 wheels at least"
 
 

@@ -190,3 +190,30 @@ def test_lock_matches_pyproject() -> None:
         env=env | {"UV_PYTHON_DOWNLOADS": "never"},
     )
     assert checked.returncode == 0, checked.stderr
+
+
+# The top level as the project fixes it, plus the lock uv needs beside pyproject.toml and the tools'
+# dotfiles: anything else belongs in a folder.
+TOP_LEVEL = {
+    "webhook",
+    "manifests",
+    "certs",
+    "tests",
+    "pyproject.toml",
+    "uv.lock",
+    "Dockerfile",
+    "Makefile",
+    "README.md",
+    "docs",
+    "examples",
+    ".ci",
+    ".gitignore",
+    ".dockerignore",
+    ".checkov.yaml",
+    ".hadolint.yaml",
+}
+
+
+def test_the_top_level_holds_only_what_the_project_fixes(checkout: Path) -> None:
+    tracked = {line.split("/", 1)[0] for line in git("ls-files").stdout.splitlines()}
+    assert tracked <= TOP_LEVEL, f"tracked at the top level but not part of its layout: {sorted(tracked - TOP_LEVEL)}"

@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.paths import MANIFESTS
 from webhook.commands import audit, serve
 from webhook.options.config import MUTATION_FLAGS, mutation_settings, serve_config
 from webhook.options.flags import resolve
 from webhook.sources.configmap import CONFIG_MAP_NAME
 
 from .objects import NAMESPACE, Obj, Rendered, container_of, one, selects
-from .render import MANIFESTS, documents, kustomize, render_components
+from .render import documents, kustomize, render_components
 
 AUDIT, EVICT = "default+audit", "default+audit-evict"
 RENDERS = [AUDIT, EVICT]
@@ -43,7 +44,8 @@ def pod_spec(objs: list[Obj]) -> Obj:
 
 
 def audit_container(objs: list[Obj]) -> Obj:
-    (container,) = pod_spec(objs)["containers"]
+    containers: list[Obj] = pod_spec(objs)["containers"]
+    (container,) = containers
     assert container["name"] == "audit"
     return container
 

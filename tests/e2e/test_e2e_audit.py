@@ -306,8 +306,13 @@ def test_the_components_rbac_is_enough_and_evicts_only_when_granted(
     )
 
     # Cluster-wide, as the CronJob runs: every list, the ConfigMap and the re-reads are allowed.
+    def audited(*args: str) -> subprocess.CompletedProcess[str] | None:
+        """The audit's run if it found something (exit 1), else None: not yet allowed."""
+        result = run_audit(kubeconfig, *args)
+        return result if result.returncode == 1 else None
+
     result = wait_for(
-        lambda: (r := run_audit(kubeconfig, *sources, "-o", "json")).returncode == 1 and r,
+        lambda: audited(*sources, "-o", "json"),
         timeout=RBAC_TIMEOUT,
         what="the audit ClusterRole and Role to apply",
     )
@@ -330,7 +335,7 @@ def test_the_components_rbac_is_enough_and_evicts_only_when_granted(
     cluster_rbac(rbac_object(evict / "cluster_role.yaml", suffix, hook))
     cluster_rbac(rbac_object(evict / "cluster_role_binding.yaml", suffix, hook))
     result = wait_for(
-        lambda: (r := run_audit(kubeconfig, *scoped, "--evict")).returncode == 1 and r,
+        lambda: audited(*scoped, "--evict"),
         timeout=RBAC_TIMEOUT,
         what="the audit-evict ClusterRole to apply",
     )

@@ -38,6 +38,7 @@ from tests.deploy.render import documents
 from tests.support import kuberest as k
 from tests.support.controlplane import ControlPlane
 from tests.support.kuberest import CONFIG_PROPAGATION_TIMEOUT
+from tests.support.paths import REPO
 from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -217,7 +218,7 @@ def own_certificate(release: Release, out: Path) -> dict[str, Path]:
         text=True,
         timeout=60,
         check=False,
-        cwd=chart.REPO,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
     return {name: out / name for name in ("ca.crt", "tls.crt", "tls.key")}

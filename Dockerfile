@@ -1,33 +1,42 @@
 # syntax=docker/dockerfile:1
 # The irsa-webhook image: `make image` (docker build -t irsa-webhook:dev .).
 #
-# Two stages: the builder fills a virtualenv at /opt/venv (dependencies in their own cached layer,
-# then the package), the final stage copies only that venv onto the same slim Python base. No
-# compiler, no pip, no setuptools and no source tree end up in the final image.
-# tests/deploy/test_entrypoint.py runs this file's ENTRYPOINT, ENV and /webhook shim in a fresh venv
-# on a read-only filesystem; keep them simple enough to be read back from here.
+# Two stages: the builder fills a virtualenv at /opt/venv from uv.lock (dependencies in their own
+# cached layer, then the package), the final stage copies only that venv onto the same slim Python
+# base. No compiler, no pip, no uv, no setuptools and no source tree end up in the final image.
+# tests/deploy/test_entrypoint.py replays the builder stage and runs this file's ENTRYPOINT, ENV and
+# /webhook shim on a read-only filesystem; keep them simple enough to be read back from here.
 
 # The base is pinned by its full version, written out in both FROM lines so that scanners and update
 # bots read it; append @sha256:<digest> to both to pin a release build byte for byte.
 FROM python:3.11.14-slim-bookworm AS builder
+# uv installs exactly what uv.lock says (versions and sha256 hashes), into /opt/venv, with the base
+# image's Python (never one it downloads), byte-compiling everything: the read-only image never needs
+# to write a .pyc at run time.
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_ROOT_USER_ACTION=ignore
-RUN python -m venv /opt/venv
+    PIP_ROOT_USER_ACTION=ignore \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy
 WORKDIR /src
-# Dependencies first, read from pyproject.toml alone: this layer is rebuilt only when the dependency
-# list changes, not on every source edit. All of them ship manylinux wheels, so no compiler is needed.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > requirements.txt \
-    && /opt/venv/bin/pip install --requirement requirements.txt
-# Then the package itself, non-editable and without dependency resolution (all installed above). pip
-# byte-compiles everything here, so the read-only image never needs to write a .pyc at run time.
-# pip and setuptools leave the venv afterwards: nothing installs anything at run time.
+# uv itself, the version and wheel hashes of requirements-uv.txt, in a venv of the builder only; and
+# the image's venv, without pip or setuptools: uv fills it, nothing installs anything in it at run time.
+COPY requirements-uv.txt ./
+RUN python -m venv /opt/uv \
+    && /opt/uv/bin/pip install --require-hashes --no-deps --only-binary=:all: --requirement requirements-uv.txt \
+    && python -m venv --without-pip /opt/venv
+# Dependencies first, read from uv.lock alone (--locked: stop if pyproject.toml disagrees with it):
+# this layer is rebuilt only when the lock changes, not on every source edit. All of them ship
+# manylinux wheels, so no compiler is needed.
+COPY pyproject.toml uv.lock ./
+RUN /opt/uv/bin/uv sync --locked --no-dev --no-editable --no-install-project
+# Then the package itself, non-editable, built by uv's own build backend (nothing downloaded).
 COPY README.md ./
 COPY webhook ./webhook
-RUN /opt/venv/bin/pip install --no-deps . \
-    && /opt/venv/bin/pip uninstall --yes pip setuptools
+RUN /opt/uv/bin/uv sync --locked --no-dev --no-editable
 
 FROM python:3.11.14-slim-bookworm
 LABEL org.opencontainers.image.title="irsa-webhook" \

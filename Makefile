@@ -13,27 +13,57 @@ METRICS_PORT ?= 9999
 ENVTEST_DIR := .cache/envtest
 ENVTEST_ASSETS = $${KUBEBUILDER_ASSETS:-$(CURDIR)/$(ENVTEST_DIR)/bin}
 
+# uv installs every Python dependency from uv.lock (versions and hashes). The Makefile brings uv
+# itself: the version pinned with its hashes in requirements-uv.txt, into .cache/uv, with nothing but
+# $(PYTHON) and the package index. uv uses $(PYTHON), never an interpreter it downloads, and this
+# project's .venv whatever venv the shell has active.
+UV_DIR := .cache/uv
+UV := $(UV_DIR)/bin/uv
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+unexport VIRTUAL_ENV
+
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
-# Two stamps: `make run` needs only the runtime dependencies (seconds to install); tests and lint
-# need the dev tools too (moto, boto3, mypy, ...: minutes on a fresh machine).
-$(VENV)/.runtime: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+$(UV): requirements-uv.txt
+	rm -rf $(UV_DIR)
+	$(PYTHON) -m venv $(UV_DIR)
+	$(UV_DIR)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps --only-binary=:all: \
+		--requirement requirements-uv.txt
+	@touch $@
+
+.PHONY: uv
+uv: $(UV) ## Install the pinned uv into .cache/uv (every install target does this first)
+
+# Two stamps, both keyed on uv.lock and pyproject.toml: `make run` needs only the runtime
+# dependencies (seconds to install); tests and lint need the dev group too. --inexact: a runtime
+# sync leaves the dev tools of an earlier `make install` in place. --locked: install exactly what
+# uv.lock says, and stop if pyproject.toml and uv.lock disagree (`make lock` is the way to change them).
+$(VENV)/.runtime: uv.lock pyproject.toml $(UV)
+	$(UV) sync --quiet --locked --no-dev --inexact
 	@touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(UV) sync --quiet --locked
 	@touch $@
 
 .PHONY: install
-install: $(VENV)/.dev ## Create .venv and install the package with its dev tools
+install: $(VENV)/.dev ## Create .venv and install the package with its dev tools (all from uv.lock)
 
 .PHONY: install-runtime
 install-runtime: $(VENV)/.runtime ## Create .venv with the package only (what `make run` needs)
+
+.PHONY: lock
+lock: $(UV) ## Upgrade every locked version in uv.lock, install them, then lint and run the whole suite
+	$(UV) lock --upgrade
+	$(MAKE) lint test
+
+.PHONY: lock-check
+lock-check: $(UV) ## Fail when pyproject.toml and uv.lock disagree (part of `make lint`)
+	$(UV) lock --check
 
 .PHONY: certs
 certs: install-runtime ## Generate a throwaway CA and serving certificate into certs/ (and the self-signed component)
@@ -65,7 +95,7 @@ test-e2e: install envtest helm ## Only the e2e suite against the real kube-apise
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/pytest -m e2e
 
 .PHONY: lint
-lint: install lint-python lint-deploy ## ruff, mypy strict, hadolint and the manifest checks
+lint: install lock-check lint-python lint-deploy ## uv.lock in step with pyproject.toml, ruff, mypy strict, hadolint and the manifest checks
 
 .PHONY: lint-python
 lint-python: install ## ruff (lint + format check) and mypy strict
@@ -93,11 +123,12 @@ soak: install envtest ## Soak: fixed-rate load, certificate rotations and Servic
 .PHONY: all
 all: lint test ## What CI runs
 
-# --- deploy (issue 6): targets below are owned by the deployment work ---
+# --- deploy: the image, the manifests and their linters ---
 # The image `make image` builds and the kind overlay runs (manifests/overlays/kind uses this tag).
 IMAGE ?= irsa-webhook:dev
 KIND_CLUSTER ?= kind
-# hadolint and checkov live in their own venvs under .cache/deploy-tools (tests/deploy/tools.sh).
+# hadolint and checkov live in their own venvs under .cache/deploy-tools, synced from uv.lock's
+# hadolint and checkov groups (tests/deploy/tools.sh).
 DEPLOY_TOOLS := .cache/deploy-tools
 RENDERED := .cache/deploy-render
 SELF_SIGNED_DIR := manifests/components/self-signed/generated

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 from webhook import __version__
 from webhook.commands import audit, certs, keys, mutate, oidc, serve, trustpolicy
-from webhook.options.config import MUTATION_FLAGS, SERVER_FLAGS
+from webhook.commands.common import Exit
 from webhook.options.flags import normalise_argv
+from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
 
 _GO_FLAGS = (*SERVER_FLAGS, *MUTATION_FLAGS)
 
@@ -45,6 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
-        return 2
+        return Exit.USAGE
     result: int = func(args)
     return result

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from tests.support.kubeapi import FakeApiServer, FakeCluster, pod, service_account
-from webhook.audit.scan import LABEL_SELECTOR, MAX_LIST_RESTARTS, PHASE_SELECTOR
+from webhook.audit.scan import LABEL_SELECTOR, PHASE_SELECTOR
 from webhook.cli import main
+from webhook.kube.paginate import MAX_LIST_RESTARTS
 
 from .standin import Audit
 

@@ -24,7 +24,7 @@ EC_PUB = str(TESTDATA / "ec-public.pem")
 def _one_error_line(err: str) -> str:
     lines = err.splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith("irsa-webhook: error: ")
+    assert lines[0].startswith(("irsa-webhook keys: ", "irsa-webhook oidc: ", "irsa-webhook trust-policy: "))
     return lines[0]
 
 

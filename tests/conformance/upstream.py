@@ -19,7 +19,7 @@ from typing import Any
 
 from tests.support.cases import apply_patch, load_yaml
 from tests.support.paths import REPO
-from webhook.core.annotations import parse_go_bool
+from webhook.core.goparse import parse_go_bool
 from webhook.core.settings import MIN_TOKEN_EXPIRATION, Settings
 
 TESTING = "testing.eks.amazonaws.com/"

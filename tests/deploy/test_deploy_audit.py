@@ -18,8 +18,9 @@ import yaml
 
 from tests.support.paths import MANIFESTS
 from webhook.commands import audit, serve
-from webhook.options.config import MUTATION_FLAGS, mutation_settings, serve_config
+from webhook.options.config import mutation_settings, serve_config
 from webhook.options.flags import resolve
+from webhook.options.tables import MUTATION_FLAGS
 from webhook.sources.configmap import CONFIG_MAP_NAME
 
 from .objects import NAMESPACE, Obj, Rendered, container_of, one, selects

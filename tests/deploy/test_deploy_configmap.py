@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.support.paths import MANIFESTS
-from webhook.options.config import SERVER_FLAGS
+from webhook.options.tables import SERVER_FLAGS
 
 from .objects import (
     EXPECTED,

@@ -1,8 +1,8 @@
 """The image's entrypoint, run as the Dockerfile writes it, on a read-only filesystem.
 
 No Docker engine runs on these machines, so the image is rebuilt the way its Dockerfile says, in a
-temporary "root": the builder stage's COPY and RUN instructions are executed with /opt/venv (and
-/webhook) mapped into that root, then the final stage's ENV, RUN, WORKDIR and ENTRYPOINT are read
+temporary "root": the builder stage's COPY and RUN instructions are executed with /opt/venv, the
+builder's /opt/uv (and /webhook) mapped into that root, then the final stage's ENV, RUN, WORKDIR and ENTRYPOINT are read
 back and used verbatim. The entrypoint then gets the base Deployment's own args (read from
 manifests/base/deployment.yaml; only ports and certificate paths are swapped for local ones, plus
 `--service-accounts` since there is no cluster) and must serve /healthz, /readyz, /mutate and
@@ -31,6 +31,7 @@ import ssl
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from tests.support.ports import free_port
 DOCKERFILE = REPO / "Dockerfile"
 # Paths of the image that the test maps into its temporary root.
 VENV = "/opt/venv"
+UV_VENV = "/opt/uv"  # the builder stage's uv, never copied into the final image
 SHIM = "/webhook"
 # The certificate directory of the Deployment and of upstream's manifests.
 CERT_DIR = "/etc/webhook/certs"
@@ -119,7 +121,8 @@ class Image:
 
     def map(self, text: str) -> str:
         """Image paths -> paths under the temporary root."""
-        text = text.replace(VENV, str(self.root / VENV.lstrip("/")))
+        for path in (VENV, UV_VENV):
+            text = text.replace(path, str(self.root / path.lstrip("/")))
         return re.sub(r"(?<![\w/.-])/webhook(?![\w/.-])", str(self.root / SHIM.lstrip("/")), text)
 
 
@@ -147,8 +150,11 @@ def build_image(root: Path) -> Image:
     for keyword, rest in builder.instructions:
         if keyword == "ENV":
             env.update({k: image.map(v.replace("$PATH", env["PATH"])) for k, v in env_pairs(rest).items()})
-            # The image build must not cache; this test may (the wheels are the same either way).
+            # The image build must not cache; this test may (the wheels are the same either way, uv
+            # checks them against uv.lock's hashes), in the caches `make install` filled.
             env.pop("PIP_NO_CACHE_DIR", None)
+            env.pop("UV_NO_CACHE", None)
+            env.update({k: v for k, v in os.environ.items() if k in {"HOME", "XDG_CACHE_HOME", "UV_CACHE_DIR"}})
         elif keyword == "WORKDIR":
             context = root / rest.lstrip("/")
             context.mkdir(parents=True, exist_ok=True)
@@ -192,7 +198,7 @@ def build_image(root: Path) -> Image:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
-    """The venv of the image: built once per module (pip install of the dependencies, ~1 min)."""
+    """The venv of the image: built once per module (uv sync of the locked dependencies, seconds)."""
     if shutil.which("unshare") is None or shutil.which("setpriv") is None:
         pytest.fail("util-linux unshare and setpriv are needed (apt-get install util-linux)", pytrace=False)
     return build_image(tmp_path_factory.mktemp("image"))
@@ -378,9 +384,14 @@ def test_dockerfile_shape() -> None:
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     # Dependencies are installed before the source is copied: a source edit keeps the layer cached.
     builder = [kw + " " + rest for kw, rest in stages[0].instructions]
-    deps = next(i for i, line in enumerate(builder) if "--requirement" in line)
+    deps = next(i for i, line in enumerate(builder) if "--no-install-project" in line)
     source = next(i for i, line in enumerate(builder) if line.startswith("COPY webhook"))
     assert deps < source
+    # Everything comes from a lock: uv from requirements-uv.txt's hashes, the rest from uv.lock.
+    installs = [line for line in builder if re.search(r"\b(pip|uv) (install|sync)\b", line)]
+    assert installs
+    for line in installs:
+        assert "--require-hashes" in line if "pip install" in line else "--locked" in line, line
     # Base images pinned by full version (x.y.z), the same for both stages.
     bases = re.findall(r"^FROM (\S+)", DOCKERFILE.read_text(), flags=re.MULTILINE)
     assert len(set(bases)) == 1
@@ -407,12 +418,28 @@ def test_final_image_has_no_build_tools(image: Image) -> None:
     bin_dir = image.root / "opt/venv/bin"
     assert (bin_dir / "irsa-webhook").is_file()
     assert not (bin_dir / "pip").exists()
+    assert not (bin_dir / "uv").exists(), "uv is an installer"
     site = next((image.root / "opt/venv/lib").glob("python3*/site-packages"))
     assert not list(site.glob("setuptools*")), "setuptools is a build tool"
     assert not list(site.glob("pip")), "pip is an installer"
     # Installed, not editable: the code lives in site-packages, not in the source tree.
     assert (site / "webhook" / "cli.py").is_file()
     assert not list(site.glob("__editable__*"))
+
+
+def test_image_holds_the_locked_versions(image: Image) -> None:
+    """Every distribution in the image is the one uv.lock names, at its version, and no dev tool."""
+    locked: dict[str, set[str]] = {}
+    for package in tomllib.loads((REPO / "uv.lock").read_text())["package"]:
+        locked.setdefault(package["name"], set()).add(package["version"])
+    site = next((image.root / "opt/venv/lib").glob("python3*/site-packages"))
+    installed = {}
+    for info in site.glob("*.dist-info"):
+        name, version = info.name.removesuffix(".dist-info").rsplit("-", 1)
+        installed[re.sub(r"[-_.]+", "-", name).lower()] = version
+    assert "irsa-webhook" in installed
+    assert {name: v for name, v in installed.items() if v not in locked.get(name, set())} == {}
+    assert not {"pytest", "mypy", "ruff", "moto", "boto3", "checkov"} & installed.keys()
 
 
 def test_entrypoint_serves_with_the_deployment_args(

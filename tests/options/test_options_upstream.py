@@ -23,8 +23,9 @@ from tests.support.server import run_to_exit, serve_argv, start_server
 from webhook import __version__
 from webhook.cli import build_parser
 from webhook.commands import serve
-from webhook.options.config import KLOG_LAYOUT_FLAGS, MUTATION_FLAGS, SERVER_FLAGS, serve_config
+from webhook.options.config import serve_config
 from webhook.options.flags import FlagError, normalise_argv, resolve
+from webhook.options.tables import KLOG_LAYOUT_FLAGS, MUTATION_FLAGS, SERVER_FLAGS
 
 BASE = ["--namespace=irsa"]  # --watch-config-map reads its ConfigMap from --namespace
 

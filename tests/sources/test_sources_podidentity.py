@@ -23,8 +23,9 @@ from tests.support.volumes import KubeletVolume
 from tests.support.waits import wait_for
 from webhook.core.records import CONTAINER_CREDENTIALS, Identity
 from webhook.core.settings import Settings
-from webhook.options.config import MUTATION_FLAGS, SERVER_FLAGS, serve_config
+from webhook.options.config import serve_config
 from webhook.options.flags import FlagError
+from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
 from webhook.sources.chain import IdentityChain
 from webhook.sources.podidentity import IdentitiesFileError, PodIdentityFile, parse_identities
 from webhook.sources.resolver import Resolver

@@ -14,7 +14,16 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from webhook.admission import review as admission
-from webhook.core.decide import SA_NOT_FOUND, decide
+from webhook.core.decide import decide
+from webhook.core.outcomes import (
+    BAD_OBJECT,
+    IGNORED,
+    MUTATED,
+    OUTCOME_BAD_REQUEST,
+    OUTCOME_ERROR,
+    OUTCOME_OF,
+    SA_NOT_FOUND,
+)
 from webhook.core.pod import read_pod
 from webhook.core.records import CONTAINER_CREDENTIALS
 from webhook.core.settings import Settings
@@ -61,7 +70,7 @@ class MutateEndpoint:
             body = await self._read(scope, receive)
             status, payload = await self.review(body, fields)
         except HTTPError as exc:
-            metrics.OUTCOMES["bad_request"].inc()
+            metrics.OUTCOMES[OUTCOME_BAD_REQUEST].inc()
             log.info("rejected request", extra={"fields": {"status": exc.status, "error": exc.message}})
             await _send(send, exc.status, admission.error_body(exc.message), exc.headers)
             metrics.UPSTREAM.observe_request(scope["method"], exc.status, time.perf_counter() - start)
@@ -69,7 +78,7 @@ class MutateEndpoint:
         except Exception:
             # Input errors never get here; this is a bug. The uid (if known) is in the log, the
             # webhook configuration's failurePolicy decides what happens to the pod.
-            metrics.OUTCOMES["error"].inc()
+            metrics.OUTCOMES[OUTCOME_ERROR].inc()
             log.exception("internal error answering admission request", extra={"fields": fields})
             await _send(send, 500, admission.error_body("internal error"))
             metrics.UPSTREAM.observe_request(scope["method"], 500, time.perf_counter() - start)
@@ -116,8 +125,8 @@ class MutateEndpoint:
         request = review["request"]
         fields["uid"] = request["uid"]
         if not admission.is_pod_create(request):
-            metrics.OUTCOMES["ignored"].inc()
-            fields["decision"] = "ignored"
+            metrics.OUTCOMES[OUTCOME_OF[IGNORED]].inc()
+            fields["decision"] = IGNORED
             # Only a string is logged as itself: a hostile value could be nested past what the
             # JSON encoder accepts.
             operation = request.get("operation")
@@ -126,8 +135,8 @@ class MutateEndpoint:
 
         view = read_pod(request.get("object"), self.settings, request.get("namespace"), request.get("name"))
         if isinstance(view, str):
-            metrics.OUTCOMES["denied"].inc()
-            fields.update(decision="bad-object", error=view)
+            metrics.OUTCOMES[OUTCOME_OF[BAD_OBJECT]].inc()
+            fields.update(decision=BAD_OBJECT, error=view)
             return 200, admission.response(review, allowed=False, code=400, message=view)
 
         identity = self.identities.cached(view.namespace, view.service_account)
@@ -140,18 +149,13 @@ class MutateEndpoint:
         if result.decision == SA_NOT_FOUND:
             metrics.MISSING_SERVICE_ACCOUNTS.inc()
             metrics.UPSTREAM.missing_service_account()
-        if not result.allowed:
-            outcome = "denied"
-        elif result.patch:
-            outcome = "mutated"
+        if result.decision == MUTATED:
             metrics.UPSTREAM.pod_mutated(result.mode)
             if result.mode == CONTAINER_CREDENTIALS:
                 metrics.CONTAINER_CREDENTIALS_MUTATIONS.inc()
             else:
                 metrics.IRSA_MUTATIONS.inc()
-        else:
-            outcome = "not_mutated"
-        metrics.OUTCOMES[outcome].inc()
+        metrics.OUTCOMES[OUTCOME_OF[result.decision]].inc()
         fields.update(
             namespace=view.namespace,
             pod=view.shown_name,

@@ -35,7 +35,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.core.mutate import CONTAINER_CREDENTIAL_VARS, CONTAINER_FIELDS, CREDENTIAL_VARS, MUTATED, mutate
+from webhook.core.inject import CONTAINER_FIELDS
+from webhook.core.mutate import CONTAINER_CREDENTIAL_VARS, CREDENTIAL_VARS, mutate
+from webhook.core.outcomes import MUTATED
 from webhook.core.pod import PodView, read_pod
 from webhook.core.records import CONTAINER_CREDENTIALS, Identity
 from webhook.core.settings import VOLUME_NAME, Settings

@@ -25,11 +25,10 @@ import dataclasses
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
@@ -54,6 +53,7 @@ from webhook.audit.findings import (
 )
 from webhook.core.records import Identity
 from webhook.core.settings import Settings
+from webhook.kube.paginate import REQUEST_TIMEOUT, Paginator, RequestError, describe, get
 from webhook.sources import Source
 from webhook.sources.chain import compose
 from webhook.sources.configmap import CONFIG_MAP_NAME, ConfigMapSource
@@ -61,11 +61,6 @@ from webhook.sources.serviceaccounts import parse_object
 
 log = logging.getLogger("irsa_webhook.audit")
 
-# (connect, read) seconds of one request: a page of 500 pods is a few MB, well within.
-REQUEST_TIMEOUT = (10.0, 60.0)
-# A listing restarted this many times in a row because its continue token expired is an error.
-MAX_LIST_RESTARTS = 3
-MESSAGE_CHARS = 300  # bound of an API server's message in a line of output
 # Finished pods are not audited; the API server leaves them out when told (only = and != exist).
 PHASE_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
 # The shipped configuration's objectSelector, as a label selector.
@@ -78,10 +73,6 @@ Compose = Callable[[str, str, "Identity | None"], "Identity | None"]
 
 class AuditError(Exception):
     """The audit could not be completed; the message says what failed, in one line."""
-
-
-class _Expired(Exception):
-    """The continue token expired and the API server offered no way on: the listing starts over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,45 +121,6 @@ class Result:
         return 1 if self.findings else 0
 
 
-def _describe(exc: BaseException) -> str:
-    """One line for a failed request: the status and the API server's own message."""
-    if isinstance(exc, ApiException):
-        message = ""
-        try:
-            body = orjson.loads(exc.body) if exc.body else None
-        except orjson.JSONDecodeError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("message"), str):
-            message = body["message"]
-        text = f"HTTP {exc.status} {exc.reason or ''}".rstrip()
-        return f"{text}: {_one_line(message)}" if message else text
-    return _one_line(f"{type(exc).__name__}: {exc}")
-
-
-def _one_line(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= MESSAGE_CHARS else line[: MESSAGE_CHARS - 3] + "..."
-
-
-def _continue_token(body: Any) -> str:
-    """The ``metadata.continue`` of a 410 Status: the API server's token for the rest of the list."""
-    try:
-        status = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        return ""
-    meta = status.get("metadata") if isinstance(status, dict) else None
-    token = meta.get("continue") if isinstance(meta, dict) else None
-    return token if isinstance(token, str) else ""
-
-
-def _json(raw: Any) -> Any:
-    """The decoded body of a raw response, its connection handed back to the pool."""
-    try:
-        return orjson.loads(raw.data)
-    finally:
-        raw.release_conn()
-
-
 class Auditor:
     """One audit of the cluster ``api_client`` reaches; :meth:`run` does it all."""
 
@@ -177,10 +129,20 @@ class Auditor:
         self.plan = plan
         self.stats = Stats()
         self._pod_identity = pod_identity
+        self._lists = Paginator(plan.page_size)
 
     # -- the walk ---------------------------------------------------------------------------------
     def run(self) -> Result:
         """List, judge, re-check and (with ``evict``) evict. AuditError when a step cannot be done."""
+        try:
+            return self._run()
+        except RequestError as exc:
+            raise AuditError(str(exc)) from None
+        finally:
+            self.stats.restarts = self._lists.restarts
+            self.stats.inconsistent = self._lists.inconsistent
+
+    def _run(self) -> Result:
         plan = self.plan
         scope = dataclasses.replace(plan.scope, opted_out_namespaces=self._opted_out_namespaces())
         config_map = self._config_map() if plan.config_map_namespace else None
@@ -207,7 +169,7 @@ class Auditor:
                 if isinstance(name, str):
                     names.add(name)
 
-        self._list_all("namespaces", self._api.list_namespace, page, names.clear, label_selector=SKIP_LABEL)
+        self._lists.list_all("namespaces", self._api.list_namespace, page, names.clear, label_selector=SKIP_LABEL)
         return frozenset(names)
 
     def _targets(self, kind: str, every: Callable[..., Any], namespaced: Callable[..., Any]) -> list[tuple[str, Any]]:
@@ -234,7 +196,7 @@ class Auditor:
             def restart(done: int = len(identities)) -> None:
                 del identities[done:]
 
-            self._list_all(what, call, page, restart)
+            self._lists.list_all(what, call, page, restart)
         return identities
 
     def _pods(self, scope: Scope, lookup: Callable[[str, str], Identity | None]) -> list[Finding]:
@@ -265,7 +227,7 @@ class Auditor:
                 stats.listed, stats.audited, stats.pages = kept[1:4]
                 stats.skipped = Counter(kept[4])
 
-            self._list_all(what, call, page, restart, **selectors)
+            self._lists.list_all(what, call, page, restart, **selectors)
         return findings
 
     def _recheck(self, findings: list[Finding], scope: Scope, chain: Compose) -> list[Finding]:
@@ -291,90 +253,11 @@ class Auditor:
         return kept
 
     # -- one request each -------------------------------------------------------------------------
-    def _list_all(
-        self,
-        what: str,
-        call: Callable[..., Any],
-        page: Callable[[list[Any]], None],
-        restart: Callable[[], None],
-        **kwargs: Any,
-    ) -> None:
-        """Hand every page of a list to ``page``; after ``restart`` it is listed again from the start."""
-        for attempt in range(MAX_LIST_RESTARTS + 1):
-            if attempt:
-                restart()
-                self.stats.restarts += 1
-            try:
-                for items in self._pages(what, call, **kwargs):
-                    page(items)
-                    # Let the page go before the next is fetched: two decoded pages would double the peak.
-                    del items
-                return
-            except _Expired:
-                log.warning("listing %s: the continue token expired; listing again from the start", what)
-        raise AuditError(f"cannot list {what}: its continue token expired {MAX_LIST_RESTARTS + 1} times in a row")
-
-    def _pages(self, what: str, call: Callable[..., Any], **kwargs: Any) -> Iterator[list[Any]]:
-        token = ""
-        while True:
-            try:
-                raw = call(
-                    limit=self.plan.page_size,
-                    _continue=token or None,
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT,
-                    **kwargs,
-                )
-                body = _json(raw)
-            except ApiException as exc:
-                if exc.status == 410 and token:
-                    # The continue token outlived etcd's compaction window (5 minutes by default). The
-                    # API server's 410 carries a token for the rest of the list at the current state:
-                    # taken, because every pod is judged on its own, so a list that mixes two moments
-                    # misses at most pods created meanwhile (the next audit sees them), while starting
-                    # over could never end on a cluster too large to list within the window. Only a
-                    # 410 without such a token starts the listing over.
-                    fresh = _continue_token(exc.body)
-                    if fresh:
-                        log.warning("listing %s: the continue token expired; continuing from the current state", what)
-                        self.stats.inconsistent += 1
-                        token = fresh
-                        continue
-                    raise _Expired from None
-                raise AuditError(f"cannot list {what}: {_describe(exc)}") from None
-            except (HTTPError, OSError, orjson.JSONDecodeError) as exc:
-                raise AuditError(f"cannot list {what}: {_describe(exc)}") from None
-            if not isinstance(body, dict):
-                raise AuditError(f"cannot list {what}: the answer is not a list")
-            items = body.get("items")
-            meta = body.get("metadata")
-            next_token = meta.get("continue") if isinstance(meta, dict) else None
-            del body
-            yield items if isinstance(items, list) else []
-            del items
-            if not isinstance(next_token, str) or not next_token:
-                return
-            token = next_token
-
-    def _get(self, what: str, call: Callable[..., Any]) -> dict[str, Any] | None:
-        """One object read with a GET; None when it does not exist. AuditError on any other failure."""
-        try:
-            body = _json(call(_preload_content=False, _request_timeout=REQUEST_TIMEOUT))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise AuditError(f"cannot read {what}: {_describe(exc)}") from None
-        except (HTTPError, OSError, orjson.JSONDecodeError) as exc:
-            raise AuditError(f"cannot read {what}: {_describe(exc)}") from None
-        if not isinstance(body, dict):
-            raise AuditError(f"cannot read {what}: the answer is not an object")
-        return body
-
     def _read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get(f"pod {namespace}/{name}", lambda **kw: self._api.read_namespaced_pod(name, namespace, **kw))
+        return get(f"pod {namespace}/{name}", lambda **kw: self._api.read_namespaced_pod(name, namespace, **kw))
 
     def _read_service_account(self, namespace: str, name: str) -> Identity | None:
-        obj = self._get(
+        obj = get(
             f"serviceaccount {namespace}/{name}",
             lambda **kw: self._api.read_namespaced_service_account(name, namespace, **kw),
         )
@@ -382,7 +265,7 @@ class Auditor:
 
     def _config_map(self) -> ConfigMapSource:
         namespace = self.plan.config_map_namespace
-        obj = self._get(
+        obj = get(
             f"configmap {namespace}/{CONFIG_MAP_NAME}",
             lambda **kw: self._api.read_namespaced_config_map(CONFIG_MAP_NAME, namespace, **kw),
         )
@@ -411,9 +294,9 @@ class Auditor:
             raw.release_conn()
         except ApiException as exc:
             result = {429: BLOCKED, 404: GONE, 409: CHANGED}.get(exc.status or 0, FAILED)
-            return Eviction(result, _describe(exc))
+            return Eviction(result, describe(exc))
         except (HTTPError, OSError) as exc:
-            return Eviction(FAILED, _describe(exc))
+            return Eviction(FAILED, describe(exc))
         return Eviction(EVICTED_DRY_RUN if self.plan.dry_run else EVICTED)
 
 

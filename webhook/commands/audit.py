@@ -19,22 +19,22 @@ from webhook.audit import DEFAULT_PAGE_SIZE, report
 from webhook.audit.findings import Scope
 from webhook.aws import imds
 from webhook.commands import serve
-from webhook.options.config import (
+from webhook.commands.common import fail, say
+from webhook.options.config import ServeConfig, serve_config
+from webhook.options.flags import Flag, FlagError, add_flags, resolve
+from webhook.options.tables import (
     COMPOSE_FLAG_NAMES,
     MUTATION_FLAGS,
     POD_IDENTITY_FLAG_NAMES,
     READ_ONCE_PODIDENTITY_HELP,
-    ServeConfig,
-    serve_config,
     server_flags,
 )
-from webhook.options.flags import Flag, FlagError, add_flags, resolve
 from webhook.sources.podidentity import IdentitiesFileError, PodIdentityFile, read_once
 
 if TYPE_CHECKING:
     from webhook.audit.scan import Plan
 
-PROG = "irsa-webhook audit"
+COMMAND = "audit"
 MAX_PAGE_SIZE = 10_000
 # A namespace name: an RFC 1123 label, as kube-apiserver requires.
 _NAMESPACE_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -132,11 +132,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(func=run, flags=FLAGS)
 
 
-def _fail(message: str) -> int:
-    print(f"{PROG}: {message}", file=sys.stderr)
-    return 2
-
-
 def _config(args: argparse.Namespace) -> ServeConfig:
     """serve's configuration for these flags (every other serve flag at its default). FlagError."""
     values = {flag.dest: flag.default for flag in serve.FLAGS}
@@ -186,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     # The identity sources log what they skip (a bad ConfigMap key, an unparseable ServiceAccount):
     # one plain line each on stderr, while the report goes to stdout.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{PROG}: warning: %(message)s"))
+    handler.setFormatter(logging.Formatter(f"irsa-webhook {COMMAND}: warning: %(message)s"))
     handler.setLevel(logging.WARNING)
     logger = logging.getLogger("irsa_webhook")
     logger.addHandler(handler)
@@ -205,35 +200,37 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way t
         config = _config(args)
         plan = _plan(args, config)
     except FlagError as exc:
-        return _fail(str(exc))
+        return fail(COMMAND, str(exc))
     for note in config.notes:
-        print(f"{PROG}: {note}", file=sys.stderr)
+        say(COMMAND, note)
     if config.compose_from_imds:
         try:
             config, _instance = serve.compose_from_imds(config)
         except imds.IMDSError as exc:
-            return _fail(f"--compose-role-arn needs this instance's account: {exc} (off EC2, give --aws-account-id)")
+            return fail(
+                COMMAND, f"--compose-role-arn needs this instance's account: {exc} (off EC2, give --aws-account-id)"
+            )
         plan = dataclasses.replace(plan, settings=config.settings)
     try:
         pod_identity = _pod_identity(config)
     except OSError as exc:
         path = config.container_credentials_config
-        return _fail(f"cannot read --watch-container-credentials-config {path}: {exc.strerror or exc}")
+        return fail(COMMAND, f"cannot read --watch-container-credentials-config {path}: {exc.strerror or exc}")
     except IdentitiesFileError as exc:
-        return _fail(f"--watch-container-credentials-config {config.container_credentials_config}: {exc}")
+        return fail(COMMAND, f"--watch-container-credentials-config {config.container_credentials_config}: {exc}")
     try:
         api_client = make_api_client(config.kubeconfig, config.kube_api)
     except Exception as exc:  # the kubeconfig loaders raise many kinds for a missing or broken file
-        return _fail(f"cannot configure cluster access: {' '.join(str(exc).split())}")
+        return fail(COMMAND, f"cannot configure cluster access: {' '.join(str(exc).split())}")
     try:
         result = Auditor(api_client, plan, pod_identity=pod_identity).run()
     except AuditError as exc:
-        return _fail(str(exc))
+        return fail(COMMAND, str(exc))
     finally:
         api_client.close()  # type: ignore[no-untyped-call]
     if args.output == "json":
         sys.stdout.write(report.document(result))
     else:
         sys.stdout.write(report.table(result.findings))
-    print(f"{PROG}: {report.summary_line(result)}", file=sys.stderr)
-    return result.exit_code
+    say(COMMAND, report.summary_line(result))
+    return result.exit_code  # 0, 1 or 2, as the Exit table says (webhook.commands.common)

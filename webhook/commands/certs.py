@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import sys
 from typing import Any
 
+from webhook.commands.common import Exit, fail
 from webhook.server import devcerts
 
 
@@ -31,12 +31,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         ips = [str(ipaddress.ip_address(ip)) for ip in ["127.0.0.1", "::1", *args.ip_address]]
     except ValueError as exc:
-        print(f"irsa-webhook certs: {exc}", file=sys.stderr)
-        return 2
+        return fail("certs", str(exc))
     if args.days < 1:
-        print("irsa-webhook certs: --days must be at least 1", file=sys.stderr)
-        return 2
+        return fail("certs", "--days must be at least 1")
     names = [*devcerts.default_dns_names(args.service_name, args.namespace), *args.dns_name]
     files = devcerts.generate(args.out, names, ips, days=args.days, new_ca=args.new_ca)
     print(f"wrote {files.ca_cert}, {files.cert}, {files.key} and {files.ca_bundle} (SANs: {', '.join(names + ips)})")
-    return 0
+    return Exit.OK

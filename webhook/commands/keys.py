@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from webhook.commands import files
-from webhook.commands.output import exits_2_on_input_error, usage
+from webhook.commands.common import Exit, input_errors, usage
 from webhook.oidc.errors import InputError
 from webhook.oidc.jwks import key_id
 from webhook.oidc.keys import generate_key_pair, load_public_keys
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     generate.set_defaults(func=run_generate)
 
 
-@exits_2_on_input_error
+@input_errors("keys")
 def run_generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     private_path, public_path = out / PRIVATE_NAME, out / PUBLIC_NAME
@@ -76,4 +76,4 @@ def run_generate(args: argparse.Namespace) -> int:
     print(f"wrote {private_path} (private signing key, mode 0600)")
     print(f"wrote {public_path} (public key, mode 0644)")
     print(f"kid {kid}")
-    return 0
+    return Exit.OK

@@ -10,19 +10,19 @@ from typing import Any
 import orjson
 import yaml
 
+from webhook.commands.common import Exit, fail, say
 from webhook.core.decide import decide
 from webhook.core.pod import read_pod
 from webhook.core.settings import Settings
-from webhook.options.config import (
+from webhook.options.config import compose_settings, mutation_settings
+from webhook.options.flags import Flag, FlagError, add_flags, resolve
+from webhook.options.tables import (
     COMPOSE_FLAG_NAMES,
     MUTATION_FLAGS,
     POD_IDENTITY_FLAG_NAMES,
     READ_ONCE_PODIDENTITY_HELP,
-    compose_settings,
-    mutation_settings,
     server_flags,
 )
-from webhook.options.flags import Flag, FlagError, add_flags, resolve
 from webhook.sources import Source
 from webhook.sources.chain import compose
 from webhook.sources.configmap import ConfigMapSource
@@ -129,29 +129,23 @@ def run(args: argparse.Namespace) -> int:
         }
         sources = _sources(args, values, settings)
     except (FlagError, OSError, ValueError, yaml.YAMLError) as exc:
-        print(f"irsa-webhook mutate: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        return fail("mutate", str(exc))
     for note in notes:  # a flag corrected as upstream corrects it (--token-expiration below 600)
-        print(f"irsa-webhook mutate: {note}", file=sys.stderr)
+        say("mutate", note)
     # The pod is read by the same code as at admission, so its service account is resolved the same way.
     view = read_pod(pod, settings, namespace)
     if isinstance(view, str):  # a field of the wrong type (metadata.name a list, ...)
-        print(f"irsa-webhook mutate: {view}", file=sys.stderr)
-        return 2
+        return fail("mutate", view)
     account = accounts.get((namespace, view.service_account))
     result = decide(view, compose(namespace, view.service_account, account, **sources), settings)
     for warning in result.warnings:
         print(f"warning: {warning.message}", file=sys.stderr)
     if not result.allowed:
         print(f"denied: {result.message}", file=sys.stderr)
-        return 1
+        return Exit.NO
     out: Any = result.patch if args.patch else result.pod
     if args.output == "json":
         sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         sys.stdout.write(yaml.safe_dump(out, sort_keys=False, default_flow_style=False))
-    return 0
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    return Exit.OK

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from webhook.commands import files
-from webhook.commands.output import exits_2_on_input_error, note, to_json, usage
+from webhook.commands.common import Exit, input_errors, note, to_json, usage
 from webhook.oidc.discovery import DISCOVERY_PATH, discovery_document
 from webhook.oidc.errors import InputError
 from webhook.oidc.issuer import port_note
@@ -109,7 +109,7 @@ def _write(out: Path, name: str, document: JSONObject) -> None:
     print(f"wrote {path}")
 
 
-@exits_2_on_input_error
+@input_errors("oidc")
 def run_discovery(args: argparse.Namespace) -> int:
     keys = load_keys(args.key)
     document = discovery_document(args.issuer, args.jwks_uri, signing_algorithms(keys))
@@ -117,15 +117,15 @@ def run_discovery(args: argparse.Namespace) -> int:
         note(message)
     if args.out is None:
         print(to_json(document), end="")
-        return 0
+        return Exit.OK
     out = Path(args.out)
     _write(out, DISCOVERY_PATH, document)
     if keys:
         _write(out, JWKS_NAME, jwks(keys))
-    return 0
+    return Exit.OK
 
 
-@exits_2_on_input_error
+@input_errors("oidc")
 def run_jwks(args: argparse.Namespace) -> int:
     keys = load_keys(args.key)
     if not keys:
@@ -135,4 +135,4 @@ def run_jwks(args: argparse.Namespace) -> int:
         print(to_json(document), end="")
     else:
         _write(Path(args.out), JWKS_NAME, document)
-    return 0
+    return Exit.OK

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import sys
 from typing import Any
 
 import yaml
@@ -13,11 +12,13 @@ import yaml
 from webhook import __version__
 from webhook.admission.endpoint import MutateEndpoint
 from webhook.aws import imds
+from webhook.commands.common import Exit, fail
 from webhook.core import arn
-from webhook.core.annotations import parse_go_bool
+from webhook.core.goparse import parse_go_bool
 from webhook.observe import logs
-from webhook.options.config import MUTATION_FLAGS, SERVER_FLAGS, ServeConfig, serve_config
+from webhook.options.config import ServeConfig, serve_config
 from webhook.options.flags import FlagError, add_flags, resolve
+from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
 from webhook.server.app import Lifecycle, build_app
 from webhook.server.listen import ListenError
 from webhook.server.run import run_event_loop, serve
@@ -58,24 +59,19 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way startup can end
     if getattr(args, "print_version", None) is not None and parse_go_bool(args.print_version):
         print(f"irsa-webhook {__version__}")
-        return 0
+        return Exit.OK
     try:
         config = serve_config(resolve(args, FLAGS))
         tls = ServingTLS(config.tls_cert, config.tls_key, config.tls_min_version, config.tls_cipher_suites)
     except (FlagError, TLSConfigError) as exc:
-        print(f"irsa-webhook serve: {exc}", file=sys.stderr)
-        return 2
+        return fail("serve", str(exc))
     instance = None
     if config.compose_from_imds:  # before any identity is parsed: they are composed as they are read
         try:
             config, instance = compose_from_imds(config)
         except imds.IMDSError as exc:
-            print(
-                f"irsa-webhook serve: --compose-role-arn needs this instance's account: {exc} "
-                "(off EC2, give --aws-account-id)",
-                file=sys.stderr,
-            )
-            return 1
+            message = f"--compose-role-arn needs this instance's account: {exc} (off EC2, give --aws-account-id)"
+            return fail("serve", message, Exit.NO)
     logs.setup(config.verbosity)
     for note in config.notes:
         log.warning(note)
@@ -100,16 +96,14 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
         try:
             store.replace_all(load_manifests(config.service_accounts.split(","), config.settings))
         except (OSError, yaml.YAMLError) as exc:
-            print(f"irsa-webhook serve: cannot read --service-accounts: {exc}", file=sys.stderr)
-            return 2
+            return fail("serve", f"cannot read --service-accounts: {exc}")
         resolver = Resolver(store, None, config.lookup_grace)
         log.info("serving from ServiceAccount manifests", extra={"fields": {"accounts": len(store)}})
         if config.watch_config_map:
             log.warning("--watch-config-map needs a cluster: ignored with --service-accounts")
     else:
         if config.watch_config_map and not config.namespace:
-            print(f"irsa-webhook serve: {NO_CONFIG_MAP_NAMESPACE}", file=sys.stderr)
-            return 2
+            return fail("serve", str(NO_CONFIG_MAP_NAMESPACE))
         try:
             from webhook.kube.client import api_client as make_api_client  # lazily: `certs`, `mutate` need none
 
@@ -118,8 +112,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
             if config.watch_config_map:
                 config_map, config_map_watcher = _config_map_source(config, api_client)
         except Exception as exc:
-            print(f"irsa-webhook serve: cannot configure cluster access: {exc}", file=sys.stderr)
-            return 2
+            return fail("serve", f"cannot configure cluster access: {exc}")
     pod_identity = _pod_identity_source(config)
     identities = IdentityChain(resolver, pod_identity=pod_identity, config_map=config_map)
     endpoint = MutateEndpoint(identities, config.settings, config.max_request_bytes)
@@ -153,8 +146,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
             )
         )
     except ListenError as exc:
-        print(f"irsa-webhook serve: {exc}", file=sys.stderr)
-        return 1
+        return fail("serve", str(exc), Exit.NO)
     finally:
         if watcher is not None:
             watcher.stop()
@@ -163,7 +155,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
         if pod_identity is not None:
             pod_identity.stop()
         resolver.close()  # the live-GET threads
-    return 0
+    return Exit.OK
 
 
 def _cluster_resolver(config: ServeConfig, store: IdentityStore, api_client: Any = None) -> tuple[Resolver, Any]:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from webhook.commands import files
-from webhook.commands.output import exits_2_on_input_error, note, to_json
+from webhook.commands.common import Exit, input_errors, note, to_json
 from webhook.core.settings import DEFAULT_AUDIENCE
 from webhook.oidc import policy
 from webhook.oidc.errors import InputError
@@ -20,10 +20,6 @@ from webhook.oidc.trustpolicy import (
     provider_arn,
     trust_policy,
 )
-
-EXIT_ALLOWED = 0
-EXIT_DENIED = 1
-EXIT_ALLOWED_WITH_FINDINGS = 3
 
 GENERATE_DESCRIPTION = """\
 Print the IAM role trust policy that lets the given service accounts assume the role through
@@ -154,7 +150,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     check.set_defaults(func=run_check)
 
 
-@exits_2_on_input_error
+@input_errors("trust-policy")
 def run_generate(args: argparse.Namespace) -> int:
     if not args.issuer:
         raise InputError("trust-policy: --issuer is required")
@@ -176,7 +172,7 @@ def run_generate(args: argparse.Namespace) -> int:
     elif args.namespace_wildcard:
         note("note: --namespace-wildcard given but no namespace has * or ?; the policy uses StringEquals")
     print(to_json(document), end="")
-    return 0
+    return Exit.OK
 
 
 def _request(args: argparse.Namespace) -> tuple[WebIdentityRequest, bool]:
@@ -197,11 +193,11 @@ def _request(args: argparse.Namespace) -> tuple[WebIdentityRequest, bool]:
 
 def exit_code(decision: Decision, findings: list[Finding]) -> int:
     if not decision.allowed:
-        return EXIT_DENIED
-    return EXIT_ALLOWED_WITH_FINDINGS if findings else EXIT_ALLOWED
+        return Exit.NO
+    return Exit.FINDINGS if findings else Exit.OK
 
 
-@exits_2_on_input_error
+@input_errors("trust-policy")
 def run_check(args: argparse.Namespace) -> int:
     request, from_token = _request(args)
     statements = policy.loads(files.read_text(args.policy, "policy file"), source=args.policy)

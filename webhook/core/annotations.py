@@ -1,9 +1,12 @@
-"""Annotations → meaning: ServiceAccount identities and the per-pod overrides.
+"""ServiceAccount annotations → an :class:`~webhook.core.records.Identity`, parsed once per object.
 
 Precedence, literally: a pod's ``token-expiration`` annotation beats its ServiceAccount's, which
-beats ``--token-expiration``; the ServiceAccount's ``audience`` and ``sts-regional-endpoints`` beat
-``--token-audience`` and ``--sts-regional-endpoint``. A bad value never denies a pod (unless
-``--strict``): it falls back to the next source and produces a warning.
+beats ``--token-expiration``; the ServiceAccount's ``audience``, ``sts-regional-endpoints``,
+``region`` and ``role-session-name`` beat ``--token-audience``, ``--sts-regional-endpoint``,
+``--aws-default-region`` and ``--role-session-name``. With ``--compose-role-arn`` a role name in
+``role-arn`` becomes a role ARN first. A bad value never denies a pod (unless ``--strict``): it falls
+back to the next source and produces a warning. The pod's own annotations are read in
+:mod:`webhook.core.pod`.
 """
 
 from __future__ import annotations
@@ -13,47 +16,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.core.arn import ROLE_ARN_RE
+from webhook.core.goparse import parse_go_bool, parse_go_int
 from webhook.core.records import AdmissionWarning, Identity
 from webhook.core.settings import MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION, Settings
 
-# Go's strconv.ParseInt(s, 10, 64): an optional sign and ASCII digits, nothing else.
-INT_RE = re.compile(r"[+-]?[0-9]+")
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-# 2^63 has 19 digits: a longer digit string (leading zeros aside) is out of range without parsing
-# it, which also keeps int() far from Python's 4,300-digit conversion limit (a ValueError).
-_INT64_DIGITS = 19
 # An AWS region name as AWS spells them (us-east-1, eu-central-2, us-gov-west-1, cn-north-1): a value
 # that does not look like one is still used (a new kind of region must not need a release) but warned about.
 REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 # The one value of the ServiceAccount annotation and the flag that turns session names on.
 ROLE_SESSION_NAME_POD = "pod"
-# Go's strconv.ParseBool spellings: upstream parses sts-regional-endpoints with it.
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-
-
-def parse_go_bool(value: str) -> bool | None:
-    """``strconv.ParseBool``: True/False for its spellings, None for anything else."""
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    return None
-
-
-def parse_go_int(value: str) -> int | None:
-    """``strconv.ParseInt(value, 10, 64)``: the integer, or None where Go returns an error.
-
-    None for anything but an optional sign and ASCII digits, and for values outside int64.
-    """
-    if not INT_RE.fullmatch(value):
-        return None
-    negative = value.startswith("-")
-    digits = value.lstrip("+-").lstrip("0")
-    if len(digits) > _INT64_DIGITS:
-        return None
-    number = -int(digits or "0") if negative else int(digits or "0")
-    return number if INT64_MIN <= number <= INT64_MAX else None
 
 
 def _annotations(meta: Any) -> Mapping[str, Any]:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from webhook.core.mutate import Jitter, Mutation, mutate
+from webhook.core.inject import Mutation
+from webhook.core.mutate import Jitter, mutate
+from webhook.core.outcomes import DENIED_STRICT, SA_NOT_FOUND
 from webhook.core.pod import PodView
 from webhook.core.records import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY, AdmissionWarning, Identity, PatchOp, Pod
 from webhook.core.settings import Settings
 
-SA_NOT_FOUND = "service-account-not-found"
-DENIED_STRICT = "denied-strict"
 # Warnings that are problems of the ServiceAccount's or pod's configuration: with --strict they deny
 # the pod. A ServiceAccount we could not find is not one of them: it may be our lookup that failed,
 # and kube-apiserver's own ServiceAccount admission already refuses pods whose account is missing.

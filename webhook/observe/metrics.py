@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
 
+from webhook.core import outcomes
 from webhook.core.records import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY
 
 REQUESTS = Counter(
@@ -57,10 +58,7 @@ CERT_RELOADS = Counter("irsa_webhook_certificate_reloads_total", "Serving certif
 
 # Label children bound once: ``labels()`` takes a lock and a dict lookup on every call, and the
 # series exist (at 0) from the start, which is what dashboards and rate() want.
-OUTCOMES = {
-    outcome: REQUESTS.labels(outcome)
-    for outcome in ("mutated", "not_mutated", "ignored", "denied", "bad_request", "error")
-}
+OUTCOMES = {outcome: REQUESTS.labels(outcome) for outcome in outcomes.OUTCOMES}
 IRSA_MUTATIONS = MUTATIONS.labels("irsa")
 WATCH_RESTART_REASONS = {
     reason: WATCH_RESTARTS.labels(reason) for reason in ("closed", "read_timeout", "gone", "error")

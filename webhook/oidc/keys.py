@@ -18,6 +18,7 @@ other curves) is an :class:`InputError`.
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +26,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from webhook.oidc.errors import InputError
 
@@ -49,6 +51,9 @@ _PEM_BLOCK = re.compile(
 _PUBLIC_LABELS = {b"PUBLIC KEY", b"RSA PUBLIC KEY"}
 _PRIVATE_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY"}
 _CERTIFICATE_LABEL = b"CERTIFICATE"
+# cryptography deprecates DSA and warns whenever it loads a DSA key, so a DSA key is refused from the
+# algorithm identifier of its SubjectPublicKeyInfo, PKCS#8 block or certificate, before any loading.
+_DSA_OID_DER = bytes.fromhex("06072a8648ce380401")  # id-dsa, 1.2.840.10040.4.1 (RFC 3279)
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,8 @@ def load_public_keys(pem: bytes, source: str = "<input>") -> list[LoadedKey]:
 
 
 def _parse_block(label: bytes, block: bytes, where: str) -> tuple[object, bool]:
+    if _is_dsa(label, block):
+        raise _unsupported("DSA", where)
     try:
         if label in _PUBLIC_LABELS:
             return serialization.load_pem_public_key(block), False
@@ -151,4 +158,39 @@ def _check_supported(key: object, where: str) -> PublicKey:
             return key
         raise InputError(f"{where}: unsupported EC curve {key.curve.name}; use P-256, P-384 or P-521")
     kind = type(key).__name__.removeprefix("_").replace("PublicKey", "") or "unknown"
-    raise InputError(f"{where}: unsupported key type {kind}; kube-apiserver signs with RSA or ECDSA keys")
+    raise _unsupported(kind, where)
+
+
+def _unsupported(kind: str, where: str) -> InputError:
+    return InputError(f"{where}: unsupported key type {kind}; kube-apiserver signs with RSA or ECDSA keys")
+
+
+def _is_dsa(label: bytes, block: bytes) -> bool:
+    if label == _CERTIFICATE_LABEL:
+        try:
+            return x509.load_pem_x509_certificate(block).public_key_algorithm_oid == PublicKeyAlgorithmOID.DSA
+        except ValueError:
+            return False  # reported by _parse_block
+    return label in (b"PUBLIC KEY", b"PRIVATE KEY") and _algorithm_der(block, label == b"PRIVATE KEY") == _DSA_OID_DER
+
+
+def _algorithm_der(block: bytes, pkcs8: bool) -> bytes:
+    """The algorithm OID (as DER) of a SubjectPublicKeyInfo or PKCS#8 PEM block; b"" if unreadable."""
+    try:
+        der = base64.b64decode(b"".join(block.splitlines()[1:-1]), validate=True)
+        at = _der_content(der, 0)  # SubjectPublicKeyInfo / PrivateKeyInfo SEQUENCE
+        if pkcs8:
+            at = _der_content(der, at, end=True)  # past the version INTEGER
+        at = _der_content(der, at)  # AlgorithmIdentifier SEQUENCE: its first element is the OID
+        return der[at : _der_content(der, at, end=True)]
+    except (ValueError, IndexError):
+        return b""
+
+
+def _der_content(der: bytes, at: int, end: bool = False) -> int:
+    """Where the content of the DER element at ``at`` starts (``end``: where the element ends)."""
+    length, at = der[at + 1], at + 2
+    if length & 0x80:
+        size = length & 0x7F
+        length, at = int.from_bytes(der[at : at + size]), at + size
+    return at + length if end else at

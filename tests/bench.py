@@ -243,7 +243,7 @@ def measure_in_process(
 
     from webhook.admission.endpoint import MutateEndpoint
     from webhook.core.mutate import mutate
-    from webhook.core.pod import read_pod
+    from webhook.core.pod import PodView, read_pod
     from webhook.core.settings import Settings
     from webhook.sources.manifests import load_manifests
     from webhook.sources.resolver import Resolver
@@ -285,7 +285,9 @@ def measure_in_process(
         def run_mutate(n: int) -> None:
             # The pod is read as the endpoint reads it, then mutated: the pure work of one admission.
             for _ in range(n):
-                mutate(read_pod(pod, settings, namespace), identity, settings)
+                view = read_pod(pod, settings, namespace)
+                assert isinstance(view, PodView)
+                mutate(view, identity, settings)
 
         return {
             "parse": run_parse,

@@ -16,6 +16,7 @@ costs: parsing, lookup, mutation, encoding, metrics and the admission log line.
 from __future__ import annotations
 
 import argparse
+from collections.abc import MutableMapping
 from typing import Any
 
 from webhook.observe import logs
@@ -27,7 +28,7 @@ BODY = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response"
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
 
 
-async def trivial_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def trivial_app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     more = True

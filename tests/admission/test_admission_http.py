@@ -107,7 +107,7 @@ def test_internal_error_is_a_500_logged_with_the_uid(monkeypatch: pytest.MonkeyP
     assert response.status_code == 500
     assert response.json() == {"error": "internal error"}
     record = next(r for r in caplog.records if r.levelno == logging.ERROR)
-    assert record.fields["uid"] == json.loads(REVIEW)["request"]["uid"]  # type: ignore[attr-defined]
+    assert record.fields["uid"] == json.loads(REVIEW)["request"]["uid"]
 
 
 def test_one_log_line_per_admission(caplog: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -64,11 +64,11 @@ def realistic(index: int) -> dict[str, Any]:
 
 
 class GeneratedPods(Sequence[dict[str, Any]]):
-    def __init__(self, count: int) -> None:
-        self.count = count
+    def __init__(self, size: int) -> None:
+        self.size = size
 
     def __len__(self) -> int:
-        return self.count
+        return self.size
 
     @overload
     def __getitem__(self, index: int) -> dict[str, Any]: ...
@@ -77,7 +77,7 @@ class GeneratedPods(Sequence[dict[str, Any]]):
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
             raise TypeError("the stand-in asks for pods one at a time")
-        if not 0 <= index < self.count:
+        if not 0 <= index < self.size:
             raise IndexError(index)
         return realistic(index)
 

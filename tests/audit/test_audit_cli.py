@@ -108,7 +108,7 @@ def test_notes_about_ignored_flags_are_printed(serve: Callable[[FakeCluster], Au
 
 
 def test_an_unparseable_service_account_is_a_warning_line(serve: Callable[[FakeCluster], Audit]) -> None:
-    cluster = FakeCluster(service_accounts=[7])  # not an object: skipped, said, the audit goes on
+    cluster = FakeCluster(service_accounts=[7])  # type: ignore[list-item]  # not an object: skipped, said, the audit goes on
     code, _, err = serve(cluster)()
     assert code == 0
     assert "irsa-webhook audit: warning: skipping serviceaccount" in err

@@ -35,7 +35,8 @@ def test_bad_input_is_one_line_naming_the_command_and_exit_2(
     (tmp_path / "taken").write_text("a file where a folder is wanted\n")
     code = main([arg.replace("{tmp}", str(tmp_path)) for arg in argv])
     err = capsys.readouterr().err
-    assert code == Exit.USAGE == 2, err
+    assert code == Exit.USAGE, err
+    assert int(Exit.USAGE) == 2
     lines = err.splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith(f"irsa-webhook {command}: "), lines[0]

@@ -47,7 +47,7 @@ def write(tmp: Path, name: str, content: Any) -> Path:
 
 
 def role_of(mutated: dict[str, Any]) -> str:
-    env = {e["name"]: e["value"] for e in mutated["spec"]["containers"][0]["env"]}
+    env: dict[str, str] = {e["name"]: e["value"] for e in mutated["spec"]["containers"][0]["env"]}
     return env["AWS_ROLE_ARN"]
 
 

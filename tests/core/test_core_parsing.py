@@ -15,7 +15,8 @@ import pytest
 from tests.support.cases import load_yaml, pod_request
 from tests.support.paths import CASES
 from webhook.core import outcomes
-from webhook.core.annotations import ROLE_ARN_RE, parse_service_account
+from webhook.core.annotations import parse_service_account
+from webhook.core.arn import ROLE_ARN_RE
 from webhook.core.decide import decide
 from webhook.core.goparse import parse_go_int
 from webhook.core.settings import DEFAULT_TOKEN_EXPIRATION, MAX_TOKEN_EXPIRATION, Settings

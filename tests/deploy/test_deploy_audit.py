@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.paths import MANIFESTS
 from webhook.commands import audit, serve
 from webhook.options.config import mutation_settings, serve_config
 from webhook.options.flags import resolve
@@ -23,7 +24,7 @@ from webhook.options.tables import MUTATION_FLAGS
 from webhook.sources.configmap import CONFIG_MAP_NAME
 
 from .objects import NAMESPACE, Obj, Rendered, container_of, one, selects
-from .render import MANIFESTS, documents, kustomize, render_components
+from .render import documents, kustomize, render_components
 
 AUDIT, EVICT = "default+audit", "default+audit-evict"
 RENDERS = [AUDIT, EVICT]
@@ -44,7 +45,8 @@ def pod_spec(objs: list[Obj]) -> Obj:
 
 
 def audit_container(objs: list[Obj]) -> Obj:
-    (container,) = pod_spec(objs)["containers"]
+    containers: list[Obj] = pod_spec(objs)["containers"]
+    (container,) = containers
     assert container["name"] == "audit"
     return container
 

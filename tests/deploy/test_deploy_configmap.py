@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.paths import MANIFESTS
 from webhook.options.tables import SERVER_FLAGS
 
 from .objects import (
@@ -27,7 +28,7 @@ from .objects import (
     one,
     serve_config_of,
 )
-from .render import MANIFESTS, documents, kustomize
+from .render import documents, kustomize
 
 COMPONENT = "configmap-mapping"
 NAMESPACE_ENV = next(f.env for f in SERVER_FLAGS if f.name == "namespace")

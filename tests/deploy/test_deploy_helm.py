@@ -782,7 +782,8 @@ def audit_args(helm: Path, *args: str) -> tuple[list[Obj], Any, Obj]:
     audit`'s own parser (as the kubelet would start it in NAMESPACE), and its container."""
     import argparse
 
-    from webhook.commands import audit
+    from webhook.commands import audit, serve
+    from webhook.options.config import serve_config
     from webhook.options.flags import resolve
 
     objs = documents(chart.template(helm, "modes", *args))
@@ -795,8 +796,8 @@ def audit_args(helm: Path, *args: str) -> tuple[list[Obj], Any, Obj]:
     assert box["env"] == [
         {"name": "IRSA_WEBHOOK_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
     ]
-    values = {flag.dest: flag.default for flag in audit.serve.FLAGS} | resolve(parsed, parsed.flags, environ)
-    return objs, (parsed, audit.serve_config(values)), box
+    values = {flag.dest: flag.default for flag in serve.FLAGS} | resolve(parsed, parsed.flags, environ)
+    return objs, (parsed, serve_config(values)), box
 
 
 def test_audit_cronjob(helm: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.paths import MANIFESTS
 from webhook.options.flags import parse_duration
 
 from .objects import (
@@ -28,7 +29,7 @@ from .objects import (
     one,
     selects,
 )
-from .render import COMPONENT_RENDERS, MANIFESTS
+from .render import COMPONENT_RENDERS
 
 # The args of the base Deployment: upstream-compatible flag names, then the SIGTERM drain (ours).
 BASE_ARGS = [

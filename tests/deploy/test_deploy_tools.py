@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO
+
 from . import helm as chart
 
 FAKE_GO = """#!/usr/bin/env bash
@@ -126,7 +128,7 @@ def test_helm_env_replaces_the_build(tmp_path: Path) -> None:
 
 def test_python_side_finds_the_same_helm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HELM", raising=False)
-    built = chart.REPO / ".cache" / "helm" / chart.pinned_version() / "bin" / "helm"
+    built = REPO / ".cache" / "helm" / chart.pinned_version() / "bin" / "helm"
     if built.is_file():
         assert chart.find_helm() == built
     else:

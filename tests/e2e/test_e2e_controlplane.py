@@ -8,6 +8,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support import kuberest as k
 from tests.support.controlplane import STS_AUDIENCE, ControlPlane, MissingBinaries, find_binaries
@@ -35,6 +36,8 @@ def test_issuer_discovery_and_jwks_serve_the_signing_key(kube: k.KubeRest, contr
     (key,) = jwks["keys"]
     served = jwt.PyJWK.from_dict(key).key
     ours = serialization.load_pem_public_key(control_plane.sa_public_key.read_bytes())
+    assert isinstance(served, rsa.RSAPublicKey)
+    assert isinstance(ours, rsa.RSAPublicKey)
     assert served.public_numbers() == ours.public_numbers()
 
 
@@ -66,5 +69,5 @@ def test_kubectl_talks_to_the_control_plane_as_admin(control_plane: ControlPlane
 def test_kubernetes_client_fixture_works(api_client: Any) -> None:
     from kubernetes import client
 
-    names = [ns.metadata.name for ns in client.CoreV1Api(api_client).list_namespace().items]
+    names = [ns.metadata.name for ns in client.CoreV1Api(api_client).list_namespace().items if ns.metadata]
     assert "default" in names

@@ -34,10 +34,12 @@ import pytest
 import yaml
 
 from tests.deploy import helm as chart
+from tests.deploy.objects import one
 from tests.deploy.render import documents
 from tests.support import kuberest as k
 from tests.support.controlplane import ControlPlane
 from tests.support.kuberest import CONFIG_PROPAGATION_TIMEOUT
+from tests.support.paths import REPO
 from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -217,7 +219,7 @@ def own_certificate(release: Release, out: Path) -> dict[str, Path]:
         text=True,
         timeout=60,
         check=False,
-        cwd=chart.REPO,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
     return {name: out / name for name in ("ca.crt", "tls.crt", "tls.key")}
@@ -247,12 +249,6 @@ def install_args(case: str, release: Release, tmp_path: Path) -> list[str]:
         }
         release.kube.create(f"/api/v1/namespaces/{release.namespace}/secrets", secret)
     return chart.values_args(case)
-
-
-def one(objs: list[k.JSON], kind: str, name: str | None = None) -> k.JSON:
-    found = [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
-    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
-    return found[0]
 
 
 def strict_dry_run(release: Release, rendered: str) -> None:

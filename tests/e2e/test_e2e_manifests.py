@@ -55,22 +55,6 @@ def group_of(obj: dict[str, Any]) -> str:
     return api_version.split("/", maxsplit=1)[0] if "/" in api_version else ""
 
 
-def dry_run(control_plane: ControlPlane, objs: list[dict[str, Any]]) -> str:
-    result = control_plane.kubectl(
-        "apply",
-        "--dry-run=server",
-        "--validate=strict",
-        "-f",
-        "-",
-        input=yaml.safe_dump_all(objs),
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    # Warnings (deprecated fields, Pod Security "warn" violations, ...) count as failures too.
-    assert "Warning" not in result.stderr, result.stderr
-    return result.stdout
-
-
 @pytest.mark.parametrize("overlay", overlays())
 def test_overlay_passes_server_side_dry_run(
     control_plane: ControlPlane, rendered: dict[str, str], webhook_namespace: str, overlay: str
@@ -79,7 +63,7 @@ def test_overlay_passes_server_side_dry_run(
     checked = [o for o in objs if group_of(o) not in CRD_GROUPS]
     skipped = {o["kind"] for o in objs if group_of(o) in CRD_GROUPS}
     assert skipped <= {"Issuer", "Certificate", "ServiceMonitor"}
-    output = dry_run(control_plane, checked)
+    output = control_plane.dry_run_apply(checked)
     for obj in checked:
         assert obj["metadata"]["name"] in output
     assert output.count("(server dry run)") == len(checked)

@@ -16,7 +16,7 @@ import pytest
 from tests.support.waits import wait_for
 from webhook.commands import serve
 from webhook.kube.client import RateLimiter
-from webhook.options.config import serve_config
+from webhook.options.config import ServeConfig, serve_config
 from webhook.options.flags import resolve
 from webhook.sources.serviceaccounts import LiveLookup
 from webhook.sources.store import IdentityStore
@@ -56,7 +56,7 @@ def recorders() -> Iterator[tuple[Recorder, Recorder]]:
         recorder.close()
 
 
-def config_for(*argv: str) -> serve.ServeConfig:
+def config_for(*argv: str) -> ServeConfig:
     parser = argparse.ArgumentParser()
     serve.register(parser.add_subparsers())
     args = parser.parse_args(["serve", *argv])

@@ -294,7 +294,7 @@ def test_read_timeout_resumes_at_once_without_relisting(api_client: client.ApiCl
         Stream(
             [
                 {"type": "ADDED", "object": service_account("a", "one", rv="11")},
-                ReadTimeoutError(None, "/", "timed out"),
+                ReadTimeoutError(None, "/", "timed out"),  # type: ignore[arg-type]  # no pool: only the message is read
             ],
             False,
         )

@@ -39,7 +39,8 @@ class Widgets(ListWatch[dict[str, Any]]):
         self.items: list[dict[str, Any]] = []
 
     def _read(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return obj["spec"]  # a Widget is kept as its spec
+        spec: dict[str, Any] = obj["spec"]  # a Widget is kept as its spec
+        return spec
 
     def _replace(self, items: list[dict[str, Any]], resource_version: str) -> None:
         self.items = items

@@ -17,6 +17,7 @@ import pytest
 
 from tests.options.upstream_flags import ALL, IGNORED, KLOG, MAIN_GO, PENDING_OTHER_WORK, UpstreamFlag
 from tests.support.cases import JSON_HEADERS
+from tests.support.certs import generate_certs
 from tests.support.paths import EXAMPLE_ACCOUNTS, SAMPLE
 from tests.support.server import run_to_exit, serve_argv, start_server
 from webhook import __version__
@@ -25,7 +26,6 @@ from webhook.commands import serve
 from webhook.options.config import serve_config
 from webhook.options.flags import FlagError, normalise_argv, resolve
 from webhook.options.tables import KLOG_LAYOUT_FLAGS, MUTATION_FLAGS, SERVER_FLAGS
-from webhook.server import devcerts
 
 BASE = ["--namespace=irsa"]  # --watch-config-map reads its ConfigMap from --namespace
 
@@ -99,7 +99,7 @@ def test_values_klog_refuses_are_refused(argv: list[str], needle: str) -> None:
 def test_refused_values_exit_2_with_one_line(tmp_path: Path, flag: UpstreamFlag) -> None:
     assert flag.refused is not None
     value, needle = flag.refused
-    certs = devcerts.generate(tmp_path / "certs")
+    certs = generate_certs(tmp_path / "certs")
     result = run_to_exit([f"--{flag.name}={value}", *serve_argv(certs, command=None)])
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr
@@ -121,7 +121,7 @@ def test_the_table_is_every_klog_flag_serve_knows() -> None:
 
 
 def test_an_upstream_deployment_passing_every_flag_starts_and_mutates(tmp_path: Path) -> None:
-    certs = devcerts.generate(tmp_path / "certs")
+    certs = generate_certs(tmp_path / "certs")
     pod_identity = tmp_path / "pod-identity.json"
     pod_identity.write_text('{"identities": []}')
     argv = [

@@ -226,12 +226,12 @@ def run(duration: float, rate: float, connections: int, rotate_every: float, chu
             if now >= next_rotation:
                 serial = certs.rotate()
                 rotations += 1
+
+                def rotated(serial: int = serial) -> bool:
+                    return served_serial(port, certs.ca, "localhost") == serial
+
                 try:
-                    wait_for(
-                        lambda s=serial: served_serial(port, certs.ca, "localhost") == s,
-                        timeout=15,
-                        what="rotated certificate",
-                    )
+                    wait_for(rotated, timeout=15, what="rotated certificate")
                 except (TimeoutError, RuntimeError, AssertionError, OSError) as exc:
                     tally.error("rotation_not_served", str(exc))
                 next_rotation += rotate_every

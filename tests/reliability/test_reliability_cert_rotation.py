@@ -114,16 +114,18 @@ def rotate_in_place(first_then_second: Callable[[Path, Pair, float], None]) -> C
 def test_rotations_under_load_fail_nothing(tmp_path: Path, order: str) -> None:
     certs = tmp_path / "certs"
     devcerts.generate(certs)
+    rotate: Callable[[Server, Pair, bool], None]
     if order == "kubelet-data-swap":
         volume = KubeletVolume.adopt(certs)  # the server is given the symlinks tls.crt -> ..data/tls.crt
         ca = (certs / "ca.crt").read_bytes()
 
-        def rotate(server: Server, pair: Pair, half_written: bool) -> None:
+        def swap(server: Server, pair: Pair, half_written: bool) -> None:
             if half_written:  # a Secret updated in two steps: new certificate, old key first
                 volume.write({"ca.crt": ca, "tls.crt": pair.cert, "tls.key": (certs / "tls.key").read_bytes()})
                 time.sleep(HALF_PAUSE)
             volume.write({"ca.crt": ca, "tls.crt": pair.cert, "tls.key": pair.key})
 
+        rotate = swap
     else:
         rotate = rotate_in_place(cert_then_key if order == "cert-then-key" else key_then_cert)
     started = time.monotonic()

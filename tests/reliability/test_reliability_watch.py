@@ -255,7 +255,7 @@ def compacted_past(plane: ControlPlane, resource_version: str) -> bool:
             for line in response.iter_lines():
                 if line.strip():
                     event = json.loads(line)
-                    return event.get("type") == "ERROR" and event.get("object", {}).get("code") == 410
+                    return bool(event.get("type") == "ERROR" and event.get("object", {}).get("code") == 410)
     return False
 
 

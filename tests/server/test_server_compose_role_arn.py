@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from tests.support.cases import JSON_HEADERS, apply_patch, review_of
+from tests.support.certs import generate_certs
 from tests.support.imds import running_imds
 from tests.support.ports import closed_port_url
 from tests.support.server import run_to_exit, serve_argv, start_server
 from webhook.commands import serve
 from webhook.options.config import serve_config
 from webhook.options.flags import FlagError, resolve
-from webhook.server import devcerts
 
 ACCOUNT = "111122223333"
 
@@ -144,7 +144,7 @@ def test_serve_composes_from_the_instance_identity_document(tmp_path: Path) -> N
 
 
 def test_serve_exits_with_one_line_when_imds_cannot_answer(tmp_path: Path) -> None:
-    certs = devcerts.generate(tmp_path / "certs")
+    certs = generate_certs(tmp_path / "certs")
     url = closed_port_url()
     result = run_to_exit(
         serve_argv(certs, "--metrics-port=0", "--compose-role-arn"),

@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from tests.support.cases import JSON_HEADERS, review
+from tests.support.certs import generate_certs
 from tests.support.ports import free_port, has_ipv6_loopback
 from tests.support.server import RawConnection, Server, run_to_exit, serve_argv, start_server
 from tests.support.waits import wait_for
-from webhook.server import devcerts
 
 needs_ipv6 = pytest.mark.skipif(not has_ipv6_loopback(), reason="this host has no IPv6 loopback (::1)")
 
@@ -107,7 +107,7 @@ def test_a_bind_address_narrows_both_ports(tmp_path: Path, bind_address: str, se
 
 @pytest.mark.parametrize("which", ["--port", "--metrics-port"])
 def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path, which: str) -> None:
-    certs = devcerts.generate(tmp_path / "certs")
+    certs = generate_certs(tmp_path / "certs")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -226,8 +226,8 @@ def test_pod_identity_mutations_count_as_container_credentials() -> None:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": review("webhook-demo", "app"), "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     before = _pod_counts()
     asyncio.run(endpoint(scope, receive, send))

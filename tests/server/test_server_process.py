@@ -15,7 +15,7 @@ from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cases import JSON_HEADERS
-from tests.support.certs import handshake
+from tests.support.certs import generate_certs, handshake
 from tests.support.paths import EXAMPLE_ACCOUNTS, SAMPLE
 from tests.support.server import Server, run_to_exit, serve_argv, start_server
 from webhook.server import devcerts
@@ -154,7 +154,9 @@ def test_upstream_deployment_args_work_unchanged(tmp_path: Path) -> None:
         with srv.client() as c:
             patch = patch_of(c.post("/mutate", content=REVIEW, headers=JSON_HEADERS))
         env_op = next(op for op in patch if str(op["path"]).endswith("/env"))
-        names = {e["name"]: e["value"] for e in env_op["value"]}  # type: ignore[union-attr]
+        added = env_op["value"]
+        assert isinstance(added, list)
+        names = {e["name"]: e["value"] for e in added}
         assert names["AWS_STS_REGIONAL_ENDPOINTS"] == "regional"
         assert names["AWS_REGION"] == "eu-west-1"  # from the environment variable
     finally:
@@ -198,7 +200,7 @@ def test_upstream_deployment_args_work_unchanged(tmp_path: Path) -> None:
     ],
 )
 def test_bad_flags_exit_2_with_one_clear_line(tmp_path: Path, args: list[str], needle: str) -> None:
-    certs = devcerts.generate(tmp_path / "certs")
+    certs = generate_certs(tmp_path / "certs")
     result = run_to_exit(serve_argv(certs, *args))
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.certs import handshake, served_serial
+from tests.support.certs import generate_certs, handshake, served_serial
 from tests.support.server import run_to_exit, serve_argv, start_server
 from webhook.server import devcerts
 from webhook.server.tls import ServingTLS, TLSConfigError, cipher_string, min_tls_version
@@ -198,7 +198,7 @@ def test_insecure_suites_are_dropped_and_the_rest_served(tmp_path: Path) -> None
     ],
 )
 def test_unknown_values_exit_2_with_one_line(tmp_path: Path, flag: str, needle: str) -> None:
-    certs = devcerts.generate(tmp_path / "certs")
+    certs = generate_certs(tmp_path / "certs")
     result = run_to_exit(serve_argv(certs, flag))
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr

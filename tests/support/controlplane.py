@@ -17,6 +17,9 @@ import ssl
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from .certs import service_account_keys, serving_pki
 from .paths import REPO
@@ -194,6 +197,16 @@ class ControlPlane:
         if check and result.returncode != 0:
             raise KubectlError(result.returncode, argv, result.stdout, result.stderr)
         return result
+
+    def dry_run_apply(self, objs: list[dict[str, Any]]) -> str:
+        """``kubectl apply --dry-run=server --validate=strict`` of ``objs``; its output. A refusal, and any
+        warning (a deprecated field, a Pod Security "warn" violation, ...), fails the test."""
+        result = self.kubectl(
+            "apply", "--dry-run=server", "--validate=strict", "-f", "-", input=yaml.safe_dump_all(objs), check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Warning" not in result.stderr, result.stderr
+        return result.stdout
 
     def logs(self) -> str:
         """The tails of the etcd and kube-apiserver logs, for failure reports."""

@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from .kubeapi.objects import JSON, service_account
+from .kubeapi import objects
+from .kubeapi.objects import service_account
 from .waits import wait_for
 
 # The SA annotations and pod layout the webhook works with.
@@ -41,6 +42,8 @@ REQUEST_TIMEOUT = 30.0
 # Bound of the wait for kube-apiserver to start calling a new or changed webhook configuration
 # (it watches them; usually well under a second).
 CONFIG_PROPAGATION_TIMEOUT = 30.0
+
+JSON = objects.JSON  # an object as raw JSON, for the tests that annotate with k.JSON
 PROBE_ROLE = "arn:aws:iam::111122223333:role/e2e-probe"
 
 
@@ -240,17 +243,13 @@ def env_names(c: JSON) -> list[str]:
 
 
 def token_volume(p: JSON) -> JSON | None:
-    for volume in p["spec"].get("volumes", []):
-        if volume["name"] == TOKEN_VOLUME:
-            return volume
-    return None
+    volumes: list[JSON] = p["spec"].get("volumes", [])
+    return next((v for v in volumes if v["name"] == TOKEN_VOLUME), None)
 
 
 def token_mount(c: JSON) -> JSON | None:
-    for mount in c.get("volumeMounts", []):
-        if mount["name"] == TOKEN_VOLUME:
-            return mount
-    return None
+    mounts: list[JSON] = c.get("volumeMounts", [])
+    return next((m for m in mounts if m["name"] == TOKEN_VOLUME), None)
 
 
 def is_injected(p: JSON) -> bool:

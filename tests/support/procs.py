@@ -17,7 +17,7 @@ import ssl
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -116,14 +116,16 @@ def running() -> list[ManagedProcess]:
     return list(_running.values())
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Attach the log tails of every process still running to the report of a failed e2e test."""
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     if report.failed and item.get_closest_marker("e2e") is not None:
         for process in running():
             report.sections.append((f"{process.name} (pid {process.pid}) log", process.tail(40)))
+    return report
 
 
 @atexit.register

@@ -29,10 +29,18 @@ CONTAINER_FIELDS = ("initContainers", "containers")
 
 class Injected(NamedTuple):
     """What the mutation added to one container: its name (``#<index>`` for a nameless one) and the
-    names of the variables appended to its env (the mount may come with them or alone)."""
+    env entries appended to it (the mount may come with them or alone).
+
+    The entries are the very list the patch carries (no copy on the hot path); read-only, as the patch.
+    """
 
     container: str
-    variables: tuple[str, ...]
+    env: list[dict[str, Any]]
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The names of the variables appended, in order."""
+        return tuple(entry["name"] for entry in self.env)
 
 
 @dataclass(slots=True)
@@ -176,7 +184,7 @@ def inject_containers(
                 append(new_container, "volumeMounts", [mount], path, patch)
             elif not env:
                 continue  # nothing to add: the container is as the mutation would leave it
-            result.injected.append(Injected(name, tuple(entry["name"] for entry in env)))
+            result.injected.append(Injected(name, env))
             if new_list is None:
                 new_list = list(containers)
             new_list[index] = new_container

@@ -346,3 +346,27 @@ def test_compose_role_arn_offline(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert role_of(yaml.safe_load(capsys.readouterr().out)) == "arn:aws-cn:iam::444455556666:role/s3-reader"
     assert main(args) == 2
     assert "--compose-role-arn offline needs --aws-account-id" in capsys.readouterr().err
+
+
+def test_yaml_output_has_no_anchors_when_containers_share_an_injected_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each container gets entries of its own: a shared one printed as ``&id001``/``*id001`` anchors,
+    and a consumer that edited one container's entry would have changed every other's."""
+    sas = write(tmp_path, "sas.yaml", SA_DOCS)
+    two = pod("team-a")
+    two["spec"]["containers"].append({"name": "sidecar", "image": "busybox"})
+    pod_file = write(tmp_path, "pod.yaml", two)
+    assert main(["mutate", "--pod", str(pod_file), "--service-account", str(sas), "--role-session-name=pod"]) == 0
+    out = capsys.readouterr().out
+    assert "&id" not in out
+    assert "*id" not in out
+    mutated = yaml.safe_load(out)
+    names = [
+        entry
+        for container in mutated["spec"]["containers"]
+        for entry in container["env"]
+        if entry["name"] == "AWS_ROLE_SESSION_NAME"
+    ]
+    assert len(names) == 2
+    assert names[0] is not names[1]

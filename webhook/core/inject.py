@@ -21,8 +21,6 @@ from webhook.core.records import AdmissionWarning, PatchOp, Pod
 
 STS_VAR = "AWS_STS_REGIONAL_ENDPOINTS"
 SESSION_NAME_VAR = "AWS_ROLE_SESSION_NAME"
-# The downward API gives the pod's final name, so a generateName pod gets the name it ends up with.
-_SESSION_NAME_ENV = {"name": SESSION_NAME_VAR, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
 # Init containers first: the order only affects the order of operations, not the result.
 CONTAINER_FIELDS = ("initContainers", "containers")
 
@@ -112,7 +110,10 @@ def _env_additions(container: Mapping[str, Any], how: Injection) -> list[dict[st
         env.append({"name": first, "value": how.credential_values[0]})
         env.append({"name": second, "value": how.credential_values[1]})
     if how.session_name and SESSION_NAME_VAR not in present:
-        env.append(_SESSION_NAME_ENV)
+        # The downward API gives the pod's final name, so a generateName pod gets the name it ends up
+        # with. A fresh dict each time: one shared constant would tie every container and every request
+        # together (a caller that edits one result would change the next; YAML prints it as anchors).
+        env.append({"name": SESSION_NAME_VAR, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
     return env
 
 

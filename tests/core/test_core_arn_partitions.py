@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from webhook.core import arn
+from webhook.core.annotations import parse_service_account
+from webhook.core.settings import Settings
 from webhook.oidc.errors import InputError
 from webhook.oidc.trustpolicy import parse_provider_arn, provider_arn
 
@@ -35,3 +37,26 @@ def test_compose_and_partition_for_region() -> None:
     assert arn.ROLE_ARN_RE.fullmatch(
         arn.compose_role_arn("app", "111122223333", arn.partition_for_region("cn-north-1"))
     )
+
+
+@pytest.mark.parametrize(("prefix", "partition"), arn.PARTITIONS_BY_REGION_PREFIX)
+def test_every_region_form_the_partition_table_knows_is_a_region(prefix: str, partition: str) -> None:
+    """``eusc-de-east-1`` was warned about (and denied under ``--strict``) though the table maps it."""
+    region = f"{prefix}de-east-1"
+    assert arn.REGION_RE.fullmatch(region)
+    assert arn.partition_for_region(region) == partition
+    account = {"metadata": {"namespace": "ns", "name": "sa", "annotations": {"eks.amazonaws.com/region": region}}}
+    identity = parse_service_account(account, Settings())
+    assert identity.region == region
+    assert identity.warnings == ()
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-central-2", "ap-southeast-4", "il-central-1", "mx-central-1"])
+def test_two_letter_regions(region: str) -> None:
+    assert arn.REGION_RE.fullmatch(region)
+    assert arn.partition_for_region(region) == "aws"
+
+
+@pytest.mark.parametrize("text", ["US-EAST-1", "us-east", "useast1", "us-east-1a", "eusc-1", "e-east-1", "us_east_1"])
+def test_what_is_not_a_region_still_is_not(text: str) -> None:
+    assert not arn.REGION_RE.fullmatch(text)

@@ -11,18 +11,14 @@ back to the next source and produces a warning. The pod's own annotations are re
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.core.arn import ROLE_ARN_RE
+from webhook.core.arn import REGION_RE, ROLE_ARN_RE
 from webhook.core.goparse import parse_go_bool, parse_go_int
 from webhook.core.records import AdmissionWarning, Identity
 from webhook.core.settings import MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION, Settings
 
-# An AWS region name as AWS spells them (us-east-1, eu-central-2, us-gov-west-1, cn-north-1): a value
-# that does not look like one is still used (a new kind of region must not need a release) but warned about.
-REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 # The one value of the ServiceAccount annotation and the flag that turns session names on.
 ROLE_SESSION_NAME_POD = "pod"
 

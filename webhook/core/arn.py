@@ -29,7 +29,7 @@ OIDC_PROVIDER_ARN_RE = re.compile(
 )
 
 # Region prefix → partition, longest prefix first: "us-isob-east-1" also starts with "us-iso".
-_PARTITIONS = (
+PARTITIONS_BY_REGION_PREFIX = (
     ("us-isob-", "aws-iso-b"),
     ("us-iso-", "aws-iso"),
     ("us-gov-", "aws-us-gov"),
@@ -37,10 +37,19 @@ _PARTITIONS = (
     ("eusc-", "aws-eusc"),
 )
 
+# A region name as AWS spells them: a two-letter area (us-east-1, eu-central-2, ap-southeast-4) or one
+# of the partition prefixes above (us-gov-west-1, cn-north-1, us-isob-east-1, eusc-de-east-1), then
+# words and a number. A value that does not look like one is still used (a new kind of region must
+# not need a release) but warned about.
+REGION_RE = re.compile(
+    "(?:" + "|".join(re.escape(prefix) for prefix, _ in PARTITIONS_BY_REGION_PREFIX) + r"|[a-z]{2}-)"
+    r"[a-z]+(?:-[a-z]+)*-[0-9]+"
+)
+
 
 def partition_for_region(region: str) -> str:
     """The AWS partition of a region, by its prefix (``cn-north-1`` → ``aws-cn``); ``aws`` otherwise."""
-    for prefix, partition in _PARTITIONS:
+    for prefix, partition in PARTITIONS_BY_REGION_PREFIX:
         if region.startswith(prefix):
             return partition
     return DEFAULT_PARTITION

@@ -17,6 +17,7 @@ from tests.support.kubeapi import config_map
 from tests.support.metrics import metric
 from tests.support.server import run_to_exit
 from webhook.commands import serve
+from webhook.core import glob as glob_module
 from webhook.core.records import Identity
 from webhook.core.settings import MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION, Settings
 from webhook.options.config import ServeConfig, serve_config
@@ -254,6 +255,23 @@ def test_lookup_order(keys: list[str], namespace: str, winner: str | None) -> No
     roles = {key: f"arn:aws:iam::123456789012:role/r{i}" for i, key in enumerate(keys)}
     source = source_with(json.dumps({key: {"RoleARN": role} for key, role in roles.items()}))
     assert role_of(source, namespace, "app") == (roles[winner] if winner else None)
+
+
+def test_a_many_star_glob_costs_bounded_work_for_a_tenant_chosen_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key with eight ``*`` once took 20 s for one lookup (a backtracking regex on the event loop)."""
+    calls = 0
+    fits = glob_module._fits
+
+    def counting(text: str, at: int, piece: str) -> bool:
+        nonlocal calls
+        calls += 1
+        return fits(text, at, piece)
+
+    monkeypatch.setattr(glob_module, "_fits", counting)
+    source = source_with(json.dumps({"a*a*a*a*a*a*a*a*b/app": {"RoleARN": ROLE}}))
+    namespace = "a" * 63  # the longest name a namespace may have, all of it chosen by the tenant
+    assert role_of(source, namespace, "app") is None
+    assert 0 < calls <= len(namespace) * 8 + 2
 
 
 # -- bad input: skipped, logged by key, counted; the rest is used --------------------------------------

@@ -24,6 +24,7 @@ from webhook.audit.scan import Plan, Result, Stats
 from webhook.core.mutate import CONTAINER_CREDENTIAL_VARS, CREDENTIAL_VARS
 from webhook.core.records import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY
 from webhook.core.settings import Settings
+from webhook.core.text import printable
 
 ROLE = "arn:aws:iam::111122223333:role/app"
 MISSING = MissingCredentials(
@@ -164,3 +165,19 @@ def test_exit_codes_and_the_summary_line() -> None:
     )
     line = report.summary_line(result([finding("a", MISSING, eviction=Eviction(EVICTED))]))
     assert line == "10 pods audited (2 skipped): 1 lacking credentials, 0 with a changed role; 1 evicted"
+
+
+def test_tenant_values_cannot_drive_the_operators_terminal() -> None:
+    """A role ARN (or env value) with an ANSI escape, a carriage return or a bidi override reaches the
+    table escaped: visible, and nothing a terminal acts on."""
+    hostile = "arn:aws:iam::111122223333:role/x\x1b[2J\x1b[31mfine\r\u202eevil\x07"
+    drift = RoleDrift((("web", hostile),), ROLE, "changed")
+    eviction = Eviction(FAILED, "HTTP 500: \x1b]0;title\x07")
+    text = report.table([finding("p", drift, owner=Owner("ReplicaSet", "rs"), eviction=eviction)])
+    assert all(c in "\n" or c.isprintable() for c in text), repr(text)
+    assert "role/x\\x1b[2J\\x1b[31mfine \\u202eevil\\x07" in text  # \\r is whitespace: one space
+    assert "\\x1b]0;title\\x07" in text
+
+
+def test_plain_values_are_unchanged() -> None:
+    assert printable("arn:aws:iam::111122223333:role/app é ü") == "arn:aws:iam::111122223333:role/app é ü"

@@ -28,6 +28,7 @@ from webhook.audit.findings import (
     Problem,
     RoleDrift,
 )
+from webhook.core.text import printable
 
 if TYPE_CHECKING:  # the command imports the kubernetes client only when it runs
     from webhook.audit.scan import Result
@@ -46,8 +47,9 @@ _NO_ROLE = {DRIFT_NOT_FOUND: "(none: serviceaccount not found)", DRIFT_NO_ROLE: 
 
 
 def _cell(text: str) -> str:
-    """One table cell: whitespace runs (a newline in an annotation) become one space, nothing is empty."""
-    return " ".join(text.split()) or "-"
+    """One table cell: whitespace runs (a newline in an annotation) become one space, control characters
+    are escaped (the values are tenants'), nothing is empty."""
+    return printable(" ".join(text.split())) or "-"
 
 
 def _owner(owner: Owner | None) -> str:

@@ -20,6 +20,7 @@ from webhook.audit.findings import Scope
 from webhook.aws import imds
 from webhook.commands import serve
 from webhook.commands.common import fail, say
+from webhook.core.text import printable
 from webhook.options.config import ServeConfig, serve_config
 from webhook.options.flags import Flag, FlagError, add_flags, resolve
 from webhook.options.tables import (
@@ -177,11 +178,18 @@ def _pod_identity(config: ServeConfig) -> PodIdentityFile | None:
     return read_once(config.container_credentials_config, config.settings)
 
 
+class _PrintableFormatter(logging.Formatter):
+    """The sources' lines quote what tenants wrote (keys, names): their control characters escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def run(args: argparse.Namespace) -> int:
     # The identity sources log what they skip (a bad ConfigMap key, an unparseable ServiceAccount):
     # one plain line each on stderr, while the report goes to stdout.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"irsa-webhook {COMMAND}: warning: %(message)s"))
+    handler.setFormatter(_PrintableFormatter(f"irsa-webhook {COMMAND}: warning: %(message)s"))
     handler.setLevel(logging.WARNING)
     logger = logging.getLogger("irsa_webhook")
     logger.addHandler(handler)

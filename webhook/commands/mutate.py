@@ -14,6 +14,7 @@ from webhook.commands.common import Exit, fail, say
 from webhook.core.decide import decide
 from webhook.core.pod import read_pod
 from webhook.core.settings import Settings
+from webhook.core.text import printable
 from webhook.options.config import compose_settings, mutation_settings
 from webhook.options.flags import Flag, FlagError, add_flags, resolve
 from webhook.options.tables import (
@@ -139,9 +140,9 @@ def run(args: argparse.Namespace) -> int:
     account = accounts.get((namespace, view.service_account))
     result = decide(view, compose(namespace, view.service_account, account, **sources), settings)
     for warning in result.warnings:
-        print(f"warning: {warning.message}", file=sys.stderr)
+        print(f"warning: {printable(warning.message)}", file=sys.stderr)
     if not result.allowed:
-        print(f"denied: {result.message}", file=sys.stderr)
+        print(f"denied: {printable(result.message or '')}", file=sys.stderr)
         return Exit.NO
     out: Any = result.patch if args.patch else result.pod
     if args.output == "json":

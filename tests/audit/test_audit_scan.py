@@ -170,6 +170,55 @@ def test_eviction_outcomes(serve: Callable[[FakeCluster], Audit]) -> None:
     assert "1 evicted, 1 not evicted: no controller, 1 not evicted: disruption budget" in err
 
 
+def test_only_owners_that_recreate_their_pods_have_them_evicted(serve: Callable[[FakeCluster], Audit]) -> None:
+    """A Job counts an API-initiated eviction against its backoffLimit (it fails outright at 0), and a
+    workflow engine's pods are not recreated: they lose their work. Only ReplicaSet, StatefulSet and
+    DaemonSet pods are evicted, plus the kinds an operator names."""
+    owners = {"rs": "ReplicaSet", "sts": "StatefulSet", "ds": "DaemonSet", "job": "Job", "wf": "Workflow"}
+    cluster = FakeCluster(
+        pods=[pod("shop", name, owner=kind) for name, kind in owners.items()],
+        service_accounts=[service_account("shop", "app", ROLE)],
+    )
+    code, out, err = serve(cluster)("--evict", "-o", "json")
+    assert code == 1
+    results = {name: f["eviction"]["result"] for (_ns, name), f in findings(out).items()}
+    assert results == {
+        "rs": "evicted",
+        "sts": "evicted",
+        "ds": "evicted",
+        "job": "owner-does-not-recreate",
+        "wf": "owner-does-not-recreate",
+    }
+    assert "--evict-owner-kind Job" in findings(out)[("shop", "job")]["eviction"]["message"]
+    assert cluster.deleted == {("shop", "rs"), ("shop", "sts"), ("shop", "ds")}
+    assert "2 not evicted: owner does not recreate pods" in err
+
+    # A controller of the operator's own that does recreate its pods: named, it is evicted too.
+    cluster = FakeCluster(
+        pods=[pod("shop", "wf", owner="Workflow"), pod("shop", "job", owner="Job")],
+        service_accounts=[service_account("shop", "app", ROLE)],
+    )
+    code, out, _ = serve(cluster)("--evict", "--evict-owner-kind", "Workflow", "-o", "json")
+    assert {name: f["eviction"]["result"] for (_ns, name), f in findings(out).items()} == {
+        "wf": "evicted",
+        "job": "owner-does-not-recreate",
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["--evict-owner-kind", "Workflow"], "--evict-owner-kind only applies to --evict", id="no-evict"),
+        pytest.param(["--evict", "--evict-owner-kind", "workflow"], "must be a Kubernetes kind", id="lowercase"),
+        pytest.param(["--evict", "--evict-owner-kind", "Work flow"], "must be a Kubernetes kind", id="space"),
+    ],
+)
+def test_evict_owner_kind_is_checked(serve: Callable[[FakeCluster], Audit], argv: list[str], message: str) -> None:
+    code, out, err = serve(FakeCluster())(*argv)
+    assert (code, out) == (2, "")
+    assert message in err
+
+
 def test_an_eviction_refused_otherwise_is_an_error_with_the_report(serve: Callable[[FakeCluster], Audit]) -> None:
     cluster = FakeCluster(
         pods=[pod("shop", "a"), pod("shop", "b")],

@@ -43,6 +43,8 @@ from webhook.audit.findings import (
     GONE,
     NAME_LABEL,
     NO_CONTROLLER,
+    NOT_RECREATED,
+    RECREATING_KINDS,
     SKIP_LABEL,
     WEBHOOK_NAME,
     Eviction,
@@ -86,6 +88,7 @@ class Plan:
     config_map_namespace: str = ""  # --watch-config-map: read the ConfigMap from this namespace
     evict: bool = False
     dry_run: bool = False  # with evict: server-side dry-run evictions
+    recreating_kinds: frozenset[str] = RECREATING_KINDS  # owners whose pods are evicted
 
 
 @dataclass(slots=True)
@@ -276,6 +279,11 @@ class Auditor:
     def _evict(self, finding: Finding) -> Eviction:
         if finding.owner is None:
             return Eviction(NO_CONTROLLER, "a bare pod: nothing would recreate it")
+        if finding.owner.kind not in self.plan.recreating_kinds:
+            kind = finding.owner.kind
+            return Eviction(
+                NOT_RECREATED, f"a {kind} does not recreate an evicted pod (--evict-owner-kind {kind} if yours does)"
+            )
         body = client.V1Eviction(
             api_version="policy/v1",
             kind="Eviction",

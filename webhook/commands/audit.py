@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from webhook.audit import DEFAULT_PAGE_SIZE, report
-from webhook.audit.findings import Scope
+from webhook.audit.findings import RECREATING_KINDS, Scope
 from webhook.aws import imds
 from webhook.commands import serve
 from webhook.commands.common import fail, say
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 COMMAND = "audit"
 MAX_PAGE_SIZE = 10_000
 # A namespace name: an RFC 1123 label, as kube-apiserver requires.
+_KIND_RE = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")
 _NAMESPACE_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 # serve's flags that matter to an audit (cluster access, identity sources, role ARN composition), under
@@ -78,11 +79,14 @@ exit codes:
      refusing a request (forbidden), or an eviction refused for another
      reason than a disruption budget (the report is still printed then)
 
---evict evicts the found pods that have a controller (an ownerReferences entry
-with controller: true) with the Eviction API, so PodDisruptionBudgets are
-honoured, and their controller recreates them through the webhook. Bare pods
-are never evicted. An eviction a budget refuses is reported, not retried: the
-next audit tries again."""
+--evict evicts the found pods whose controller (the ownerReferences entry with
+controller: true) recreates them as they were: a ReplicaSet, StatefulSet or
+DaemonSet, plus the kinds of --evict-owner-kind. It uses the Eviction API, so
+PodDisruptionBudgets are honoured, and the controller recreates each pod
+through the webhook. Bare pods, Jobs (an eviction counts against backoffLimit)
+and workflow pods (Argo, Tekton: nothing recreates them) are never evicted.
+An eviction a budget refuses is reported, not retried: the next audit tries
+again."""
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -121,7 +125,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     group.add_argument(
         "--evict",
         action="store_true",
-        help="evict the found pods that have a controller (Eviction API); without it nothing is written",
+        help="evict the found pods that a ReplicaSet, StatefulSet or DaemonSet recreates (Eviction API); "
+        "without it nothing is written",
+    )
+    group.add_argument(
+        "--evict-owner-kind",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="with --evict: also evict pods whose controller is of this kind (repeatable; ReplicaSet, "
+        "StatefulSet and DaemonSet always are; a Job, a workflow or a bare pod never is by default)",
     )
     group.add_argument(
         "--dry-run",
@@ -154,6 +167,13 @@ def _plan(args: argparse.Namespace, config: ServeConfig) -> Plan:
         raise FlagError(f"--page-size must be between 1 and {MAX_PAGE_SIZE}, got {args.page_size}")
     if args.dry_run and not args.evict:
         raise FlagError("--dry-run only applies to --evict (without it nothing is written anyway)")
+    if args.evict_owner_kind and not args.evict:
+        raise FlagError("--evict-owner-kind only applies to --evict")
+    for kind in args.evict_owner_kind:
+        if not _KIND_RE.fullmatch(kind):
+            raise FlagError(
+                f"--evict-owner-kind must be a Kubernetes kind (CamelCase, as in ownerReferences), got {kind!r}"
+            )
     if config.watch_config_map and not config.namespace:
         raise FlagError(serve.NO_CONFIG_MAP_NAMESPACE)
     scope = Scope(
@@ -168,6 +188,7 @@ def _plan(args: argparse.Namespace, config: ServeConfig) -> Plan:
         config_map_namespace=config.namespace if config.watch_config_map else "",
         evict=args.evict,
         dry_run=args.dry_run,
+        recreating_kinds=RECREATING_KINDS | frozenset(args.evict_owner_kind),
     )
 
 

@@ -219,6 +219,25 @@ def test_evict_owner_kind_is_checked(serve: Callable[[FakeCluster], Audit], argv
     assert message in err
 
 
+def test_max_evictions_caps_the_requests_of_one_run(serve: Callable[[FakeCluster], Audit]) -> None:
+    cluster = FakeCluster(
+        pods=[pod("shop", f"p{i}") for i in range(13)] + [pod("shop", "bare", owner=None)],
+        service_accounts=[service_account("shop", "app", ROLE)],
+    )
+    code, out, err = serve(cluster)("--evict", "-o", "json")
+    assert code == 1
+    assert len([r for r in cluster.requests if r.method == "POST"]) == 10  # the default cap
+    assert summary(out)["evictions"] == {"evicted": 10, "no-controller": 1, "eviction-limit": 3}
+    assert "3 not evicted: --max-evictions reached" in err
+    # The next run goes on with what is left; a cap of its own.
+    code, out, _ = serve(cluster)("--evict", "--max-evictions", "2", "-o", "json")
+    assert summary(out)["evictions"] == {"evicted": 2, "no-controller": 1, "eviction-limit": 1}
+    assert len(cluster.deleted) == 12
+    code, _, err = serve(cluster)("--evict", "--max-evictions", "0")
+    assert code == 2
+    assert "--max-evictions must be at least 1" in err
+
+
 def test_an_eviction_refused_otherwise_is_an_error_with_the_report(serve: Callable[[FakeCluster], Audit]) -> None:
     cluster = FakeCluster(
         pods=[pod("shop", "a"), pod("shop", "b")],
@@ -301,9 +320,13 @@ def test_the_configmap_is_read_once_from_the_webhooks_namespace(serve: Callable[
     assert len(cluster.of_kind("/api/v1/namespaces/hook/configmaps/pod-identity-webhook")) == 1
     # Without the flag, the ConfigMap is not read and gives no role.
     assert audit()[0] == 0
-    # A missing ConfigMap: no entries, as the webhook has then; not an error.
+    # A missing ConfigMap (a wrong --namespace, say) stops the audit before any eviction: every pod it
+    # maps would otherwise look like drift (5 of 5 such pods were once evicted).
     cluster.config_maps.clear()
-    assert audit("--watch-config-map", "--namespace", "hook")[0] == 0
+    code, out, err = audit("--watch-config-map", "--namespace", "hook", "--evict")
+    assert (code, out) == (2, "")
+    assert "configmap hook/pod-identity-webhook not found" in err
+    assert not [r for r in cluster.requests if r.method == "POST"]
 
 
 def test_the_pod_identity_file_is_read_once(serve: Callable[[FakeCluster], Audit], tmp_path: Path) -> None:

@@ -137,11 +137,15 @@ NO_CONTROLLER = "no-controller"  # a bare pod: nothing would recreate it, so it 
 # A controller that does not recreate an evicted pod as it was: a Job counts an API-initiated eviction
 # against its backoffLimit (and fails at once at 0), Argo Workflows and Tekton do not recreate at all.
 NOT_RECREATED = "owner-does-not-recreate"
+LIMITED = "eviction-limit"  # --max-evictions requests were made already in this run
 BLOCKED = "disruption-budget"  # 429: a PodDisruptionBudget allows no disruption now
 GONE = "gone"  # 404: deleted since it was read
 CHANGED = "changed"  # 409: a new pod of that name (the UID precondition failed)
 FAILED = "failed"  # any other answer: an error (exit 2)
-EVICTION_RESULTS = (EVICTED, EVICTED_DRY_RUN, NO_CONTROLLER, NOT_RECREATED, BLOCKED, GONE, CHANGED, FAILED)
+EVICTION_RESULTS = (EVICTED, EVICTED_DRY_RUN, NO_CONTROLLER, NOT_RECREATED, LIMITED, BLOCKED, GONE, CHANGED, FAILED)
+# At most this many Eviction requests per run unless --max-evictions says otherwise: enough for the
+# pods an hourly audit finds on a healthy cluster, too few for one wrong flag to drain it.
+DEFAULT_MAX_EVICTIONS = 10
 # The owners known to recreate an evicted pod as it was, so that it comes back through the webhook;
 # --evict-owner-kind adds others (a custom controller that keeps a replica count).
 RECREATING_KINDS = frozenset({"ReplicaSet", "StatefulSet", "DaemonSet"})

@@ -37,10 +37,12 @@ from webhook.audit import DEFAULT_PAGE_SIZE
 from webhook.audit.findings import (
     BLOCKED,
     CHANGED,
+    DEFAULT_MAX_EVICTIONS,
     EVICTED,
     EVICTED_DRY_RUN,
     FAILED,
     GONE,
+    LIMITED,
     NAME_LABEL,
     NO_CONTROLLER,
     NOT_RECREATED,
@@ -89,6 +91,8 @@ class Plan:
     evict: bool = False
     dry_run: bool = False  # with evict: server-side dry-run evictions
     recreating_kinds: frozenset[str] = RECREATING_KINDS  # owners whose pods are evicted
+    # Eviction requests one run may make: no single misconfiguration can drain a cluster in one run.
+    max_evictions: int = DEFAULT_MAX_EVICTIONS
 
 
 @dataclass(slots=True)
@@ -133,6 +137,7 @@ class Auditor:
         self.stats = Stats()
         self._pod_identity = pod_identity
         self._lists = Paginator(plan.page_size)
+        self._sent = 0  # Eviction requests made: at most plan.max_evictions
 
     # -- the walk ---------------------------------------------------------------------------------
     def run(self) -> Result:
@@ -272,8 +277,16 @@ class Auditor:
             f"configmap {namespace}/{CONFIG_MAP_NAME}",
             lambda **kw: self._api.read_namespaced_config_map(CONFIG_MAP_NAME, namespace, **kw),
         )
+        if obj is None:
+            # The webhook serves no ConfigMap roles then, but for the audit every mapped pod would look
+            # like drift and be evicted: a wrong --namespace must stop it, as an unreadable Pod Identity
+            # file does.
+            raise AuditError(
+                f"configmap {namespace}/{CONFIG_MAP_NAME} not found: --watch-config-map reads it from "
+                "--namespace, which must be the webhook's"
+            )
         source = ConfigMapSource(self.plan.settings)
-        source.replace(obj)  # None (not found): no entries, as the webhook has then
+        source.replace(obj)
         return source
 
     def _evict(self, finding: Finding) -> Eviction:
@@ -284,6 +297,9 @@ class Auditor:
             return Eviction(
                 NOT_RECREATED, f"a {kind} does not recreate an evicted pod (--evict-owner-kind {kind} if yours does)"
             )
+        if self._sent >= self.plan.max_evictions:
+            return Eviction(LIMITED, f"--max-evictions {self.plan.max_evictions} reached in this run")
+        self._sent += 1
         body = client.V1Eviction(
             api_version="policy/v1",
             kind="Eviction",

@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from webhook.audit import DEFAULT_PAGE_SIZE, report
-from webhook.audit.findings import RECREATING_KINDS, Scope
+from webhook.audit.findings import DEFAULT_MAX_EVICTIONS, RECREATING_KINDS, Scope
 from webhook.aws import imds
 from webhook.commands import serve
 from webhook.commands.common import fail, say
@@ -137,6 +137,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "StatefulSet and DaemonSet always are; a Job, a workflow or a bare pod never is by default)",
     )
     group.add_argument(
+        "--max-evictions",
+        type=int,
+        default=DEFAULT_MAX_EVICTIONS,
+        metavar="N",
+        help=f"with --evict: at most N Eviction requests per run (default {DEFAULT_MAX_EVICTIONS}); the "
+        "rest are reported as not evicted, and the next run goes on",
+    )
+    group.add_argument(
         "--dry-run",
         action="store_true",
         help="with --evict: send the evictions as server-side dry runs (checked, nothing deleted)",
@@ -167,6 +175,10 @@ def _plan(args: argparse.Namespace, config: ServeConfig) -> Plan:
         raise FlagError(f"--page-size must be between 1 and {MAX_PAGE_SIZE}, got {args.page_size}")
     if args.dry_run and not args.evict:
         raise FlagError("--dry-run only applies to --evict (without it nothing is written anyway)")
+    if args.max_evictions < 1:
+        raise FlagError(
+            f"--max-evictions must be at least 1, got {args.max_evictions} (without --evict nothing is evicted)"
+        )
     if args.evict_owner_kind and not args.evict:
         raise FlagError("--evict-owner-kind only applies to --evict")
     for kind in args.evict_owner_kind:
@@ -189,6 +201,7 @@ def _plan(args: argparse.Namespace, config: ServeConfig) -> Plan:
         evict=args.evict,
         dry_run=args.dry_run,
         recreating_kinds=RECREATING_KINDS | frozenset(args.evict_owner_kind),
+        max_evictions=args.max_evictions,
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.calls import count_calls
 from webhook.core import glob as glob_module
 from webhook.core.glob import Glob
 
@@ -50,16 +51,8 @@ def test_same_answers_as_the_regex(pattern: str, text: str) -> None:
 
 def test_eight_stars_against_a_63_character_namespace_is_bounded_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """The regex took 20 s here; the matcher places each piece at most once per position."""
-    calls = 0
-    fits = glob_module._fits
-
-    def counting(text: str, at: int, piece: str) -> bool:
-        nonlocal calls
-        calls += 1
-        return fits(text, at, piece)
-
-    monkeypatch.setattr(glob_module, "_fits", counting)
+    fits = count_calls(monkeypatch, glob_module, "_fits")
     pattern = "a*" * 8 + "b"
     namespace = "a" * 63
     assert Glob(pattern).fullmatch(namespace) is False
-    assert calls <= len(namespace) * pattern.count("*") + 2
+    assert fits.calls <= len(namespace) * pattern.count("*") + 2

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.asgi import app_of, request
+from tests.support.calls import count_calls
 from tests.support.kubeapi import config_map
 from tests.support.metrics import metric
 from tests.support.server import run_to_exit
@@ -259,19 +260,11 @@ def test_lookup_order(keys: list[str], namespace: str, winner: str | None) -> No
 
 def test_a_many_star_glob_costs_bounded_work_for_a_tenant_chosen_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
     """A key with eight ``*`` once took 20 s for one lookup (a backtracking regex on the event loop)."""
-    calls = 0
-    fits = glob_module._fits
-
-    def counting(text: str, at: int, piece: str) -> bool:
-        nonlocal calls
-        calls += 1
-        return fits(text, at, piece)
-
-    monkeypatch.setattr(glob_module, "_fits", counting)
+    fits = count_calls(monkeypatch, glob_module, "_fits")
     source = source_with(json.dumps({"a*a*a*a*a*a*a*a*b/app": {"RoleARN": ROLE}}))
     namespace = "a" * 63  # the longest name a namespace may have, all of it chosen by the tenant
     assert role_of(source, namespace, "app") is None
-    assert 0 < calls <= len(namespace) * 8 + 2
+    assert 0 < fits.calls <= len(namespace) * 8 + 2
 
 
 # -- bad input: skipped, logged by key, counted; the rest is used --------------------------------------

@@ -16,6 +16,7 @@ from tests.support import paths
 from tests.support.asgi import example_endpoint
 from tests.support.cases import load_sample
 from webhook.admission.endpoint import MutateEndpoint
+from webhook.core.marker import MARKER_ANNOTATION, Marker, read_marker
 from webhook.core.settings import Settings
 from webhook.sources.manifests import load_manifests
 from webhook.sources.resolver import Resolver
@@ -65,9 +66,12 @@ def test_every_sample_is_mutated_and_echoed(path: Path) -> None:
     pod = patched(review, response)
     assert review == original  # the request is never modified
     assert any(v["name"] == "aws-iam-token" for v in pod["spec"]["volumes"])
-    # Everything the pod had is still there, unchanged, except lists that grew.
+    # Everything the pod had is still there, unchanged, except lists that grew and the marker added.
+    annotations = dict(pod["metadata"].get("annotations") or {})
+    assert read_marker(pod) is not None
+    del annotations[MARKER_ANNOTATION]
     for key, value in review["request"]["object"]["metadata"].items():
-        assert pod["metadata"][key] == value
+        assert (annotations if key == "annotations" else pod["metadata"][key]) == value
     # A second admission of the mutated pod (reinvocation) changes nothing.
     again = copy.deepcopy(review)
     again["request"]["object"] = pod
@@ -92,6 +96,7 @@ def test_rich_sample_details() -> None:
         assert env["AWS_STS_REGIONAL_ENDPOINTS"] == "regional"
         mounts = [m for m in containers[name]["volumeMounts"] if m["name"] == "aws-iam-token"]
         assert mounts == [{"name": "aws-iam-token", "mountPath": token.rsplit("/", 1)[0], "readOnly": True}]
+    assert read_marker(pod) == Marker(("migrate", "log-shipper", "app"), "serviceaccount")
     # app already sets AWS_REGION: neither region variable is added; its own value survives
     app_env = [e["name"] for e in containers["app"]["env"]]
     assert app_env.count("AWS_REGION") == 1

@@ -88,7 +88,10 @@ def test_same_outcome_as_upstream(case: upstream.UpstreamCase) -> None:
     result, account = _mutate(case)
     assert result.allowed
     theirs = upstream.normalise_upstream(case.upstream_pod(), case.pod)
-    ours = upstream.strip_testing_annotations(result.pod)
+    # Our one addition: the admission marker, one more "add" operation; upstream's patch otherwise.
+    ours = upstream.strip_testing_annotations(upstream.without_marker(result.pod))
+    marker_ops = [op for op in result.patch if op["path"].startswith("/metadata/annotations")]
+    assert [op["op"] for op in marker_ops] == ["add"]
     if upstream.below_minimum_expiration(account):
         # The upstream fake applies no minimum to a ServiceAccount's lifetime; we raise it to 600,
         # the least kube-apiserver accepts.

@@ -20,6 +20,7 @@ from typing import Any
 from tests.support.cases import apply_patch, load_yaml
 from tests.support.paths import REPO
 from webhook.core.goparse import parse_go_bool
+from webhook.core.marker import MARKER_ANNOTATION
 from webhook.core.settings import MIN_TOKEN_EXPIRATION, Settings
 
 TESTING = "testing.eks.amazonaws.com/"
@@ -172,6 +173,19 @@ def strip_testing_annotations(pod: Mapping[str, Any]) -> dict[str, Any]:
     if annotations:
         meta["annotations"] = annotations
     else:
+        meta.pop("annotations", None)
+    return out
+
+
+def without_marker(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """``pod`` without our admission marker (``irsa-webhook.io/injected``), which upstream does not
+    write; it must be there, and nothing else of the metadata may differ because of it."""
+    out = copy.deepcopy(dict(pod))
+    meta = out.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    assert MARKER_ANNOTATION in annotations, "a mutated pod carries no admission marker"
+    del annotations[MARKER_ANNOTATION]
+    if not annotations:
         meta.pop("annotations", None)
     return out
 

@@ -21,7 +21,14 @@ from hypothesis import strategies as st
 from tests.support.cases import check_mutation, decide_with, pod_request
 from webhook.core.annotations import identity_from_annotations
 from webhook.core.decide import Decision, decide
-from webhook.core.mutate import JITTER_MIN, JITTERED_EXPIRATION, POD_IDENTITY_LABEL
+from webhook.core.marker import MARKER_ANNOTATION, read_marker
+from webhook.core.mutate import (
+    CONTAINER_CREDENTIAL_VARS,
+    CREDENTIAL_VARS,
+    JITTER_MIN,
+    JITTERED_EXPIRATION,
+    POD_IDENTITY_LABEL,
+)
 from webhook.core.records import CONTAINER_CREDENTIALS, STS_WEB_IDENTITY, Identity
 from webhook.core.settings import DEFAULT_CC_MOUNT_PATH, DEFAULT_CC_VOLUME_NAME, DEFAULT_MOUNT_PATH, Settings
 
@@ -39,6 +46,7 @@ INJECTED_VARS = {
     STS_WEB_IDENTITY: frozenset(AWS_VARS),
     CONTAINER_CREDENTIALS: frozenset({*AWS_VARS[2:], *CC_VARS}),
 }
+CREDENTIAL_PAIR = {STS_WEB_IDENTITY: CREDENTIAL_VARS[0], CONTAINER_CREDENTIALS: CONTAINER_CREDENTIAL_VARS[0]}
 TOKEN_VOLUMES = {STS_WEB_IDENTITY: "aws-iam-token", CONTAINER_CREDENTIALS: DEFAULT_CC_VOLUME_NAME}
 PREFIX = "eks.amazonaws.com"
 
@@ -204,10 +212,13 @@ def assert_only_appended(original: dict[str, Any], result: Decision, mode: str =
         assert volume_name not in _names(old_spec.get("volumes"))
     _restore(spec, old_spec, "volumes")
 
+    paired: list[Any] = []  # containers given the credential pair: what the marker must name
     for field in CONTAINER_FIELDS:
         for index, old in enumerate(old_spec.get(field) or ()):
             new = mutated["spec"][field][index]
             added_env = _names(_added(new, old, "env"))
+            if CREDENTIAL_PAIR[mode] in added_env:
+                paired.append(new.get("name") if isinstance(new.get("name"), str) else f"#{index}")
             added_mounts = _names(_added(new, old, "volumeMounts"))
             assert set(added_env) <= allowed_env, added_env
             assert len(set(added_env)) == len(added_env), f"duplicate env added: {added_env}"
@@ -227,7 +238,20 @@ def assert_only_appended(original: dict[str, Any], result: Decision, mode: str =
         else:
             assert new_labels == {**(old_labels or {}), POD_IDENTITY_LABEL: "enabled"}
         _restore_labels(reduced["metadata"], original["metadata"])
-    assert reduced == original, "something other than volumes, env, mounts and the label changed"
+    if result.patch:
+        # The admission marker: exactly the containers given the pair, the rest of the map as it was.
+        marker = read_marker(mutated)
+        assert marker is not None, "a mutated pod carries no admission marker"
+        assert list(marker.containers) == paired
+        old_annotations = original["metadata"].get("annotations")
+        annotations = dict(mutated["metadata"]["annotations"])
+        del annotations[MARKER_ANNOTATION]
+        assert annotations == (old_annotations or {})
+        if old_annotations is None:
+            del reduced["metadata"]["annotations"]
+        else:
+            reduced["metadata"]["annotations"] = copy.deepcopy(old_annotations)
+    assert reduced == original, "something other than volumes, env, mounts, the label and the marker changed"
 
 
 def _restore_labels(new_meta: dict[str, Any], old_meta: dict[str, Any]) -> None:

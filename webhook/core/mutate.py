@@ -26,6 +26,7 @@ from typing import Any
 
 from webhook.core.annotations import parse_expiration, scalar_text
 from webhook.core.inject import Injection, Mutation, append, inject_containers, names
+from webhook.core.marker import mark
 from webhook.core.outcomes import ALREADY_MUTATED, MALFORMED, MUTATED, NO_ROLE, VOLUME_CONFLICT
 from webhook.core.pod import PodView
 from webhook.core.records import CONTAINER_CREDENTIALS, AdmissionWarning, Identity, PatchOp, Pod
@@ -158,7 +159,7 @@ def mutate(view: PodView, identity: Identity | None, settings: Settings, jitter:
         session_name,
     )
     inject_containers(view, spec, new_spec, how, result)
-    return _finish(result, new_pod)
+    return _finish(result, new_pod, CREDENTIAL_VARS[0], identity.source)
 
 
 def _mutate_container_credentials(
@@ -208,7 +209,7 @@ def _mutate_container_credentials(
         False,  # the container credentials provider takes no session name: the association names it
     )
     inject_containers(view, spec, new_spec, how, result)
-    return _finish(result, new_pod)
+    return _finish(result, new_pod, CONTAINER_CREDENTIAL_VARS[0], identity.source)
 
 
 def _session_name_fits(view: PodView, result: Mutation) -> bool:
@@ -261,8 +262,12 @@ def _add_label(pod: Pod, new_pod: Pod, patch: list[PatchOp]) -> None:
     new_pod["metadata"] = new_meta
 
 
-def _finish(result: Mutation, new_pod: Pod) -> Mutation:
+def _finish(result: Mutation, new_pod: Pod, credential_var: str, source: str) -> Mutation:
     if result.patch:
+        # The marker records the containers given the credential pair now (the audit's ground truth);
+        # merged with those an earlier call (reinvocation) recorded.
+        given = [added.container for added in result.injected if credential_var in added.variables]
+        mark(new_pod, given, source, result.patch)
         result.pod = new_pod
         result.decision = MUTATED
     else:

@@ -1,11 +1,14 @@
 """Table-driven tests of the audit's per-pod decision: one YAML file per case under ``tests/cases/audit/``.
 
-A case holds the mutation ``settings`` (the webhook's flags), the ``scope`` (``webhookNamespace``,
-``excludedNamespaces``, ``optedOutNamespaces``), the raw ``serviceAccount`` manifest (null: not found),
-optionally ``configMap`` (the ConfigMap's ``config`` value) and ``podIdentity: true`` (the pod's
-namespace/ServiceAccount listed in the Pod Identity file), and the stored ``pod``. ``expected`` is
+A case holds the mutation ``settings`` (the webhook's flags), the ``scope`` (``webhookConfiguration``:
+the MutatingWebhookConfiguration as the cluster holds it, by default the shipped one of manifests/base;
+``namespaceLabels``: namespace -> labels; ``excludedNamespaces``), the raw ``serviceAccount``
+manifest (null: not found), optionally ``configMap`` (the ConfigMap's ``config`` value) and
+``podIdentity: true`` (the pod's namespace/ServiceAccount listed in the Pod Identity file), and the
+stored ``pod``. ``expected`` is
 either ``skipped: <reason>`` or ``problems``: the problems exactly as ``-o json`` prints them
-(optionally ``owner``). The identity is what the real identity chain composes from those sources.
+(optionally ``owner``, and ``verdict``: why evicting would not help, one of the VERDICTS, or null
+when it would). The identity is what the real identity chain composes from those sources.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Any
 import pytest
 
 from tests.support.cases import load_yaml
+from tests.support.kubeapi.http import shipped_configuration
 from tests.support.paths import CASES
-from webhook.audit.findings import SKIP_REASONS, Scope, examine, skip_reason
+from webhook.audit.findings import SKIP_REASONS, VERDICTS, Scope, examine, skip_reason
 from webhook.audit.report import finding_json
+from webhook.audit.selection import selection
 from webhook.core.annotations import parse_service_account
 from webhook.core.records import Identity
 from webhook.core.settings import Settings
@@ -31,7 +36,7 @@ from webhook.sources.store import IdentityStore
 
 CASES_DIR = CASES / "audit"
 CASE_KEYS = {"description", "settings", "scope", "serviceAccount", "configMap", "podIdentity", "pod", "expected"}
-SCOPE_KEYS = {"webhookNamespace", "excludedNamespaces", "optedOutNamespaces"}
+SCOPE_KEYS = {"webhookConfiguration", "namespaceLabels", "excludedNamespaces"}
 PATHS = sorted(CASES_DIR.glob("*.yaml"))
 PARAMS = [pytest.param(path, id=path.stem) for path in PATHS]
 
@@ -45,13 +50,18 @@ def test_every_skip_reason_has_a_case() -> None:
     assert set(SKIP_REASONS) <= reasons
 
 
+def test_every_verdict_has_a_case() -> None:
+    verdicts = {load_yaml(path)["expected"].get("verdict") for path in PATHS}
+    assert set(VERDICTS) | {None} <= verdicts
+
+
 def scope_of(raw: dict[str, Any] | None) -> Scope:
     raw = raw or {}
     assert set(raw) <= SCOPE_KEYS, f"unknown scope keys: {set(raw) - SCOPE_KEYS}"
     return Scope(
-        webhook_namespace=raw.get("webhookNamespace", ""),
+        selection=selection(raw.get("webhookConfiguration") or shipped_configuration()),
+        namespace_labels=raw.get("namespaceLabels", {}),
         excluded_namespaces=frozenset(raw.get("excludedNamespaces", ())),
-        opted_out_namespaces=frozenset(raw.get("optedOutNamespaces", ())),
     )
 
 
@@ -81,7 +91,8 @@ def test_audit_case(path: Path) -> None:
     pod = case["pod"]
     before = copy.deepcopy(pod)
 
-    reason = skip_reason(pod, scope_of(case.get("scope")))
+    scope = scope_of(case.get("scope"))
+    reason = skip_reason(pod, scope)
     if "skipped" in expected:
         assert reason == expected["skipped"]
         return
@@ -94,7 +105,7 @@ def test_audit_case(path: Path) -> None:
         chain = chain_of(case, settings, namespace, name)
         return chain.compose(namespace, name, chain.service_accounts.cached(namespace, name))
 
-    finding = examine(pod, lookup, settings)
+    finding = examine(pod, lookup, settings, scope.calls(pod, pod["metadata"]["namespace"]))
     assert pod == before, "the stored pod was modified"
     assert len(asked) == 1
     if case.get("serviceAccount") is not None:
@@ -103,6 +114,9 @@ def test_audit_case(path: Path) -> None:
         assert asked[0] == (meta["namespace"], meta["name"])
     got = finding_json(finding)["problems"] if finding is not None else []
     assert got == expected["problems"]
+    if "verdict" in expected:
+        assert finding is not None
+        assert (finding.verdict.result if finding.verdict is not None else None) == expected["verdict"]
     if "owner" in expected:
         assert finding is not None
         assert finding_json(finding)["owner"] == expected["owner"]

@@ -145,6 +145,7 @@ def test_the_json_document() -> None:
         {
             "type": "role-drift",
             "reason": "no-role",
+            "marked": True,
             "currentRoleArn": None,
             "containers": [{"name": "web", "roleArn": ROLE}],
         }

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.kubeapi import FakeApiServer, FakeCluster, pod, service_account
-from webhook.audit.scan import LABEL_SELECTOR, PHASE_SELECTOR
+from webhook.audit.scan import PHASE_SELECTOR
 from webhook.cli import main
 from webhook.kube.paginate import MAX_LIST_RESTARTS
 
@@ -38,6 +38,7 @@ def mixed_cluster(**extra: Any) -> FakeCluster:
     return FakeCluster(pods=pods, service_accounts=[service_account("shop", "app", ROLE)], **extra)
 
 
+CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 EXPECTED = {("shop", "p0"), ("shop", "p3"), ("shop", "p4"), ("shop", "p6")}
 
 
@@ -49,12 +50,17 @@ def test_pages_follow_the_continue_token_at_the_page_size(serve: Callable[[FakeC
     pages = cluster.of_kind("/api/v1/pods")
     assert [r.query.get("continue") for r in pages] == [None, "3", "6"]
     assert {r.query["limit"] for r in pages} == {"3"}
-    # The shipped configuration's selectors, so finished and opted-out pods are never transferred.
-    assert {(r.query["fieldSelector"], r.query["labelSelector"]) for r in pages} == {(PHASE_SELECTOR, LABEL_SELECTOR)}
+    # Finished pods are never transferred; which pods the webhook is called for is the configuration's
+    # business, read from the cluster, so no label selector is assumed.
+    assert {r.query["fieldSelector"] for r in pages} == {PHASE_SELECTOR}
+    assert not any("labelSelector" in r.query for r in pages)
     assert PHASE_SELECTOR == "status.phase!=Succeeded,status.phase!=Failed"
-    assert LABEL_SELECTOR == "!eks.amazonaws.com/skip-pod-identity-webhook,app.kubernetes.io/name notin (irsa-webhook)"
     (namespaces,) = cluster.of_kind("/api/v1/namespaces")
-    assert namespaces.query["labelSelector"] == "eks.amazonaws.com/skip-pod-identity-webhook"
+    assert "labelSelector" not in namespaces.query  # every namespace: the namespaceSelector needs their labels
+    (configuration,) = cluster.of_kind(
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/irsa-webhook"
+    )
+    assert configuration.method == "GET"
     assert (summary(out)["pages"], summary(out)["audited"]) == (3, 7)
 
 
@@ -280,15 +286,26 @@ def test_scoping_and_excluded_namespaces(
     cluster = FakeCluster(
         pods=[pod(ns, "p") for ns in namespaces],
         service_accounts=[service_account(ns, "app", ROLE) for ns in namespaces],
-        namespaces=[{"metadata": {"name": "legacy", "labels": {"eks.amazonaws.com/skip-pod-identity-webhook": "x"}}}],
+        namespaces=[
+            {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}}
+            for ns in namespaces
+            if ns != "legacy"
+        ]
+        + [{"metadata": {"name": "legacy", "labels": {"eks.amazonaws.com/skip-pod-identity-webhook": "x"}}}],
     )
     audit = serve(cluster)
-    # --namespace (the webhook's own) from its environment variable, as the CronJob sets it.
-    monkeypatch.setenv("IRSA_WEBHOOK_NAMESPACE", "irsa-webhook")
+    # The configuration's name from its environment variable, as the kustomize component sets it.
+    monkeypatch.setenv("IRSA_WEBHOOK_CONFIGURATION", "irsa-webhook")
     code, out, _ = audit("--exclude-namespace", "kube-system", "-o", "json")
     assert code == 1
     assert set(findings(out)) == {("shop", "p"), ("other", "p")}
-    assert summary(out)["skipped"] == {"excluded-namespace": 1, "namespace-skip-label": 1, "webhook-namespace": 1}
+    # The shipped namespaceSelector leaves out the webhook's namespace and the labelled one.
+    assert summary(out)["skipped"] == {"excluded-namespace": 1, "not-called": 2}
+    monkeypatch.setenv("IRSA_WEBHOOK_CONFIGURATION", "missing")
+    code, _, err = audit("-o", "json")
+    assert code == 2
+    assert "mutatingwebhookconfiguration missing not found" in err
+    monkeypatch.delenv("IRSA_WEBHOOK_CONFIGURATION")
 
     cluster.requests.clear()
     code, out, _ = audit("--pods-namespace", "shop", "--pods-namespace", "legacy", "-o", "json")
@@ -381,5 +398,5 @@ def test_an_unreachable_api_server_is_exit_2(tmp_path: Path, capsys: pytest.Capt
     code = main(["audit", "--kubeconfig", str(kubeconfig)])  # the server is gone
     out, err = capsys.readouterr()
     assert (code, out) == (2, "")
-    assert err.startswith("irsa-webhook audit: cannot list namespaces:")
+    assert err.startswith("irsa-webhook audit: cannot read mutatingwebhookconfiguration irsa-webhook:")
     assert "Traceback" not in err

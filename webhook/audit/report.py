@@ -11,6 +11,8 @@ import orjson
 from webhook.audit.findings import (
     BLOCKED,
     CHANGED,
+    CONDITIONAL,
+    DENIED,
     DRIFT,
     DRIFT_NO_ROLE,
     DRIFT_NOT_FOUND,
@@ -22,7 +24,9 @@ from webhook.audit.findings import (
     LIMITED,
     MISSING,
     NO_CONTROLLER,
+    NO_SERVICE_ACCOUNT,
     NOT_RECREATED,
+    UNCHANGED,
     Eviction,
     Finding,
     MissingCredentials,
@@ -41,6 +45,10 @@ _ACTIONS = {
     EVICTED_DRY_RUN: "would be evicted (dry run)",
     NO_CONTROLLER: "not evicted: no controller",
     NOT_RECREATED: "not evicted: owner does not recreate pods",
+    NO_SERVICE_ACCOUNT: "not evicted: serviceaccount not found",
+    DENIED: "not evicted: --strict would deny the replacement",
+    UNCHANGED: "not evicted: the replacement would be the same",
+    CONDITIONAL: "not evicted: matchConditions decide",
     LIMITED: "not evicted: --max-evictions reached",
     BLOCKED: "not evicted: disruption budget",
     GONE: "not evicted: pod gone",
@@ -72,7 +80,8 @@ def detail(problem: Problem) -> str:
             parts.append(f"no credentials in {', '.join(problem.containers)}")
         return "; ".join(parts)
     now = problem.current or _NO_ROLE.get(problem.reason, "(none)")
-    return "; ".join(f"{container}: {role} -> {now}" for container, role in problem.containers)
+    text = "; ".join(f"{container}: {role} -> {now}" for container, role in problem.containers)
+    return text if problem.marked else f"{text} (no admission marker)"
 
 
 def action(finding: Finding) -> str:
@@ -81,7 +90,7 @@ def action(finding: Finding) -> str:
     if finding.eviction is None:
         return owner
     text = _ACTIONS.get(finding.eviction.result, finding.eviction.result)
-    if finding.eviction.result in (BLOCKED, FAILED) and finding.eviction.message:
+    if finding.eviction.result in (BLOCKED, FAILED, DENIED) and finding.eviction.message:
         text += f" ({finding.eviction.message})"
     return f"{owner}: {text}"
 
@@ -118,6 +127,7 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
     return {
         "type": DRIFT,
         "reason": problem.reason,
+        "marked": problem.marked,
         "currentRoleArn": problem.current or None,
         "containers": [{"name": name, "roleArn": role} for name, role in problem.containers],
     }

@@ -1,7 +1,8 @@
 """The walk over a cluster: list what the audit needs, judge every pod, re-check and evict the findings.
 
-1. Namespaces labelled ``eks.amazonaws.com/skip-pod-identity-webhook`` (a label-selected list: only
-   those come back).
+1. The MutatingWebhookConfiguration (``--webhook-configuration``), whose selectors say which pods the
+   webhook is called for, and every namespace's labels, which its namespaceSelector is evaluated
+   against.
 2. ServiceAccounts, reduced at once to their parsed identities (what the webhook's cache keeps).
 3. Pods, page by page (``limit`` and ``continue``). Each page is judged and dropped before the next is
    asked for; only findings are kept, so memory is one page plus the findings whatever the size of
@@ -12,7 +13,8 @@
    re-annotated during the walk, a pod replaced by another of the same name. What no longer has a
    problem is counted as resolved and dropped.
 5. With ``--evict``: an Eviction (policy/v1, so PodDisruptionBudgets are honoured) for each finding
-   whose pod has a controller, with the pod's UID as a precondition (a StatefulSet's new pod of the
+   whose replacement would help (:func:`~webhook.audit.findings.replacement_verdict`) and whose pod
+   has a controller that recreates it, with the pod's UID as a precondition (a StatefulSet's new pod of the
    same name is never evicted in its place). A refused eviction is reported, never retried.
 
 Nothing is written unless ``evict`` is set. The ConfigMap (``--watch-config-map``) is read once with
@@ -43,18 +45,16 @@ from webhook.audit.findings import (
     FAILED,
     GONE,
     LIMITED,
-    NAME_LABEL,
     NO_CONTROLLER,
     NOT_RECREATED,
     RECREATING_KINDS,
-    SKIP_LABEL,
-    WEBHOOK_NAME,
     Eviction,
     Finding,
     Scope,
     examine,
     skip_reason,
 )
+from webhook.audit.selection import DEFAULT_WEBHOOK_CONFIGURATION, Selection, SelectorError, selection
 from webhook.core.records import Identity
 from webhook.core.settings import Settings
 from webhook.kube.paginate import REQUEST_TIMEOUT, Paginator, RequestError, describe, get
@@ -67,8 +67,6 @@ log = logging.getLogger("irsa_webhook.audit")
 
 # Finished pods are not audited; the API server leaves them out when told (only = and != exist).
 PHASE_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
-# The shipped configuration's objectSelector, as a label selector.
-LABEL_SELECTOR = f"!{SKIP_LABEL},{NAME_LABEL} notin ({WEBHOOK_NAME})"
 
 
 Compose = Callable[[str, str, "Identity | None"], "Identity | None"]
@@ -85,6 +83,7 @@ class Plan:
 
     settings: Settings
     scope: Scope = field(default_factory=Scope)
+    webhook_configuration: str = DEFAULT_WEBHOOK_CONFIGURATION  # its selectors say which pods are called
     namespaces: tuple[str, ...] = ()  # only these namespaces (empty: every namespace)
     page_size: int = DEFAULT_PAGE_SIZE
     config_map_namespace: str = ""  # --watch-config-map: read the ConfigMap from this namespace
@@ -133,6 +132,7 @@ class Auditor:
 
     def __init__(self, api_client: Any, plan: Plan, *, pod_identity: Source | None = None) -> None:
         self._api = client.CoreV1Api(api_client)
+        self._admission = client.AdmissionregistrationV1Api(api_client)
         self.plan = plan
         self.stats = Stats()
         self._pod_identity = pod_identity
@@ -152,7 +152,7 @@ class Auditor:
 
     def _run(self) -> Result:
         plan = self.plan
-        scope = dataclasses.replace(plan.scope, opted_out_namespaces=self._opted_out_namespaces())
+        scope = dataclasses.replace(plan.scope, selection=self._selection(), namespace_labels=self._namespace_labels())
         config_map = self._config_map() if plan.config_map_namespace else None
         accounts = {(identity.namespace, identity.name): identity for identity in self._service_accounts()}
         self.stats.service_accounts = len(accounts)
@@ -167,18 +167,36 @@ class Auditor:
             findings = [dataclasses.replace(f, eviction=self._evict(f)) for f in findings]
         return Result(findings, self.stats, plan)
 
-    def _opted_out_namespaces(self) -> frozenset[str]:
-        names: set[str] = set()
+    def _selection(self) -> Selection:
+        name = self.plan.webhook_configuration
+        obj = get(
+            f"mutatingwebhookconfiguration {name}",
+            lambda **kw: self._admission.read_mutating_webhook_configuration(name, **kw),
+        )
+        if obj is None:
+            # Without it the audit cannot know which pods the webhook is called for, and evicting a pod
+            # it is not called for only brings the same pod back.
+            raise AuditError(
+                f"mutatingwebhookconfiguration {name} not found: --webhook-configuration must name the webhook's"
+            )
+        try:
+            return selection(obj)
+        except SelectorError as exc:
+            raise AuditError(f"mutatingwebhookconfiguration {name}: {exc}") from None
+
+    def _namespace_labels(self) -> dict[str, dict[str, Any]]:
+        labels: dict[str, dict[str, Any]] = {}
 
         def page(items: list[Any]) -> None:
             for item in items:
                 meta = item.get("metadata") if isinstance(item, dict) else None
                 name = meta.get("name") if isinstance(meta, dict) else None
                 if isinstance(name, str):
-                    names.add(name)
+                    found = meta.get("labels") if isinstance(meta, dict) else None
+                    labels[name] = found if isinstance(found, dict) else {}
 
-        self._lists.list_all("namespaces", self._api.list_namespace, page, names.clear, label_selector=SKIP_LABEL)
-        return frozenset(names)
+        self._lists.list_all("namespaces", self._api.list_namespace, page, labels.clear)
+        return labels
 
     def _targets(self, kind: str, every: Callable[..., Any], namespaced: Callable[..., Any]) -> list[tuple[str, Any]]:
         """(what, list call) for every namespace at once, or for each namespace of the plan."""
@@ -221,11 +239,11 @@ class Auditor:
                     stats.skipped[reason] += 1
                     continue
                 stats.audited += 1
-                finding = examine(pod, lookup, settings)
+                finding = examine(pod, lookup, settings, scope.calls(pod, pod["metadata"]["namespace"]))
                 if finding is not None:
                     findings.append(finding)
 
-        selectors = {"field_selector": PHASE_SELECTOR, "label_selector": LABEL_SELECTOR}
+        selectors = {"field_selector": PHASE_SELECTOR}
         for what, call in self._targets("pods", self._api.list_pod_for_all_namespaces, self._api.list_namespaced_pod):
             # A listing that starts over judges its pods again: forget what its first try found and counted.
             kept = (len(findings), stats.listed, stats.audited, stats.pages, Counter(stats.skipped))
@@ -253,7 +271,7 @@ class Auditor:
             pod = self._read_pod(finding.namespace, finding.pod)
             fresh = None
             if pod is not None and _uid(pod) == finding.uid and skip_reason(pod, scope) is None:
-                fresh = examine(pod, current, self.plan.settings)
+                fresh = examine(pod, current, self.plan.settings, scope.calls(pod, finding.namespace))
             if fresh is None:
                 self.stats.resolved += 1
                 continue
@@ -289,7 +307,9 @@ class Auditor:
         source.replace(obj)
         return source
 
-    def _evict(self, finding: Finding) -> Eviction:
+    def _evict(self, finding: Finding) -> Eviction:  # noqa: PLR0911 - one return per outcome
+        if finding.verdict is not None:
+            return finding.verdict
         if finding.owner is None:
             return Eviction(NO_CONTROLLER, "a bare pod: nothing would recreate it")
         if finding.owner.kind not in self.plan.recreating_kinds:

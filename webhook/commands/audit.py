@@ -1,9 +1,11 @@
 """``irsa-webhook audit``: running and pending pods that lack the credentials the webhook would give them
 now, or run with a role their ServiceAccount no longer names; ``--evict`` evicts the controlled ones.
 
-The flags that say what the webhook injects, and where its identities come from, are ``serve``'s own
-(same names, same environment variables), so the audit judges pods exactly as the webhook would admit
-them: give it the webhook's flags. The judgement itself is :mod:`webhook.audit`.
+It takes every one of ``serve``'s flags (same names, same environment variables), so that it can be
+given exactly the webhook's own arguments and judge pods as the webhook would admit them; those that
+only concern serving (ports, certificates, shutdown) are accepted and have no effect. Which pods the
+webhook is called for is read from the cluster: the MutatingWebhookConfiguration's selectors. The
+judgement itself is :mod:`webhook.audit`.
 """
 
 from __future__ import annotations
@@ -11,25 +13,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import re
 import sys
 from typing import TYPE_CHECKING, Any
 
 from webhook.audit import DEFAULT_PAGE_SIZE, report
 from webhook.audit.findings import DEFAULT_MAX_EVICTIONS, RECREATING_KINDS, Scope
+from webhook.audit.selection import DEFAULT_WEBHOOK_CONFIGURATION
 from webhook.aws import imds
 from webhook.commands import serve
 from webhook.commands.common import fail, say
 from webhook.core.text import printable
 from webhook.options.config import ServeConfig, serve_config
 from webhook.options.flags import Flag, FlagError, add_flags, resolve
-from webhook.options.tables import (
-    COMPOSE_FLAG_NAMES,
-    MUTATION_FLAGS,
-    POD_IDENTITY_FLAG_NAMES,
-    READ_ONCE_PODIDENTITY_HELP,
-    server_flags,
-)
+from webhook.options.tables import MUTATION_FLAGS, READ_ONCE_PODIDENTITY_HELP, SERVER_FLAGS, server_flags
 from webhook.sources.podidentity import IdentitiesFileError, PodIdentityFile, read_once
 
 if TYPE_CHECKING:
@@ -40,19 +38,19 @@ MAX_PAGE_SIZE = 10_000
 # A namespace name: an RFC 1123 label, as kube-apiserver requires.
 _KIND_RE = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")
 _NAMESPACE_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# An object name: an RFC 1123 subdomain.
+_OBJECT_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
-# serve's flags that matter to an audit (cluster access, identity sources, role ARN composition), under
-# their own names and environment variables; the help of those that mean "follow" in serve says "read".
+# Every serve flag, under its own name and environment variable: the chart and the kustomize component
+# hand the audit the webhook's own argument list, so no flag can be given to one and not the other.
+# The help of those that mean "follow" in serve says "read".
 _READ_ONCE = {
-    "namespace": "the webhook's own namespace: its pods are not audited (the shipped webhook configuration "
-    "never calls the webhook there), and --watch-config-map reads its ConfigMap from it",
+    "namespace": "the webhook's own namespace: --watch-config-map reads its ConfigMap from it",
     "watch-config-map": "as serve: also take roles from the ConfigMap pod-identity-webhook in --namespace (read once)",
     "watch-container-credentials-config": READ_ONCE_PODIDENTITY_HELP,
 }
-SOURCE_FLAGS = server_flags(
-    ("kubeconfig", "kube-api", "namespace", "watch-config-map", *POD_IDENTITY_FLAG_NAMES, *COMPOSE_FLAG_NAMES),
-    _READ_ONCE,
-)
+SOURCE_FLAGS = server_flags(tuple(flag.name for flag in SERVER_FLAGS), _READ_ONCE)
+WEBHOOK_CONFIGURATION_ENV = "IRSA_WEBHOOK_CONFIGURATION"
 FLAGS: tuple[Flag, ...] = (*SOURCE_FLAGS, *MUTATION_FLAGS)
 
 DESCRIPTION = """\
@@ -60,15 +58,17 @@ Report every Pending or Running pod that should have AWS credentials but lacks
 them (mutating it now would add the token volume, or a credential variable to
 some container), and every pod whose injected AWS_ROLE_ARN differs from what
 its ServiceAccount (or the ConfigMap) says now, including a ServiceAccount that
-lost its role or is gone. Not audited, as the shipped webhook configuration
-never sends them to the webhook: pods labelled
-eks.amazonaws.com/skip-pod-identity-webhook or in a namespace labelled so, the
-webhook's own pods, and the pods of --namespace.
+lost its role or is gone. Only pods the webhook is called for are audited: the
+MutatingWebhookConfiguration (--webhook-configuration) is read from the
+cluster and its namespace and object selectors evaluated against the labels of
+each namespace and pod. Drift counts only containers the webhook injected, as
+its admission marker (annotation irsa-webhook.io/injected) records.
 
-Reads through the kubeconfig (else the in-cluster config): the opted-out
-namespaces, the ServiceAccounts, the pods (paginated, judged page by page),
-then each finding again. Nothing is written unless --evict. Give it the
-webhook's own flags (annotation prefix, mount paths, --watch-config-map, ...).
+Reads through the kubeconfig (else the in-cluster config): the webhook
+configuration, the namespaces, the ServiceAccounts, the pods (paginated, judged
+page by page), then each finding again. Nothing is written unless --evict.
+Give it the webhook's own arguments: every serve flag is accepted, those that
+only concern serving have no effect.
 Output: a table, or -o json; a summary line on stderr."""
 
 EPILOG = """\
@@ -79,9 +79,12 @@ exit codes:
      refusing a request (forbidden), or an eviction refused for another
      reason than a disruption budget (the report is still printed then)
 
---evict evicts the found pods whose controller (the ownerReferences entry with
-controller: true) recreates them as they were: a ReplicaSet, StatefulSet or
-DaemonSet, plus the kinds of --evict-owner-kind. It uses the Eviction API, so
+--evict evicts a found pod only when its replacement would be created and come
+back with other credentials: its ServiceAccount exists, --strict would admit
+it, the webhook is surely called for it, and the credentials the webhook would
+give it now differ from the pod's. And only when its controller (the
+ownerReferences entry with controller: true) recreates it as it was: a
+ReplicaSet, StatefulSet or DaemonSet, plus the kinds of --evict-owner-kind. It uses the Eviction API, so
 PodDisruptionBudgets are honoured, and the controller recreates each pod
 through the webhook. Bare pods, Jobs (an eviction counts against backoffLimit)
 and workflow pods (Argo, Tekton: nothing recreates them) are never evicted.
@@ -114,6 +117,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default=[],
         metavar="NS",
         help="do not audit this namespace (repeatable), e.g. kube-system with the fail-closed component",
+    )
+    group.add_argument(
+        "--webhook-configuration",
+        default=os.environ.get(WEBHOOK_CONFIGURATION_ENV) or DEFAULT_WEBHOOK_CONFIGURATION,
+        metavar="NAME",
+        help="the webhook's MutatingWebhookConfiguration, whose selectors say which pods it is called for "
+        f"(default {DEFAULT_WEBHOOK_CONFIGURATION}; env {WEBHOOK_CONFIGURATION_ENV})",
     )
     group.add_argument(
         "--page-size",
@@ -149,7 +159,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="with --evict: send the evictions as server-side dry runs (checked, nothing deleted)",
     )
-    add_flags(parser, SOURCE_FLAGS, "cluster and identity sources (serve's flags)")
+    add_flags(parser, SOURCE_FLAGS, "serve's flags (give the webhook's own; serving-only ones have no effect)")
     add_flags(parser, MUTATION_FLAGS, "mutation (serve's flags: give the webhook's values)")
     parser.set_defaults(func=run, flags=FLAGS)
 
@@ -188,13 +198,13 @@ def _plan(args: argparse.Namespace, config: ServeConfig) -> Plan:
             )
     if config.watch_config_map and not config.namespace:
         raise FlagError(serve.NO_CONFIG_MAP_NAMESPACE)
-    scope = Scope(
-        webhook_namespace=config.namespace,
-        excluded_namespaces=frozenset(_namespaces(args.exclude_namespace, "--exclude-namespace")),
-    )
+    if not _OBJECT_NAME_RE.fullmatch(args.webhook_configuration) or len(args.webhook_configuration) > 253:
+        raise FlagError(f"--webhook-configuration must be an object name, got {args.webhook_configuration!r}")
+    scope = Scope(excluded_namespaces=frozenset(_namespaces(args.exclude_namespace, "--exclude-namespace")))
     return Plan(
         settings=config.settings,
         scope=scope,
+        webhook_configuration=args.webhook_configuration,
         namespaces=_namespaces(args.pods_namespace, "--pods-namespace"),
         page_size=args.page_size,
         config_map_namespace=config.namespace if config.watch_config_map else "",

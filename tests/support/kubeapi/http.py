@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from tests.support.paths import MANIFESTS
+
 from .objects import JSON, key, list_of, status
 
 
@@ -39,7 +41,7 @@ class Request:
 class FakeCluster:
     pods: Sequence[JSON] = ()
     service_accounts: list[JSON] = field(default_factory=list)
-    namespaces: list[JSON] = field(default_factory=list)  # what a label-selected namespace list returns
+    namespaces: list[JSON] = field(default_factory=list)  # what a namespace list returns
     config_maps: dict[tuple[str, str], JSON] = field(default_factory=dict)
     expire: dict[str, str] = field(default_factory=dict)  # continue token -> inconsistent | restart | always
     fail: dict[str, int] = field(default_factory=dict)  # path -> HTTP status
@@ -49,9 +51,17 @@ class FakeCluster:
     bytes_served: int = 0
     deleted: set[tuple[str, str]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # By name; the default is the shipped one (manifests/base), as the audit reads it from a cluster.
+    webhook_configurations: dict[str, JSON] = field(default_factory=lambda: {"irsa-webhook": shipped_configuration()})
 
     def of_kind(self, path: str) -> list[Request]:
         return [r for r in self.requests if r.path == path]
+
+
+def shipped_configuration() -> JSON:
+    """The MutatingWebhookConfiguration of manifests/base, as kube-apiserver would return it."""
+    loaded: JSON = yaml.safe_load((MANIFESTS / "base" / "mutating_webhook.yaml").read_text())
+    return loaded
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -101,6 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
             with cluster.lock:
                 logged = [vars(r) for r in cluster.requests if r.path != "/debug/requests"]
                 return 200, {"requests": logged, "bytesServed": cluster.bytes_served}
+        if parts[:4] == ["apis", "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"]:
+            configuration = cluster.webhook_configurations.get(parts[4]) if len(parts) == 5 else None
+            if configuration is None:
+                return 404, status(404, "mutatingwebhookconfiguration not found")
+            return 200, configuration
         if parts[:2] != ["api", "v1"]:
             return 404, status(404, "not found")
         rest = parts[2:]

@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from webhook.core.marker import MARKER_ANNOTATION, marker_value
+
 JSON = dict[str, Any]
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 TOKEN_FILE = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
@@ -59,7 +61,8 @@ def pod(
     uid: str | None = None,
     labels: dict[str, str] | None = None,
 ) -> JSON:
-    """A stored pod; ``role`` set: as the webhook mutated it with that role, else never mutated."""
+    """A stored pod; ``role`` set: as the webhook mutated it with that role (its admission marker
+    included), else never mutated."""
     container: JSON = {"name": "app", "image": "registry.invalid/app:1", "resources": {}}
     spec: JSON = {"serviceAccountName": service_account_name, "containers": [container], "nodeName": "node-1"}
     if role is not None:
@@ -73,6 +76,8 @@ def pod(
         token = {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}
         spec["volumes"] = [{"name": "aws-iam-token", "projected": {"sources": [{"serviceAccountToken": token}]}}]
     meta: JSON = {"namespace": namespace, "name": name, "uid": uid or f"uid-{namespace}-{name}"}
+    if role is not None:
+        meta["annotations"] = {MARKER_ANNOTATION: marker_value(["app"], "serviceaccount")}
     if labels:
         meta["labels"] = labels
     if owner:

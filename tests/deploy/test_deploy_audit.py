@@ -31,6 +31,12 @@ RENDERS = [AUDIT, EVICT]
 READ_ONLY = [
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["pods", "serviceaccounts"], "verbs": ["get", "list"]},
+    {
+        "apiGroups": ["admissionregistration.k8s.io"],
+        "resources": ["mutatingwebhookconfigurations"],
+        "resourceNames": ["irsa-webhook"],
+        "verbs": ["get"],
+    },
 ]
 EVICTION = [{"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]}]
 
@@ -176,6 +182,12 @@ def test_rbac_reads_only_and_evicts_only_when_asked(rendered: Rendered, render: 
         assert not any("pods/eviction" in r["resources"] for r in granted)
         return
     assert evicting[0]["rules"] == EVICTION
+    # Exactly the webhook's arguments (then --evict), and the configuration whose selectors it reads.
+    webhook_args = one(objs, "Deployment", "irsa-webhook")["spec"]["template"]["spec"]["containers"][0]["args"]
+    audit = cronjob_of(objs)["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert audit["args"] == [*webhook_args, "--evict"]
+    configuration = one(objs, "MutatingWebhookConfiguration", "irsa-webhook")["metadata"]["name"]
+    assert {"name": "IRSA_WEBHOOK_CONFIGURATION", "value": configuration} in audit["env"]
     evict_binding = one(objs, "ClusterRoleBinding", "irsa-webhook-audit-evict")
     assert evict_binding["roleRef"]["name"] == "irsa-webhook-audit-evict"
     assert evict_binding["subjects"] == subject

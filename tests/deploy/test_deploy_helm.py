@@ -794,8 +794,10 @@ def audit_args(helm: Path, *args: str) -> tuple[list[Obj], Any, Obj]:
     parsed = parser.parse_args(box["command"][1:] + box["args"])
     environ = {"IRSA_WEBHOOK_NAMESPACE": NAMESPACE}
     assert box["env"] == [
-        {"name": "IRSA_WEBHOOK_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+        {"name": "IRSA_WEBHOOK_CONFIGURATION", "value": FULLNAME},  # the release's own configuration
+        {"name": "IRSA_WEBHOOK_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
     ]
+    assert one(objs, "MutatingWebhookConfiguration")["metadata"]["name"] == FULLNAME
     values = {flag.dest: flag.default for flag in serve.FLAGS} | resolve(parsed, parsed.flags, environ)
     return objs, (parsed, serve_config(values)), box
 
@@ -810,7 +812,11 @@ def test_audit_cronjob(helm: Path) -> None:
     webhook_config = serve_config_of(container(objs), NAMESPACE)
     assert config.settings == webhook_config.settings  # judged by the webhook's own rules
     assert config.container_credentials_config == webhook_config.container_credentials_config
-    assert config.namespace == NAMESPACE  # the webhook's pods are not audited
+    assert config.namespace == NAMESPACE  # where ConfigMap mode's map is read
+    # Exactly the webhook's argument list, then the audit's own flags.
+    webhook_args = container(objs)["args"]
+    assert box["args"][: len(webhook_args)] == webhook_args
+    assert box["args"][len(webhook_args) :] == ["--output=json", "--evict"]
     job = one(objs, "CronJob")
     assert job["spec"]["concurrencyPolicy"] == "Forbid"
     assert job["spec"]["jobTemplate"]["spec"]["backoffLimit"] == 0
@@ -827,6 +833,12 @@ def test_audit_cronjob(helm: Path) -> None:
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
         {"apiGroups": [""], "resources": ["pods", "serviceaccounts"], "verbs": ["get", "list"]},
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["mutatingwebhookconfigurations"],
+            "resourceNames": [FULLNAME],
+            "verbs": ["get"],
+        },
     ]
     evict = one(objs, "ClusterRole", f"{FULLNAME}-audit-evict")
     assert evict["rules"] == [{"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]}]
@@ -834,6 +846,17 @@ def test_audit_cronjob(helm: Path) -> None:
         binding = one(objs, "ClusterRoleBinding", granted["metadata"]["name"])
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
         assert binding["roleRef"]["name"] == granted["metadata"]["name"]
+
+
+def test_the_audit_gets_config_extra_args_as_the_webhook_does(helm: Path) -> None:
+    """config.extraArgs reach the audit too: with --compose-role-arn a role-name annotation must not
+    look like drift to the audit (issue: extraArgs reached serve only)."""
+    extra = ["--compose-role-arn", "--aws-account-id=123456789012"]
+    objs, (_parsed, config), box = audit_args(helm, "--set-json", f"config.extraArgs={json.dumps(extra)}")
+    webhook_config = serve_config_of(container(objs), NAMESPACE)
+    assert config.settings == webhook_config.settings
+    assert config.settings.role_arn_account == "123456789012"
+    assert set(extra) <= set(box["args"])
 
 
 def test_audit_without_evict_is_read_only_and_follows_the_webhooks_scope(helm: Path) -> None:
@@ -858,8 +881,9 @@ def test_audit_without_evict_is_read_only_and_follows_the_webhooks_scope(helm: P
     assert all(set(rule["verbs"]) <= {"get", "list"} for rule in rules)
     assert [o for o in objs if o["metadata"]["name"] == f"{FULLNAME}-audit-evict"] == []
     assert config.watch_config_map is True
-    # The namespaces the webhook configuration leaves out by name are not audited either.
-    assert set(parsed.exclude_namespace) == {"kube-system", "kube-node-lease"}
+    # Which namespaces and pods are the webhook's, the audit reads from the configuration itself.
+    assert parsed.exclude_namespace == []
+    assert parsed.pods_namespace == []
     role = one(objs, "Role", f"{FULLNAME}-audit-configmap")
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [CONFIG_MAP_NAME], "verbs": ["get"]}

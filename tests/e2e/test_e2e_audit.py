@@ -1,12 +1,15 @@
 """`irsa-webhook audit` against a real kube-apiserver, run as the real command (`python -m webhook audit`).
 
-- Pods created while no webhook configuration covered their namespace are stored without
+- Pods created before the webhook configuration covered their namespace are stored without
   credentials: the audit finds them; a pod the real webhook mutated whose ServiceAccount's role-arn
-  changed since, or whose ServiceAccount was deleted, is reported as role drift; finished pods and
-  opted-out ones are not even listed (the selectors reach the API server).
+  changed since, or whose ServiceAccount was deleted, is reported as role drift; finished pods are
+  not even listed (the field selector reaches the API server), opted-out ones are left out by the
+  configuration's own object selector, read from the cluster.
 - `--evict --dry-run` writes nothing; `--evict` sends Evictions: the controller-owned pods are
   deleted (no controller-manager here, so nothing recreates them: the deletion is the proof), a
-  bare pod is left alone, and a pod a PodDisruptionBudget protects is refused (429) and reported.
+  bare pod is left alone, a pod whose ServiceAccount is gone is not evicted (its replacement would
+  be refused), and a pod a PodDisruptionBudget protects is refused (429) and reported.
+  (test_e2e_audit_loops.py runs the audit twice with a stand-in controller in between.)
 - The audit component's RBAC is enough, and no more than that: a token of a ServiceAccount bound
   to its ClusterRole and Role audits cluster-wide (the ConfigMap mode included), is refused
   evictions (exit 2) until the audit-evict component's ClusterRole is bound too.
@@ -104,7 +107,7 @@ def is_gone(kube: k.KubeRest, namespace: str, name: str) -> bool:
 def test_pods_without_credentials_and_with_changed_roles_are_found_and_owned_ones_evicted(
     control_plane: ControlPlane, kube: k.KubeRest, make_namespace: NamespaceFactory, irsa_webhook: SharedWebhook
 ) -> None:
-    # No webhook configuration selects this namespace: its pods are stored as they are sent.
+    # No webhook configuration selects this namespace yet: its pods are stored as they are sent.
     down = make_namespace(labels={}, prefix="audit-down")
     kube.create_service_account(down, "app", {k.ROLE_ANNOTATION: ROLE})
     kube.create_service_account(down, "plain")
@@ -129,6 +132,9 @@ def test_pods_without_credentials_and_with_changed_roles_are_found_and_owned_one
         },
     )
 
+    # Now the shared webhook is called for it: its pods are the webhook's, stored without credentials.
+    kube.merge_patch(f"/api/v1/namespaces/{down}", {"metadata": {"labels": dict(irsa_webhook.labels)}})
+
     # The shared webhook mutates this namespace's pods; then the roles change under them.
     served = make_namespace(prefix="audit-served")
     for account in ("app", "steady", "doomed"):
@@ -142,7 +148,7 @@ def test_pods_without_credentials_and_with_changed_roles_are_found_and_owned_one
     )
     kube.delete(f"/api/v1/namespaces/{served}/serviceaccounts/doomed")
 
-    scope = ("--pods-namespace", down, "--pods-namespace", served)
+    scope = ("--webhook-configuration", irsa_webhook.config_name, "--pods-namespace", down, "--pods-namespace", served)
     result = run_audit(control_plane.kubeconfig, *scope, "-o", "json")
     assert result.returncode == 1, result.stderr
     found = findings_of(result)
@@ -164,14 +170,17 @@ def test_pods_without_credentials_and_with_changed_roles_are_found_and_owned_one
         {
             "type": "role-drift",
             "reason": "changed",
+            "marked": True,
             "currentRoleArn": ROLE_NEW,
             "containers": [{"name": "app", "roleArn": ROLE}],
         }
     ]
     assert found[(served, "orphaned")]["problems"][0]["reason"] == "serviceaccount-not-found"
     summary = json.loads(result.stdout)["summary"]
-    # The finished and the opted-out pod were left out by the API server (field and label selectors).
-    assert (summary["listed"], summary["audited"], summary["findings"]) == (7, 7, 5)
+    # The finished pod was left out by the API server (field selector), the opted-out one by the
+    # configuration's object selector.
+    assert (summary["listed"], summary["audited"], summary["findings"]) == (8, 7, 5)
+    assert summary["skipped"] == {"not-called": 1}
     assert all(f["eviction"] is None for f in found.values())
 
     # A dry run: every eviction is checked by the API server, nothing is deleted.
@@ -194,12 +203,13 @@ def test_pods_without_credentials_and_with_changed_roles_are_found_and_owned_one
     assert evictions == {
         (down, "web-1"): "evicted",
         (served, "drifted"): "evicted",
-        (served, "orphaned"): "evicted",
+        (served, "orphaned"): "serviceaccount-not-found",
         (down, "bare"): "no-controller",
         (down, "guarded"): "disruption-budget",
     }
-    for namespace, name in [(down, "web-1"), (served, "drifted"), (served, "orphaned")]:
+    for namespace, name in [(down, "web-1"), (served, "drifted")]:
         assert is_gone(kube, namespace, name), f"{namespace}/{name} was not deleted by its eviction"
+    assert not is_gone(kube, served, "orphaned")
     for name in ("bare", "guarded", "plain"):
         assert not is_gone(kube, down, name)
     assert not k.is_injected(kube.get_pod(down, "bare"))  # read, never written
@@ -210,6 +220,9 @@ def rbac_object(path: Path, suffix: str, namespace: str) -> k.JSON:
     """A component's RBAC object as shipped, renamed for this test, its subjects in ``namespace``."""
     obj: k.JSON = yaml.safe_load(path.read_text())
     obj["metadata"]["name"] += suffix
+    for rule in obj.get("rules", []):
+        if "resourceNames" in rule and rule["resources"] == ["mutatingwebhookconfigurations"]:
+            rule["resourceNames"] = [f"{name}{suffix}" for name in rule["resourceNames"]]
     if "namespace" in obj["metadata"]:
         obj["metadata"]["namespace"] = namespace
     if "roleRef" in obj:
@@ -245,6 +258,7 @@ def test_the_components_rbac_is_enough_and_evicts_only_when_granted(
 ) -> None:
     hook = make_namespace(labels={}, prefix="audit-hook")  # stands for the webhook's namespace
     apps = make_namespace(labels={}, prefix="audit-apps")
+    kube.merge_patch(f"/api/v1/namespaces/{apps}", {"metadata": {"labels": {"app-ns": apps}}})
     kube.create_service_account(apps, "app", {k.ROLE_ANNOTATION: ROLE})
     kube.create_service_account(apps, "mapped")  # its role comes from the ConfigMap
     owner = replica_set(kube, apps, "rs")
@@ -285,15 +299,21 @@ def test_the_components_rbac_is_enough_and_evicts_only_when_granted(
             }
         )
     )
-    sources = ("--namespace", hook, "--watch-config-map")
+    suffix = f"-{secrets.token_hex(3)}"
+    # The webhook's configuration as the component's ClusterRole names it (renamed for this test): it
+    # is called for the apps namespace, whose pods were stored before it existed.
+    configuration = k.webhook_configuration(
+        f"irsa-webhook{suffix}", "https://127.0.0.1:1/mutate", b"unused", "Ignore", {"matchLabels": {"app-ns": apps}}
+    )
+    kube.apply_webhook_configuration(configuration)
+    sources = ("--namespace", hook, "--watch-config-map", "--webhook-configuration", f"irsa-webhook{suffix}")
 
     # Nothing granted yet: forbidden is an error, said in one line.
     refused = run_audit(kubeconfig, *sources)
     assert refused.returncode == 2
-    assert "cannot list namespaces: HTTP 403" in refused.stderr
+    assert f"cannot read mutatingwebhookconfiguration irsa-webhook{suffix}: HTTP 403" in refused.stderr
     assert refused.stdout == ""
 
-    suffix = f"-{secrets.token_hex(3)}"
     audit = COMPONENTS / "audit"
     cluster_rbac(rbac_object(audit / "cluster_role.yaml", suffix, hook))
     cluster_rbac(rbac_object(audit / "cluster_role_binding.yaml", suffix, hook))
@@ -320,7 +340,7 @@ def test_the_components_rbac_is_enough_and_evicts_only_when_granted(
     assert found[(apps, "unmutated")]["problems"][0]["source"] == "serviceaccount"
     mapped = found[(apps, "mapped")]["problems"][0]
     assert (mapped["source"], mapped["roleArn"]) == ("configmap", ROLE_CM)
-    assert all(namespace != hook for namespace, _ in found)  # the webhook's namespace is not audited
+    assert all(namespace == apps for namespace, _ in found)  # only where the configuration calls the webhook
 
     # --evict without the audit-evict component's ClusterRole: refused, exit 2, nothing deleted.
     scoped = (*sources, "--pods-namespace", apps, "-o", "json")
@@ -345,13 +365,14 @@ def test_the_components_rbac_is_enough_and_evicts_only_when_granted(
     }
     assert is_gone(kube, apps, "unmutated")
     assert is_gone(kube, apps, "mapped")
+    kube.delete_webhook_configuration(configuration["metadata"]["name"])
 
 
 def test_an_unreachable_api_server_is_an_error_not_a_traceback(control_plane: ControlPlane) -> None:
     result = run_audit(control_plane.kubeconfig, "--kube-api", "https://127.0.0.1:1")
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr.startswith("irsa-webhook audit: cannot list namespaces:")
+    assert result.stderr.startswith("irsa-webhook audit: cannot read mutatingwebhookconfiguration irsa-webhook:")
     assert len(result.stderr.strip().splitlines()) == 1
 
 

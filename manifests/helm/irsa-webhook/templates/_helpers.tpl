@@ -270,3 +270,23 @@ matchExpressions:
   {{- toYaml . | nindent 2 }}
   {{- end }}
 {{- end }}
+
+{{/*
+serve's whole argument list: the Deployment's, and the audit's too (the audit accepts every serve flag,
+serving-only ones have no effect), so that no flag, config.extraArgs included, reaches one and not the other.
+*/}}
+{{- define "irsa-webhook.serveArgs" -}}
+- --port={{ .Values.config.ports.webhook }}
+- --metrics-port={{ .Values.config.ports.metrics }}
+- --tls-cert=/etc/webhook/certs/tls.crt
+- --tls-key=/etc/webhook/certs/tls.key
+{{ include "irsa-webhook.mutationArgs" . }}
+- --shutdown-delay=5s
+- --shutdown-timeout=20s
+{{- with include "irsa-webhook.modeArgs" . }}
+{{ . | trim }}
+{{- end }}
+{{- with .Values.config.extraArgs }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}

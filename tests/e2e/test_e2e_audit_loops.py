@@ -86,13 +86,13 @@ class Controller:
             api_version = "apps/v1"
         else:
             job_template = {**template, "spec": {**template["spec"], "restartPolicy": "Never"}}
+            job_spec = {"backoffLimit": 0, "manualSelector": True, "selector": {"matchLabels": {"app": name}}}
             body = {
                 "apiVersion": "batch/v1",
                 "kind": "Job",
                 "metadata": {"name": name},
-                "spec": {"backoffLimit": 0, "manualSelector": True, "selector": {"matchLabels": {"app": name}}},
+                "spec": {**job_spec, "template": job_template},
             }
-            body["spec"]["template"] = job_template
             owner = self.kube.create(f"/apis/batch/v1/namespaces/{namespace}/jobs", body)
             api_version, template = "batch/v1", job_template
         reference = {

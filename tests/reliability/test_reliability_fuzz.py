@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.support.asgi import app_of, example_store
+from webhook.core.marker import MARKER_ANNOTATION
 from webhook.core.settings import Settings
 from webhook.sources.resolver import Resolver
 
@@ -71,6 +72,23 @@ def deep_recursion() -> Iterator[None]:
         sys.setrecursionlimit(old)
 
 
+def _same_metadata(patched: Any, sent: Any) -> None:
+    """The metadata as sent, but for the admission marker: the one annotation a patch adds there."""
+    if sent is None:  # null: the marker's add creates the map
+        sent = {}
+    annotations_sent = sent.get("annotations") if isinstance(sent, dict) else None
+    if not isinstance(sent, dict) or not isinstance(annotations_sent, dict | None):
+        assert patched == sent  # nothing can be added to it
+        return
+    patched = dict(patched)
+    annotations = dict(patched.pop("annotations"))
+    assert MARKER_ANNOTATION in annotations, "a mutated pod carries no admission marker"
+    del annotations[MARKER_ANNOTATION]
+    sent = dict(sent)
+    assert annotations == (sent.pop("annotations", None) or {})
+    assert patched == sent
+
+
 def _check(loop: asyncio.AbstractEventLoop, body: bytes) -> None:
     status, answer = drive(loop, APP, body)
     TALLY["examples"] += 1
@@ -98,7 +116,9 @@ def _check(loop: asyncio.AbstractEventLoop, body: bytes) -> None:
         patched = jsonpatch.apply_patch(copy.deepcopy(pod), patch)
         # Nothing the caller sent was lost: every original key is still there, unchanged or appended to.
         for key, value in pod.items():
-            if key != "spec":
+            if key == "metadata":
+                _same_metadata(patched[key], value)
+            elif key != "spec":
                 assert patched[key] == value
         review["request"]["object"] = patched
         second = json.dumps(review).encode()

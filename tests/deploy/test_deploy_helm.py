@@ -753,6 +753,31 @@ def test_configmap_mode_map_is_read_by_the_webhooks_parser(chart_rendered: Rende
         assert problems == [], render
 
 
+def test_configmap_mode_map_that_renders_to_no_yaml_stops_the_render(helm: Path, tmp_path: Path) -> None:
+    """A template in config.podIdentityWebhookMap.data that breaks the YAML: helm's fromYaml turns that
+    into {"Error": ...} instead of failing, which installed would drop every role of the map. The
+    render stops with the reason instead."""
+    values = tmp_path / "map.yaml"
+    # An unquoted value whose template renders a line break: the next line is no longer a key.
+    role_arn = 'arn{{ "\\n" }}- y'
+    data = {"team-a/app": {"RoleARN": role_arn}, "team-b/app": {"RoleARN": "arn:aws:iam::111122223333:role/b"}}
+    values.write_text(yaml.safe_dump({"config": {"podIdentityWebhookMap": {"enabled": True, "data": data}}}))
+    result = chart.run(helm, "template", chart.RELEASE, str(chart.CHART), "-f", str(values), check=False)
+    assert result.returncode != 0, result.stdout
+    assert "config.podIdentityWebhookMap.data is not valid YAML once its templates are rendered" in result.stderr
+    assert "error converting YAML to JSON" in result.stderr  # the parser's own reason, passed on
+
+
+def test_configmap_mode_map_with_a_key_named_error_still_renders(helm: Path, tmp_path: Path) -> None:
+    """The guard looks for fromYaml's failure, not for any key called Error (the webhook itself skips
+    such a key, which has no namespace, and uses the rest)."""
+    values = tmp_path / "map.yaml"
+    data = {"Error": {"RoleARN": "x"}, "team-a/app": {"RoleARN": "arn:aws:iam::111122223333:role/a"}}
+    values.write_text(yaml.safe_dump({"config": {"podIdentityWebhookMap": {"enabled": True, "data": data}}}))
+    config_map = one(documents(chart.template(helm, None, "-f", str(values))), "ConfigMap", CONFIG_MAP_NAME)
+    assert json.loads(config_map["data"]["config"]) == data
+
+
 def test_eks_pod_identity_file(chart_rendered: Rendered) -> None:
     """config.eksPodIdentity: the identities file rendered into a ConfigMap, mounted as a directory,
     read by the webhook's own parser, and named by --watch-container-credentials-config."""

@@ -17,6 +17,7 @@ import os
 import secrets
 import ssl
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,29 +113,22 @@ class Replica:
 
     def served(self, bundle_pem: bytes | None = None) -> x509.Certificate:
         """The certificate a new connection gets, verified against ``bundle_pem`` when given."""
-        if bundle_pem is None:
-            context = unverified()
-        else:
-            context = ssl.create_default_context(cadata=bundle_pem.decode())
+        context = unverified() if bundle_pem is None else ssl.create_default_context(cadata=bundle_pem.decode())
         with handshake(self.port, context, server_hostname="127.0.0.1") as tls:
             der = tls.getpeercert(binary_form=True)
         assert der is not None
         return x509.load_der_x509_certificate(der)
 
-    def writes(self, step: str, result: str = "written") -> float:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        import urllib.request
-
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        return scraped(text, "irsa_webhook_self_managed_tls_writes_total", step=step, result=result) or 0.0
-
-    def sync_errors(self) -> float:
-        import urllib.request
-
+    def metric(self, name: str, **labels: str) -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
             text = response.read().decode()
-        return scraped(text, "irsa_webhook_self_managed_tls_sync_errors_total") or 0.0
+        return scraped(text, name, **labels) or 0.0
+
+    def writes(self, step: str, result: str = "written") -> float:
+        return self.metric("irsa_webhook_self_managed_tls_writes_total", step=step, result=result)
+
+    def sync_errors(self) -> float:
+        return self.metric("irsa_webhook_self_managed_tls_sync_errors_total")
 
     def logs(self) -> str:
         return self.process.log.read_text(errors="replace") if self.process else ""
@@ -269,13 +263,9 @@ def test_install_rotation_and_two_replicas_under_load(
         written = sum(r.writes(step) for r in replicas)
         assert rotations <= written <= rotations + 1, (step, written, rotations)
     assert sum(r.writes("issue") for r in replicas) == 1
-    current = serial_of(setup.secret_data()["tls.crt"])
     wait_for(
         lambda: (
-            all(r.served(setup.bundle()).serial_number == current for r in replicas)
-            or all(
-                r.served(setup.bundle()).serial_number == serial_of(setup.secret_data()["tls.crt"]) for r in replicas
-            )
+            {r.served(setup.bundle()).serial_number for r in replicas} == {serial_of(setup.secret_data()["tls.crt"])}
         ),
         timeout=10,
         what="both replicas serving the Secret's pair",
@@ -388,12 +378,14 @@ def test_helm_template_is_stable_and_a_second_apply_changes_nothing(
         env = {**os.environ, "IRSA_WEBHOOK_NAMESPACE": namespace}  # the downward API's value
         assert [e["name"] for e in box["env"]] == ["IRSA_WEBHOOK_NAMESPACE"]
         process = ManagedProcess("irsa-webhook", argv, workdir / "serve.log", env)
+
+        def ready() -> bool:
+            process.check_alive()
+            return http_status(f"https://127.0.0.1:{port}/readyz", context=unverified()) == 200
+
         try:
             wait_for(
-                lambda: (
-                    process.check_alive()
-                    or http_status(f"https://127.0.0.1:{port}/readyz", context=unverified()) == 200
-                ),
+                ready,
                 timeout=READY_TIMEOUT,
                 what="the rendered webhook ready",
                 on_timeout=process.tail,

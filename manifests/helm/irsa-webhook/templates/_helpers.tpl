@@ -132,7 +132,7 @@ Conflicting keys stop the install with a message instead of one of them being ig
 {{/*
 Self-managed certificates: the Secret and webhook configuration the webhook keeps, the names the
 certificate carries, and its lifetime. pki.generated.days (the chart's former generated mode, whose
-certificate the chart made once) still sets the lifetime when given.
+certificate the chart made once) still sets the lifetime when given, renewed a third of it early.
 */}}
 {{- define "irsa-webhook.selfManagedArgs" -}}
 {{- $managed := .Values.pki.selfManaged }}
@@ -141,11 +141,13 @@ certificate the chart made once) still sets the lifetime when given.
 - --self-managed-tls-webhook-configuration={{ include "irsa-webhook.fullname" . }}
 - --self-managed-tls-hosts={{ $host }},{{ $host }}.cluster.local
 {{- if not (kindIs "invalid" .Values.pki.generated.days) }}
+{{- /* Renewed a third of the way before expiry, so any number of days keeps a renewal window. */}}
 - --self-managed-tls-lifetime={{ mul (int .Values.pki.generated.days) 24 }}h
+- --self-managed-tls-renew-before={{ mul (int .Values.pki.generated.days) 8 }}h
 {{- else }}
 - --self-managed-tls-lifetime={{ $managed.lifetime }}
-{{- end }}
 - --self-managed-tls-renew-before={{ $managed.renewBefore }}
+{{- end }}
 - --self-managed-tls-check-interval={{ $managed.checkInterval }}
 {{- end }}
 

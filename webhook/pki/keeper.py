@@ -40,6 +40,7 @@ BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
 # Never wake more often than this for a deadline (a deadline just passed must not spin).
 MIN_WAIT = 0.2
+DEADLINE_JITTER = 2.0
 PLACEHOLDER_LIFETIME = 86400.0
 
 
@@ -127,7 +128,10 @@ class Keeper:
                 backoff = BACKOFF_START
                 wait = self._interval
                 if self._deadline is not None:
-                    wait = min(wait, max(MIN_WAIT, self._deadline - self._clock()))
+                    # Replicas share the deadline: a little jitter lets one of them write first and
+                    # the others find the step done, instead of all of them racing into a conflict.
+                    jitter = random.uniform(0, min(DEADLINE_JITTER, self._interval / 2))  # noqa: S311
+                    wait = min(wait, max(MIN_WAIT, self._deadline - self._clock()) + jitter)
             self._stop.wait(wait)
 
     def _failed(self, exc: Exception, retry_in: float) -> None:

@@ -7,9 +7,10 @@ The Secret (``kubernetes.io/tls``):
     pending-tls.crt, pending-tls.key, pending-ca.crt  the next pair, during a rotation
     previous-ca.crt                                   CAs still trusted for pairs being replaced
 
-The caBundle of every webhook of the configuration is always a function of the Secret alone:
-``ca.crt``, ``pending-ca.crt``, then ``previous-ca.crt`` (expired ones left out), in that order, so
-that every replica that reads the same Secret computes the same bytes and never fights another.
+The caBundle of every webhook of the configuration is always a function of the Secret alone: the CAs
+of ``ca.crt``, ``pending-ca.crt`` and ``previous-ca.crt`` (expired ones left out), oldest expiry
+first, so that every replica that reads the same Secret computes the same bytes and never fights
+another.
 
 A rotation, one step at a time (each a write conditional on the resourceVersion read just before,
 so when several replicas race only one write lands and the others read it and follow):
@@ -117,7 +118,9 @@ def data_of(state: State) -> dict[str, str]:
 
 
 def trusted(state: State, now: float) -> list[x509.Certificate]:
-    """The CAs the caBundle must hold, in the fixed order (duplicates and expired previous CAs out)."""
+    """The CAs the caBundle must hold (duplicates and expired previous CAs out), oldest expiry first:
+    an order that depends on the CAs alone, so a promotion (pending becomes current, current becomes
+    previous) leaves the bytes as they were and costs no caBundle write."""
     cas = [x509.load_pem_x509_certificate(p.ca_pem) for p in (state.current, state.pending) if p is not None]
     cas += [ca for ca in state.previous if ca.not_valid_after_utc.timestamp() > now]
     seen: set[bytes] = set()
@@ -126,7 +129,7 @@ def trusted(state: State, now: float) -> list[x509.Certificate]:
         if (print_ := pairs.fingerprint(ca)) not in seen:
             seen.add(print_)
             unique.append(ca)
-    return unique
+    return sorted(unique, key=lambda ca: (ca.not_valid_after_utc, pairs.fingerprint(ca)))
 
 
 def bundle(state: State, now: float) -> bytes:

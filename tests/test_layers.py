@@ -27,9 +27,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "sources": frozenset({"core", "observe", "options", "kube"}),
     "admission": frozenset({"core", "observe", "sources"}),
     "audit": frozenset({"core", "observe", "options", "kube", "sources"}),
+    "pki": frozenset({"core", "observe", "kube"}),
     "server": frozenset({"core", "observe", "options", "admission", "sources"}),
     "commands": frozenset(
-        {"core", "observe", "options", "oidc", "aws", "kube", "sources", "admission", "audit", "server"}
+        {"core", "observe", "options", "oidc", "aws", "kube", "sources", "admission", "audit", "pki", "server"}
     ),
     "cli": frozenset({"commands", "options"}),
     "__main__": frozenset({"cli"}),
@@ -48,6 +49,7 @@ THIRD_PARTY: dict[str, frozenset[str]] = {
     "sources": frozenset({"kubernetes", "orjson", "yaml"}),
     "admission": frozenset({"orjson"}),
     "audit": frozenset({"kubernetes", "urllib3", "orjson"}),
+    "pki": frozenset({"cryptography"}),
     "server": frozenset({"cryptography", "prometheus_client", *FRAMEWORKS}),
     "commands": frozenset({"kubernetes", "yaml", "orjson"}),
     "cli": frozenset(),

@@ -66,7 +66,7 @@ CONTAINER_SECURITY_CONTEXT = {
 
 def expect(**overrides: Any) -> dict[str, Any]:
     base = {
-        "certs": "cert-manager",  # cert-manager | generated | existing
+        "certs": "cert-manager",  # cert-manager | self-managed | existing
         "issuer": "own",  # cert-manager: the chart's CA, or an existing issuer
         "failure_policy": "Ignore",
         "monitor": False,
@@ -89,12 +89,23 @@ EXPECTED = {
     "helm-dev": expect(failure_policy="Fail", monitor=True, config_map=True, tag="dev"),
     "helm-existing-issuer": expect(issuer="existing"),
     "helm-existing-secret": expect(certs="existing", replicas=1),
-    "helm-generated-certificate": expect(certs="generated"),
     "helm-host-network": expect(config_map=True, host_network=True, ports=(10443, 10999)),
     "helm-modes": expect(pod_identity=True, audit=True),
+    "helm-self-managed-certificate": expect(certs="self-managed"),
 }
 RENDERS = sorted(EXPECTED)
 CERT_MANAGER_RENDERS = [r for r in RENDERS if EXPECTED[r]["certs"] == "cert-manager"]
+SECRET = f"{FULLNAME}-certs"  # self-managed: the Secret the webhook keeps
+WEBHOOK_CONFIGURATION_RULE = {
+    "apiGroups": ["admissionregistration.k8s.io"],
+    "resources": ["mutatingwebhookconfigurations"],
+    "resourceNames": [FULLNAME],
+    "verbs": ["get", "update"],
+}
+SECRET_RULES = [
+    {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [SECRET], "verbs": ["get", "update"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+]
 
 
 def deployment(objs: list[Obj]) -> Obj:
@@ -161,7 +172,7 @@ def test_objects_of_the_render(chart_rendered: Rendered, render: str) -> None:
     expected |= {"PodDisruptionBudget"} if want["replicas"] > 1 else set()
     expected |= {"Issuer", "Certificate"} if want["certs"] == "cert-manager" and want["issuer"] == "own" else set()
     expected |= {"Certificate"} if want["certs"] == "cert-manager" else set()
-    expected |= {"Secret"} if want["certs"] == "generated" else set()
+    expected |= {"Role", "RoleBinding"} if want["certs"] == "self-managed" else set()
     expected |= {"ServiceMonitor"} if want["monitor"] else set()
     expected |= {"Role", "RoleBinding", "ConfigMap"} if want["config_map"] else set()
     expected |= {"ConfigMap"} if want["pod_identity"] else set()
@@ -244,7 +255,11 @@ def webhook_of_overlay(objs: list[Obj]) -> Obj:
 def test_rbac_is_least_privilege(chart_rendered: Rendered, render: str) -> None:
     objs = chart_rendered[render]
     want = EXPECTED[render]
-    assert one(objs, "ClusterRole", FULLNAME)["rules"] == [SERVICE_ACCOUNT_RULE]
+    self_managed = want["certs"] == "self-managed"
+    # Self-managed certificates: the caBundle of its own configuration, by name (get, update).
+    assert one(objs, "ClusterRole", FULLNAME)["rules"] == [SERVICE_ACCOUNT_RULE] + (
+        [WEBHOOK_CONFIGURATION_RULE] if self_managed else []
+    )
     binding = one(objs, "ClusterRoleBinding", FULLNAME)
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": FULLNAME}
     pod = deployment(objs)["spec"]["template"]["spec"]
@@ -254,6 +269,15 @@ def test_rbac_is_least_privilege(chart_rendered: Rendered, render: str) -> None:
     assert one(objs, "ServiceAccount", pod["serviceAccountName"])
     # The audit's own RBAC is test_audit_cronjob's.
     webhook_objs = [o for o in objs if o["metadata"]["labels"][COMPONENT] != "audit"]
+    if self_managed:
+        role = one(webhook_objs, "Role", f"{FULLNAME}-certs")
+        assert role["rules"] == SECRET_RULES
+        binding = one(webhook_objs, "RoleBinding", f"{FULLNAME}-certs")
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": NAMESPACE}
+        ]
+        webhook_objs = [o for o in webhook_objs if not o["metadata"]["name"].endswith("-certs")]
     if want["config_map"]:
         assert_configmap_rbac(webhook_objs, NAMESPACE)
     else:
@@ -309,7 +333,9 @@ def test_container_args_are_serve_flags(chart_rendered: Rendered, render: str) -
     assert {p["name"]: p["containerPort"] for p in box["ports"]} == {"https": webhook_port, "metrics": metrics_port}
     mounts = {m["mountPath"]: m for m in box["volumeMounts"]}
     assert (config.tls_cert, config.tls_key) == ("/etc/webhook/certs/tls.crt", "/etc/webhook/certs/tls.key")
-    assert mounts["/etc/webhook/certs"]["readOnly"] is True
+    # Self-managed: the webhook writes the pair it serves there itself.
+    assert mounts["/etc/webhook/certs"].get("readOnly", False) is (want["certs"] != "self-managed")
+    assert (config.self_managed_tls is not None) is (want["certs"] == "self-managed")
     assert all("subPath" not in m for m in box["volumeMounts"])  # subPath mounts never see updates
     assert box["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "https", "scheme": "HTTPS"}
     assert box["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "https", "scheme": "HTTPS"}
@@ -496,23 +522,35 @@ def test_cert_manager_wiring(chart_rendered: Rendered, render: str) -> None:
     assert parse_duration(ca_cert["spec"]["duration"]) > parse_duration(serving["spec"]["duration"])
 
 
-def test_generated_certificate_is_verified_by_the_ca_bundle(chart_rendered: Rendered) -> None:
-    """pki.certManager.enabled false and no certificate given: the chart's CA signs a serving
-    certificate for the Service, and the caBundle is that CA (from the same template run)."""
-    objs = chart_rendered["helm-generated-certificate"]
-    secret = one(objs, "Secret", f"{FULLNAME}-tls")
-    assert secret["type"] == "kubernetes.io/tls"
-    assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
-    assert mounted_secret(objs) == secret["metadata"]["name"]
-    ca_bundle = b64(webhook(objs)["clientConfig"]["caBundle"])
-    assert ca_bundle == b64(secret["data"]["ca.crt"])
-    data = {k: b64(v) for k, v in secret["data"].items()}
-    leaf = chart.verify_serving_pair(ca_bundle, data["tls.crt"], data["tls.key"], HOST)
-    chart.verify_serving_pair(ca_bundle, data["tls.crt"], data["tls.key"], f"{HOST}.cluster.local")
-    assert "cert-manager.io/inject-ca-from" not in one(objs, "MutatingWebhookConfiguration")["metadata"].get(
-        "annotations", {}
+def test_self_managed_certificate(chart_rendered: Rendered, helm: Path) -> None:
+    """pki.certManager.enabled false and no certificate given: the webhook keeps its own (self-managed).
+    Nothing random or read from the cluster is rendered (two renders are the same bytes, no Secret, no
+    caBundle); the pair is written into an in-memory emptyDir; the args name the chart's Secret,
+    webhook configuration and Service, as serve reads them."""
+    objs = chart_rendered["helm-self-managed-certificate"]
+    values = "self-managed-certificate"
+    assert chart.template(helm, values) == chart.template(helm, values)
+    assert [o for o in objs if o["kind"] == "Secret"] == []
+    assert "caBundle" not in webhook(objs)["clientConfig"]
+    assert "annotations" not in one(objs, "MutatingWebhookConfiguration")["metadata"]
+    volumes = deployment(objs)["spec"]["template"]["spec"]["volumes"]
+    (tls,) = [v for v in volumes if v["name"] == "tls"]
+    assert tls == {"name": "tls", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+    config = serve_config_of(container(objs), NAMESPACE)
+    managed = config.self_managed_tls
+    assert (managed.namespace, managed.secret, managed.webhook_configuration) == (NAMESPACE, SECRET, FULLNAME)
+    assert managed.hosts == (HOST, f"{HOST}.cluster.local")
+    assert (managed.lifetime, managed.renew_before) == (parse_duration("4380h"), parse_duration("1460h"))
+    assert (config.tls_cert, config.tls_key) == ("/etc/webhook/certs/tls.crt", "/etc/webhook/certs/tls.key")
+    # The community chart's keys alone (certManager off) give the same mode with the chart's defaults,
+    # and the former generated mode's pki.generated.days still sets the lifetime.
+    plain = documents(chart.template(helm, None, "--set", "pki.certManager.enabled=false"))
+    assert serve_config_of(container(plain), NAMESPACE).self_managed_tls.lifetime == parse_duration("2160h")
+    days = documents(
+        chart.template(helm, None, "--set", "pki.certManager.enabled=false", "--set", "pki.generated.days=30")
     )
-    assert (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days >= 3649  # pki.generated.days
+    managed = serve_config_of(container(days), NAMESPACE).self_managed_tls
+    assert (managed.lifetime, managed.renew_before) == (30 * 86400, 10 * 86400)  # renewed a third early
 
 
 @pytest.fixture(scope="module")
@@ -542,12 +580,13 @@ def test_provided_certificate_and_key(helm: Path, own_certs: Path, with_ca: bool
 
 
 def test_existing_secret(chart_rendered: Rendered, helm: Path, own_certs: Path) -> None:
-    """pki.existingSecret: mounted as it is, never rendered; the caBundle is pki.caBundle, else (at a
-    real install, tests/e2e/test_e2e_helm.py) the Secret's ca.crt: offline there is none to read."""
+    """pki.existingSecret: mounted as it is, never rendered; the caBundle is pki.caBundle, which it
+    needs (test_conflicting_certificate_values_stop_the_install)."""
     objs = chart_rendered["helm-existing-secret"]
     assert mounted_secret(objs) == "irsa-webhook-byo-tls"
     assert [o for o in objs if o["kind"] == "Secret"] == []
-    assert "caBundle" not in webhook(objs)["clientConfig"]
+    example = yaml.safe_load((chart.CI_VALUES / "existing-secret.yaml").read_text())["pki"]["caBundle"]
+    assert b64(webhook(objs)["clientConfig"]["caBundle"]).decode() == example
     with_ca = documents(chart.template(helm, "existing-secret", "--set-file", f"pki.caBundle={own_certs / 'ca.crt'}"))
     assert b64(webhook(with_ca)["clientConfig"]["caBundle"]) == (own_certs / "ca.crt").read_bytes()
 
@@ -566,6 +605,13 @@ def test_existing_secret(chart_rendered: Rendered, helm: Path, own_certs: Path) 
         ),
         pytest.param(
             ["--set", "pki.certManager.enabled=false", "--set", "pki.cert=x"], "go together", id="cert-without-key"
+        ),
+        # Before, the caBundle was read from the Secret with `lookup`: nothing under helm template (GitOps),
+        # so the webhook configuration trusted nothing and, failing closed, blocked every pod.
+        pytest.param(
+            ["--set", "pki.certManager.enabled=false", "--set", "pki.existingSecret=mine"],
+            "pki.existingSecret needs pki.caBundle",
+            id="secret-without-ca-bundle",
         ),
     ],
 )
@@ -751,6 +797,31 @@ def test_configmap_mode_map_is_read_by_the_webhooks_parser(chart_rendered: Rende
         role_map, problems, _entries = parse_config(config_map["data"]["config"], settings)
         assert role_map is not None, render
         assert problems == [], render
+
+
+def test_configmap_mode_map_that_renders_to_no_yaml_stops_the_render(helm: Path, tmp_path: Path) -> None:
+    """A template in config.podIdentityWebhookMap.data that breaks the YAML: helm's fromYaml turns that
+    into {"Error": ...} instead of failing, which installed would drop every role of the map. The
+    render stops with the reason instead."""
+    values = tmp_path / "map.yaml"
+    # An unquoted value whose template renders a line break: the next line is no longer a key.
+    role_arn = 'arn{{ "\\n" }}- y'
+    data = {"team-a/app": {"RoleARN": role_arn}, "team-b/app": {"RoleARN": "arn:aws:iam::111122223333:role/b"}}
+    values.write_text(yaml.safe_dump({"config": {"podIdentityWebhookMap": {"enabled": True, "data": data}}}))
+    result = chart.run(helm, "template", chart.RELEASE, str(chart.CHART), "-f", str(values), check=False)
+    assert result.returncode != 0, result.stdout
+    assert "config.podIdentityWebhookMap.data is not valid YAML once its templates are rendered" in result.stderr
+    assert "error converting YAML to JSON" in result.stderr  # the parser's own reason, passed on
+
+
+def test_configmap_mode_map_with_a_key_named_error_still_renders(helm: Path, tmp_path: Path) -> None:
+    """The guard looks for fromYaml's failure, not for any key called Error (the webhook itself skips
+    such a key, which has no namespace, and uses the rest)."""
+    values = tmp_path / "map.yaml"
+    data = {"Error": {"RoleARN": "x"}, "team-a/app": {"RoleARN": "arn:aws:iam::111122223333:role/a"}}
+    values.write_text(yaml.safe_dump({"config": {"podIdentityWebhookMap": {"enabled": True, "data": data}}}))
+    config_map = one(documents(chart.template(helm, None, "-f", str(values))), "ConfigMap", CONFIG_MAP_NAME)
+    assert json.loads(config_map["data"]["config"]) == data
 
 
 def test_eks_pod_identity_file(chart_rendered: Rendered) -> None:

@@ -154,9 +154,11 @@ class Release:
         path = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{self.fullname}"
         return self.kube.get(path)
 
-    def can(self, account: str, verb: str, resource: str, *, namespace: str = "", name: str = "") -> bool:
+    def can(
+        self, account: str, verb: str, resource: str, *, namespace: str = "", name: str = "", group: str = ""
+    ) -> bool:
         """kube-apiserver's own RBAC decision for the release's ServiceAccount ACCOUNT."""
-        resource, _, subresource = resource.partition("/")  # core group only: all the chart grants
+        resource, _, subresource = resource.partition("/")
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
@@ -168,7 +170,7 @@ class Release:
                     "system:authenticated",
                 ],
                 "resourceAttributes": {
-                    "group": "",
+                    "group": group,
                     "resource": resource,
                     "subresource": subresource,
                     "verb": verb,
@@ -248,6 +250,7 @@ def install_args(case: str, release: Release, tmp_path: Path) -> list[str]:
             "data": {name: base64.b64encode(path.read_bytes()).decode() for name, path in files.items()},
         }
         release.kube.create(f"/api/v1/namespaces/{release.namespace}/secrets", secret)
+        return [*chart.values_args(case), "--set-file", f"pki.caBundle={files['ca.crt']}"]
     return chart.values_args(case)
 
 
@@ -281,15 +284,27 @@ def check_webhook_reaches_the_service(release: Release, objs: list[k.JSON]) -> k
     return hook
 
 
-def mounted_secret(objs: list[k.JSON], release: Release) -> str:
+def mounted_secret(objs: list[k.JSON], release: Release) -> str | None:
+    """The Secret the webhook's certificate folder is, or None when the webhook writes it (self-managed)."""
     volumes = one(objs, "Deployment", release.fullname)["spec"]["template"]["spec"]["volumes"]
     (tls,) = [v for v in volumes if v["name"] == "tls"]
+    if "emptyDir" in tls:
+        return None
     name: str = tls["secret"]["secretName"]
     return name
 
 
 def check_certificate(release: Release, objs: list[k.JSON], hook: k.JSON) -> None:
     secret_name = mounted_secret(objs, release)
+    if secret_name is None:
+        # Self-managed: no Secret and no caBundle rendered; the webhook makes both once it runs (no
+        # kubelet here: tests/e2e/test_e2e_self_managed_certs.py runs it), named by its args.
+        args = one(objs, "Deployment", release.fullname)["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert f"--self-managed-tls-secret={release.fullname}-certs" in args
+        assert f"--self-managed-tls-webhook-configuration={release.fullname}" in args
+        assert "caBundle" not in hook["clientConfig"]
+        assert not any(o["kind"] == "Secret" for o in objs)
+        return
     config = one(objs, "MutatingWebhookConfiguration", release.fullname)
     inject = config["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from")
     if inject is not None:
@@ -321,6 +336,21 @@ def check_rbac(release: Release, objs: list[k.JSON]) -> None:
         allowed = release.can(account, verb, "configmaps", namespace=release.namespace, name="pod-identity-webhook")
         assert allowed is config_map_mode
     assert not release.can(account, "get", "configmaps", namespace=release.namespace, name="other")
+    self_managed = mounted_secret(objs, release) is None
+    own = f"{release.fullname}-certs"
+    for verb in ("get", "update"):
+        assert release.can(account, verb, "secrets", namespace=release.namespace, name=own) is self_managed
+        allowed = release.can(
+            account, verb, "mutatingwebhookconfigurations", name=release.fullname, group="admissionregistration.k8s.io"
+        )
+        assert allowed is self_managed
+        assert not release.can(account, verb, "secrets", namespace=release.namespace, name="other")
+        assert not release.can(
+            account, verb, "mutatingwebhookconfigurations", name="other", group="admissionregistration.k8s.io"
+        )
+    assert release.can(account, "create", "secrets", namespace=release.namespace) is self_managed
+    assert not release.can(account, "list", "secrets", namespace=release.namespace)
+    assert not release.can(account, "delete", "secrets", namespace=release.namespace, name=own)
     jobs = [o for o in objs if o["kind"] == "CronJob"]
     if jobs:
         auditor = jobs[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"]
@@ -404,41 +434,39 @@ def test_install_and_uninstall(make_release: ReleaseFactory, tmp_path: Path, cas
     wait_until_no_longer_called(release, hook["failurePolicy"])
 
 
-def test_upgrade_keeps_the_generated_certificate(make_release: ReleaseFactory) -> None:
-    """The chart-generated CA and certificate survive `helm upgrade` (the caBundle and the served pair
-    never disagree); deleting their Secret and upgrading makes a new, again matching, pair."""
+def test_upgrade_keeps_the_ca_bundle_the_webhook_wrote(make_release: ReleaseFactory) -> None:
+    """Self-managed: the chart renders no caBundle and the webhook writes one. `helm upgrade` (a
+    three-way merge against a manifest that never set the field) leaves it alone."""
     release = make_release()
-    values = chart.values_args("generated-certificate")
+    values = chart.values_args("self-managed-certificate")
     release.install(*values)
-    secret_name = f"{release.fullname}-tls"
-    first = release.secret(secret_name)
-    first_bundle = release.webhook_configuration()["webhooks"][0]["clientConfig"]["caBundle"]
-    chart.verify_serving_pair(base64.b64decode(first_bundle), first["tls.crt"], first["tls.key"], release.host)
+    path = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{release.fullname}"
+    config = release.webhook_configuration()
+    assert "caBundle" not in config["webhooks"][0]["clientConfig"]
+    bundle = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n").decode()
+    config["webhooks"][0]["clientConfig"]["caBundle"] = bundle  # what the webhook's update does
+    release.kube.request("PUT", path, config)
 
     release.upgrade(*values, "--set", "replicaCount=3")
     deployment = release.kube.get(f"/apis/apps/v1/namespaces/{release.namespace}/deployments/{release.fullname}")
     assert deployment["spec"]["replicas"] == 3  # the upgrade was applied
-    assert release.secret(secret_name) == first
-    assert release.webhook_configuration()["webhooks"][0]["clientConfig"]["caBundle"] == first_bundle
-
-    # Rotation: no Secret to read back, so the upgrade generates both again, together.
-    release.kube.delete(f"/api/v1/namespaces/{release.namespace}/secrets/{secret_name}")
-    release.upgrade(*values)
-    second = release.secret(secret_name)
-    second_bundle = release.webhook_configuration()["webhooks"][0]["clientConfig"]["caBundle"]
-    assert second["ca.crt"] != first["ca.crt"]
-    assert base64.b64decode(second_bundle) == second["ca.crt"]
-    chart.verify_serving_pair(base64.b64decode(second_bundle), second["tls.crt"], second["tls.key"], release.host)
+    assert release.webhook_configuration()["webhooks"][0]["clientConfig"]["caBundle"] == bundle
     release.uninstall()
 
 
-def test_existing_secret_must_be_there_or_name_its_ca(make_release: ReleaseFactory) -> None:
-    """pki.existingSecret without pki.caBundle: the caBundle comes from the Secret's ca.crt, read at
-    install; with no such Secret the install stops with a message instead of a webhook nobody trusts."""
+def test_existing_secret_needs_its_ca(make_release: ReleaseFactory) -> None:
+    """pki.existingSecret without pki.caBundle stops the install with a message instead of a webhook
+    configuration that trusts nothing (which, failing closed, would block every pod)."""
     release = make_release()
-    result = release.run("install", release.name, str(chart.CHART), *chart.values_args("existing-secret"), check=False)
+    result = release.run(
+        "install",
+        release.name,
+        str(chart.CHART),
+        *("--set", "pki.certManager.enabled=false", "--set", f"pki.existingSecret={SECRET_OF_EXISTING}"),
+        check=False,
+    )
     assert result.returncode != 0
-    assert f"Secret {release.namespace}/{SECRET_OF_EXISTING} has no ca.crt" in result.stderr
+    assert "pki.existingSecret needs pki.caBundle" in result.stderr
     assert not release.kube.exists(
         f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{release.fullname}"
     )

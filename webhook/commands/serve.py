@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -19,6 +20,8 @@ from webhook.observe import logs
 from webhook.options.config import ServeConfig, serve_config
 from webhook.options.flags import FlagError, add_flags, resolve
 from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
+from webhook.pki.keeper import Keeper
+from webhook.pki.state import Policy
 from webhook.server.app import Lifecycle, build_app
 from webhook.server.listen import ListenError
 from webhook.server.run import run_event_loop, serve
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
         return Exit.OK
     try:
         config = serve_config(resolve(args, FLAGS))
-        tls = ServingTLS(config.tls_cert, config.tls_key, config.tls_min_version, config.tls_cipher_suites)
+        # Self-managed: the files are written by the keeper, once logging is set up (below).
+        tls = None if config.self_managed_tls else _serving_tls(config)
     except (FlagError, TLSConfigError) as exc:
         return fail("serve", str(exc))
     instance = None
@@ -87,6 +91,15 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
                 }
             },
         )
+    keeper = None
+    if tls is None:
+        try:
+            keeper = _self_managed_keeper(config)
+            tls = _serving_tls(config)
+        except TLSConfigError as exc:
+            return fail("serve", str(exc))
+        except Exception as exc:
+            return fail("serve", f"cannot set up self-managed certificates: {exc}")
     tls.log_notes()  # a raised --tls-min-version, dropped --tls-cipher-suites
     store = IdentityStore()
     watcher = None
@@ -117,7 +130,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
     identities = IdentityChain(resolver, pod_identity=pod_identity, config_map=config_map)
     endpoint = MutateEndpoint(identities, config.settings, config.max_request_bytes)
     lifecycle = Lifecycle()
-    app = build_app(endpoint, tls, lifecycle)
+    app = build_app(endpoint, tls, lifecycle, _self_managed_checks(keeper, tls))
     log.info(
         "starting",
         extra={
@@ -130,6 +143,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
             }
         },
     )
+    if keeper is not None:
+        keeper.start()
     try:
         run_event_loop(
             serve(
@@ -148,6 +163,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
     except ListenError as exc:
         return fail("serve", str(exc), Exit.NO)
     finally:
+        if keeper is not None:
+            keeper.stop()
         if watcher is not None:
             watcher.stop()
         if config_map_watcher is not None:
@@ -156,6 +173,46 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per way st
             pod_identity.stop()
         resolver.close()  # the live-GET threads
     return Exit.OK
+
+
+def _serving_tls(config: ServeConfig) -> ServingTLS:
+    return ServingTLS(config.tls_cert, config.tls_key, config.tls_min_version, config.tls_cipher_suites)
+
+
+def _self_managed_keeper(config: ServeConfig) -> Keeper:
+    """--self-managed-tls-secret: the keeper, prepared (its files are there to load); not started."""
+    from webhook.kube.certobjects import CertObjects
+    from webhook.kube.client import api_client as make_api_client
+
+    managed = config.self_managed_tls
+    assert managed is not None
+    objects = CertObjects(
+        make_api_client(config.kubeconfig, config.kube_api),
+        managed.namespace,
+        managed.secret,
+        managed.webhook_configuration,
+    )
+    policy = Policy(managed.hosts, managed.lifetime, managed.renew_before)
+    keeper = Keeper(objects, policy, config.tls_cert, config.tls_key, check_interval=managed.check_interval)
+    log.info(
+        "self-managed certificates",
+        extra={
+            "fields": {
+                "secret": keeper.where,
+                "webhook_configuration": managed.webhook_configuration,
+                "hosts": ",".join(managed.hosts),
+            }
+        },
+    )
+    keeper.prepare()
+    return keeper
+
+
+def _self_managed_checks(keeper: Keeper | None, tls: ServingTLS) -> dict[str, Callable[[], bool]]:
+    """/readyz: not ready while the placeholder (no pair from the Secret yet) is what is served."""
+    if keeper is None:
+        return {}
+    return {"selfManagedCertificate": lambda: tls.served.serial != keeper.placeholder_serial}
 
 
 def _cluster_resolver(config: ServeConfig, store: IdentityStore, api_client: Any = None) -> tuple[Resolver, Any]:

@@ -55,6 +55,16 @@ CERT_EXPIRY = Gauge(
     "irsa_webhook_certificate_expiry_timestamp_seconds", "NotAfter of the serving certificate, Unix time."
 )
 CERT_RELOADS = Counter("irsa_webhook_certificate_reloads_total", "Serving certificate reloads, by result.", ["result"])
+SELF_MANAGED_TLS_WRITES = Counter(
+    "irsa_webhook_self_managed_tls_writes_total",
+    "Self-managed certificate writes, by step (issue, pending, ca-bundle, promote, prune) and result "
+    "(written, conflict: another replica wrote first, this one read again).",
+    ["step", "result"],
+)
+SELF_MANAGED_TLS_SYNC_ERRORS = Counter(
+    "irsa_webhook_self_managed_tls_sync_errors_total",
+    "Self-managed certificate passes that failed (API errors, a missing webhook configuration); retried with backoff.",
+)
 
 # Label children bound once: ``labels()`` takes a lock and a dict lookup on every call, and the
 # series exist (at 0) from the start, which is what dashboards and rate() want.

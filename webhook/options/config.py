@@ -18,6 +18,19 @@ from webhook.options.tables import KLOG_IGNORED, KLOG_LAYOUT_FLAGS, UPSTREAM_TLS
 
 
 @dataclass(frozen=True, slots=True)
+class SelfManagedTLS:
+    """``--self-managed-tls-*``: where the pair is kept and published, what it names, how long it lives."""
+
+    namespace: str
+    secret: str
+    webhook_configuration: str
+    hosts: tuple[str, ...]
+    lifetime: float
+    renew_before: float
+    check_interval: float
+
+
+@dataclass(frozen=True, slots=True)
 class ServeConfig:
     settings: s.Settings
     port: int
@@ -47,6 +60,7 @@ class ServeConfig:
     compose_from_imds: bool = False
     aws_partition: str = ""  # --aws-partition as given (empty: the region's)
     debugging_handlers: bool = False  # --enable-debugging-handlers
+    self_managed_tls: SelfManagedTLS | None = None  # --self-managed-tls-secret and its flags
 
 
 # A volume name kube-apiserver accepts: an RFC 1123 label.
@@ -156,7 +170,63 @@ def serve_config(values: dict[str, Any]) -> ServeConfig:
         compose_from_imds=compose_from_imds,
         aws_partition=values["aws_partition"],
         debugging_handlers=values["enable_debugging_handlers"],
+        self_managed_tls=self_managed_tls(values),
     )
+
+
+# A Kubernetes object name (a DNS subdomain), as the API server checks it.
+_OBJECT_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+
+
+def self_managed_tls(values: dict[str, Any]) -> SelfManagedTLS | None:
+    """The self-managed certificate settings, or None when --self-managed-tls-secret is not set;
+    FlagError for a combination that could not keep a certificate valid."""
+    secret = values["self_managed_tls_secret"]
+    webhook = values["self_managed_tls_webhook_configuration"]
+    if not secret:
+        if webhook or values["self_managed_tls_hosts"]:
+            raise FlagError(
+                "--self-managed-tls-webhook-configuration and --self-managed-tls-hosts need --self-managed-tls-secret"
+            )
+        return None
+    namespace = values["namespace"]
+    if values["service_accounts"]:
+        raise FlagError(
+            "--self-managed-tls-secret keeps its pair in the cluster: it cannot be used with --service-accounts"
+        )
+    if not namespace:
+        raise FlagError("--self-managed-tls-secret needs --namespace: the namespace of the Secret (the webhook's own)")
+    if not webhook:
+        raise FlagError(
+            "--self-managed-tls-secret needs --self-managed-tls-webhook-configuration: the "
+            "MutatingWebhookConfiguration whose caBundle must trust the pair"
+        )
+    for flag, name in (("secret", secret), ("webhook-configuration", webhook)):
+        if len(name) > 253 or not _OBJECT_NAME_RE.fullmatch(name):
+            raise FlagError(f"--self-managed-tls-{flag} must be a Kubernetes object name, got {name!r}")
+    hosts = tuple(dict.fromkeys(h.strip() for h in values["self_managed_tls_hosts"].split(",") if h.strip()))
+    if not hosts:
+        service = values["service_name"]
+        if not service:
+            raise FlagError(
+                "--self-managed-tls-secret needs --self-managed-tls-hosts, or --service-name to name "
+                "<service>.<namespace>.svc"
+            )
+        hosts = (f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local")
+    lifetime = values["self_managed_tls_lifetime"]
+    renew_before = values["self_managed_tls_renew_before"]
+    interval = values["self_managed_tls_check_interval"]
+    if not 0 < renew_before < lifetime:
+        raise FlagError(
+            "--self-managed-tls-renew-before must be positive and shorter than --self-managed-tls-lifetime "
+            f"(got {renew_before:g}s and {lifetime:g}s)"
+        )
+    if not 0 < interval < renew_before:
+        raise FlagError(
+            "--self-managed-tls-check-interval must be positive and shorter than --self-managed-tls-renew-before, "
+            "or a pair could expire between two checks"
+        )
+    return SelfManagedTLS(namespace, secret, webhook, hosts, lifetime, renew_before, interval)
 
 
 def compose_settings(values: dict[str, Any], settings: s.Settings, notes: list[str]) -> tuple[s.Settings, bool]:

@@ -80,6 +80,40 @@ SERVER_FLAGS = (
         "",
         "comma-separated TLS 1.2 cipher suites, IANA names (default: secure set)",
     ),
+    # Self-managed certificates (webhook.pki): the webhook makes, rotates and publishes its own pair.
+    Flag(
+        "self-managed-tls-secret",
+        "str",
+        "",
+        "make and rotate the serving pair in this Secret of --namespace, keep the caBundle of "
+        "--self-managed-tls-webhook-configuration in step, and write the pair to --tls-cert/--tls-key",
+    ),
+    Flag(
+        "self-managed-tls-webhook-configuration",
+        "str",
+        "",
+        "with --self-managed-tls-secret: the MutatingWebhookConfiguration whose caBundle trusts the pair",
+    ),
+    Flag(
+        "self-managed-tls-hosts",
+        "str",
+        "",
+        "with --self-managed-tls-secret: comma-separated DNS names and IPs of the certificate "
+        "(default: <service-name>.<namespace>.svc and .svc.cluster.local)",
+    ),
+    Flag("self-managed-tls-lifetime", "duration", 2160 * 3600.0, "with --self-managed-tls-secret: pair lifetime"),
+    Flag(
+        "self-managed-tls-renew-before",
+        "duration",
+        720 * 3600.0,
+        "with --self-managed-tls-secret: rotate this long before expiry (old and new CA both trusted meanwhile)",
+    ),
+    Flag(
+        "self-managed-tls-check-interval",
+        "duration",
+        60.0,
+        "with --self-managed-tls-secret: how often each replica reads the Secret and the caBundle",
+    ),
     Flag("kubeconfig", "str", "", "kubeconfig file (default: in-cluster config)"),
     Flag("kube-api", "str", "", "API server URL, overriding the kubeconfig's"),
     Flag("service-accounts", "str", "", "serve from ServiceAccount manifests on disk instead of a cluster"),

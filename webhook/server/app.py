@@ -6,7 +6,7 @@ whether a shutdown has started.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,8 +27,15 @@ class Lifecycle:
         self.draining = False
 
 
-def build_app(endpoint: MutateEndpoint, tls: ServingTLS | None, lifecycle: Lifecycle | None = None) -> ASGIApp:
-    """FastAPI for everything that is not hot; ``/mutate`` goes straight to the endpoint."""
+def build_app(
+    endpoint: MutateEndpoint,
+    tls: ServingTLS | None,
+    lifecycle: Lifecycle | None = None,
+    checks: Mapping[str, Callable[[], bool]] | None = None,
+) -> ASGIApp:
+    """FastAPI for everything that is not hot; ``/mutate`` goes straight to the endpoint. ``checks``
+    are more readiness conditions by name (the self-managed certificate's)."""
+    extra_checks = dict(checks or {})
     api = FastAPI(title="irsa-webhook", openapi_url=None, docs_url=None, redoc_url=None)
 
     @api.get("/healthz")
@@ -40,6 +47,8 @@ def build_app(endpoint: MutateEndpoint, tls: ServingTLS | None, lifecycle: Lifec
     async def readyz() -> JSONResponse:
         checks = endpoint.identities.checks()  # every identity source has loaded once
         checks["certificateLoaded"] = tls is None or tls.loaded
+        for name, check in extra_checks.items():
+            checks[name] = check()
         # Shutting down: still answering admissions, but asking to be taken out of the endpoints.
         checks["notShuttingDown"] = lifecycle is None or not lifecycle.draining
         ready = all(checks.values())

@@ -81,9 +81,11 @@ helm.sh/chart: {{ include "irsa-webhook.chart" .root }}
 {{/*
 Where the serving certificate comes from, from the community chart's keys:
   cert-manager   pki.certManager.enabled
-  existing       pki.existingSecret
+  existing       pki.existingSecret (with pki.caBundle: the CA that signed it)
   provided       pki.cert and pki.key (the chart stores them in a Secret)
-  generated      none of these: the chart makes a CA and a certificate, kept across upgrades
+  self-managed   none of these: the webhook makes, publishes and rotates its own CA and certificate
+                 (--self-managed-tls-secret). The chart renders nothing random and reads nothing
+                 from the cluster, so `helm template` (Argo CD, Flux) gives the same bytes every time.
 Conflicting keys stop the install with a message instead of one of them being ignored.
 */}}
 {{- define "irsa-webhook.certMode" -}}
@@ -97,6 +99,9 @@ Conflicting keys stop the install with a message instead of one of them being ig
 {{- if or $pki.cert $pki.key }}
 {{- fail "pki: pki.existingSecret and pki.cert/pki.key are two different certificates: set one" }}
 {{- end }}
+{{- if not $pki.caBundle }}
+{{- fail "pki.existingSecret needs pki.caBundle, the PEM CA that signed its tls.crt (--set-file pki.caBundle=ca.crt): without it the webhook configuration would trust nothing, and with failurePolicy Fail no pod could be created. (The chart does not read it from the Secret: helm template and GitOps tools cannot read the cluster.)" }}
+{{- end }}
 {{- print "existing" }}
 {{- else if or $pki.cert $pki.key }}
 {{- if not (and $pki.cert $pki.key) }}
@@ -104,17 +109,46 @@ Conflicting keys stop the install with a message instead of one of them being ig
 {{- end }}
 {{- print "provided" }}
 {{- else }}
-{{- print "generated" }}
+{{- print "self-managed" }}
 {{- end }}
 {{- end }}
 
-{{/* The Secret the Deployment mounts at /etc/webhook/certs. */}}
+{{/* The Secret the Deployment mounts at /etc/webhook/certs (self-managed: the one the webhook keeps). */}}
 {{- define "irsa-webhook.tlsSecretName" -}}
-{{- if eq (include "irsa-webhook.certMode" .) "existing" }}
+{{- $mode := include "irsa-webhook.certMode" . }}
+{{- if eq $mode "existing" }}
 {{- .Values.pki.existingSecret }}
+{{- else if eq $mode "self-managed" }}
+{{- printf "%s-certs" (include "irsa-webhook.fullname" .) }}
 {{- else }}
 {{- printf "%s-tls" (include "irsa-webhook.fullname" .) }}
 {{- end }}
+{{- end }}
+
+{{- define "irsa-webhook.selfManaged" -}}
+{{- if eq (include "irsa-webhook.certMode" .) "self-managed" }}true{{ end }}
+{{- end }}
+
+{{/*
+Self-managed certificates: the Secret and webhook configuration the webhook keeps, the names the
+certificate carries, and its lifetime. pki.generated.days (the chart's former generated mode, whose
+certificate the chart made once) still sets the lifetime when given, renewed a third of it early.
+*/}}
+{{- define "irsa-webhook.selfManagedArgs" -}}
+{{- $managed := .Values.pki.selfManaged }}
+{{- $host := include "irsa-webhook.serviceHost" . }}
+- --self-managed-tls-secret={{ include "irsa-webhook.tlsSecretName" . }}
+- --self-managed-tls-webhook-configuration={{ include "irsa-webhook.fullname" . }}
+- --self-managed-tls-hosts={{ $host }},{{ $host }}.cluster.local
+{{- if not (kindIs "invalid" .Values.pki.generated.days) }}
+{{- /* Renewed a third of the way before expiry, so any number of days keeps a renewal window. */}}
+- --self-managed-tls-lifetime={{ mul (int .Values.pki.generated.days) 24 }}h
+- --self-managed-tls-renew-before={{ mul (int .Values.pki.generated.days) 8 }}h
+{{- else }}
+- --self-managed-tls-lifetime={{ $managed.lifetime }}
+- --self-managed-tls-renew-before={{ $managed.renewBefore }}
+{{- end }}
+- --self-managed-tls-check-interval={{ $managed.checkInterval }}
 {{- end }}
 
 {{- define "irsa-webhook.configMapMode" -}}
@@ -175,9 +209,10 @@ base's args.
 {{- end }}
 {{- end }}
 
-{{/* The downward-API namespace that --watch-config-map reads its ConfigMap from. */}}
+{{/* The downward-API namespace that --watch-config-map reads its ConfigMap from, and where the
+   self-managed Secret is kept. */}}
 {{- define "irsa-webhook.modeEnv" -}}
-{{- if .Values.config.podIdentityWebhookMap.enabled }}
+{{- if or .Values.config.podIdentityWebhookMap.enabled (include "irsa-webhook.selfManaged" .) }}
 - name: IRSA_WEBHOOK_NAMESPACE
   valueFrom:
     fieldRef:
@@ -285,6 +320,9 @@ serving-only ones have no effect), so that no flag, config.extraArgs included, r
 - --shutdown-timeout=20s
 {{- with include "irsa-webhook.modeArgs" . }}
 {{ . | trim }}
+{{- end }}
+{{- if include "irsa-webhook.selfManaged" . }}
+{{ include "irsa-webhook.selfManagedArgs" . | trim }}
 {{- end }}
 {{- with .Values.config.extraArgs }}
 {{ toYaml . }}

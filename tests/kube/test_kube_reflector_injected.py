@@ -7,6 +7,7 @@ import json
 import threading
 from typing import Any
 
+from webhook.kube import LIST_PAGE_SIZE
 from webhook.kube.reflector import ListWatch
 
 WIDGETS = [
@@ -70,6 +71,6 @@ def test_a_custom_resource_is_listed_through_the_injected_call() -> None:
     assert errors.value == 1  # the string item: logged, counted, skipped
     assert widgets.resource_version == "7"
     first = calls[0]
-    assert first["limit"] == 500
+    assert first["limit"] == LIST_PAGE_SIZE
     assert first["_preload_content"] is False
     assert any(call.get("watch") is True and call.get("resource_version") == "7" for call in calls[1:])

@@ -145,6 +145,11 @@ def test_other_field_names(text: str, regional: bool, expiration: int) -> None:
         pytest.param({"Audience": ""}, SETTINGS, "flag.example", False, 7200, None, id="empty-audience"),
         pytest.param({"Audience": None}, SETTINGS, "flag.example", False, 7200, None, id="null-audience"),
         pytest.param({"Audience": "custom"}, SETTINGS, "custom", False, 7200, None, id="audience"),
+        # The annotations' bound: IAM caps an OIDC provider's client ID, hence a usable aud, at 255.
+        pytest.param({"Audience": "a" * 255}, SETTINGS, "a" * 255, False, 7200, None, id="audience-at-255"),
+        pytest.param(
+            {"Audience": "a" * 256}, SETTINGS, "flag.example", False, 7200, "audience-too-long", id="audience-256"
+        ),
         pytest.param({"TokenExpiration": 0}, SETTINGS, "flag.example", False, 7200, None, id="zero"),
         pytest.param({"TokenExpiration": 3600}, SETTINGS, "flag.example", False, 3600, None, id="in-range"),
         pytest.param(
@@ -203,6 +208,24 @@ def test_a_role_that_is_not_an_arn_is_used_with_a_warning() -> None:
     assert identity.role_arn == "s3-reader"
     assert [w.kind for w in identity.warnings] == ["invalid-role-arn"]
     assert "shop/app" in identity.warnings[0].message
+
+
+@pytest.mark.parametrize(
+    ("length", "kept"),
+    [
+        pytest.param(2048, True, id="at-2048"),
+        pytest.param(2049, False, id="2049"),
+        pytest.param(900_000, False, id="900k"),
+    ],
+)
+def test_a_role_over_iams_2048_characters_is_dropped_with_a_warning(length: int, kept: bool) -> None:
+    """A ConfigMap holds up to 1 MiB, and every replica keeps what its entries map to."""
+    role = ROLE + "/" + "p" * (length - len(ROLE) - 1)
+    identity = found(source_with(json.dumps({"shop/app": {"RoleARN": role}})), "shop", "app")
+    assert identity.role_arn == (role if kept else "")
+    kinds = [w.kind for w in identity.warnings]
+    assert kinds == (["invalid-role-arn"] if kept else ["role-arn-too-long"])  # a path's last part is the name
+    assert all(len(w.message) < 120 for w in identity.warnings)
 
 
 def test_an_entry_without_a_role_answers_with_no_role() -> None:

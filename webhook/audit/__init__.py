@@ -10,5 +10,8 @@ role is no longer their ServiceAccount's.
 The command itself (flags, exit codes) is :mod:`webhook.commands.audit`.
 """
 
-DEFAULT_PAGE_SIZE = 500
-"""Objects per list request (``--page-size``): bounds the memory of one page."""
+from webhook.kube import LIST_PAGE_SIZE
+
+DEFAULT_PAGE_SIZE = LIST_PAGE_SIZE
+"""Objects per list request (``--page-size``): bounds the memory of one page (the arithmetic is at
+:data:`~webhook.kube.LIST_PAGE_SIZE`)."""

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -20,8 +20,6 @@ from webhook.observe import logs
 from webhook.options.config import ServeConfig, serve_config
 from webhook.options.flags import FlagError, add_flags, resolve
 from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
-from webhook.pki.keeper import Keeper
-from webhook.pki.state import Policy
 from webhook.server.app import Lifecycle, build_app
 from webhook.server.listen import ListenError
 from webhook.server.run import run_event_loop, serve
@@ -32,6 +30,9 @@ from webhook.sources.manifests import load_manifests
 from webhook.sources.podidentity import PodIdentityFile
 from webhook.sources.resolver import Resolver
 from webhook.sources.store import IdentityStore
+
+if TYPE_CHECKING:  # the keeper needs the kubernetes client, which every other command must not import
+    from webhook.pki.keeper import Keeper
 
 log = logging.getLogger("irsa_webhook")
 
@@ -183,6 +184,8 @@ def _self_managed_keeper(config: ServeConfig) -> Keeper:
     """--self-managed-tls-secret: the keeper, prepared (its files are there to load); not started."""
     from webhook.kube.certobjects import CertObjects
     from webhook.kube.client import api_client as make_api_client
+    from webhook.pki.keeper import Keeper
+    from webhook.pki.state import Policy
 
     managed = config.self_managed_tls
     assert managed is not None

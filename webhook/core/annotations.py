@@ -22,6 +22,34 @@ from webhook.core.settings import MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION, Se
 # The one value of the ServiceAccount annotation and the flag that turns session names on.
 ROLE_SESSION_NAME_POD = "pod"
 
+# -- bounds: what a tenant can make every replica hold -----------------------------------------------
+# kube-apiserver lets anyone who may edit a ServiceAccount give it 256 KiB of annotations, and every
+# replica's cache (and the audit) keeps what is parsed from every ServiceAccount of the cluster. A
+# value longer than any service it is meant for accepts can never work, so it is not kept at all:
+# one warning, and the source's default (docs/behaviour.md, "Bounds").
+MAX_ROLE_ARN_CHARS = 2048  # IAM: an ARN, and AssumeRoleWithWebIdentity's RoleArn, is at most 2,048 characters
+# The token's aud must be one of the IAM OIDC provider's client IDs for STS to accept it, and IAM
+# caps a client ID at 255 characters.
+MAX_AUDIENCE_CHARS = 255
+# A region is one DNS label of every regional endpoint (sts.<region>.amazonaws.com), and a DNS label
+# holds at most 63 characters (RFC 1035); today's longest names have 14.
+MAX_REGION_CHARS = 63
+ROLE_ARN_TOO_LONG = "role-arn-too-long"
+"""A role ARN over IAM's limit: not used, so the source has no role (returned even then: see mutate)."""
+TOO_LONG_SHOWN_CHARS = 40  # of an over-long value a warning shows the start: enough to recognise a role ARN
+
+
+def too_long(kind: str, where: str, what: str, text: str, *, limit: int, instead: str) -> AdmissionWarning | None:
+    """A warning when ``text`` is over ``limit`` characters (``what`` names the field, ``instead`` says
+    what is used in its place); None when it fits. The value itself is shown only by its start, and
+    last, so that a long ``where`` cuts the sample rather than the length and the limit."""
+    if len(text) <= limit:
+        return None
+    return AdmissionWarning.make(
+        kind,
+        f"{where} {what} of {len(text)} characters is over {limit}; {instead}: {text[:TOO_LONG_SHOWN_CHARS]!r}...",
+    )
+
 
 def _annotations(meta: Any) -> Mapping[str, Any]:
     # dict, not Mapping: objects come from JSON/YAML, and an ABC isinstance check is 5x slower.
@@ -107,9 +135,13 @@ def identity_from_annotations(
     where = f"serviceaccount {namespace}/{name}"
 
     role_raw = annotations.get(settings.annotation("role-arn"))
-    # --compose-role-arn: a role name becomes a role ARN here, so the check below sees the final value.
+    # --compose-role-arn: a role name becomes a role ARN here, so the checks below see the final value.
     role_arn = settings.composed_role_arn(scalar_text(role_raw) or "")
-    if role_raw and not role_arn:
+    long_role = too_long(ROLE_ARN_TOO_LONG, where, "role-arn", role_arn, limit=MAX_ROLE_ARN_CHARS, instead="no role")
+    if long_role is not None:
+        warnings.append(long_role)
+        role_arn = ""
+    elif role_raw and not role_arn:
         warnings.append(AdmissionWarning.make("invalid-role-arn", f"{where} role-arn {_shown(role_raw)} is unusable"))
     elif role_arn and not ROLE_ARN_RE.fullmatch(role_arn):
         # Still injected, as upstream does: an unusual partition must not break existing pods.
@@ -128,7 +160,18 @@ def identity_from_annotations(
                 )
             )
         else:
-            audience = audience_text
+            long_audience = too_long(
+                "audience-too-long",
+                where,
+                "audience",
+                audience_text,
+                limit=MAX_AUDIENCE_CHARS,
+                instead=f"using {audience!r}",
+            )
+            if long_audience is not None:
+                warnings.append(long_audience)
+            else:
+                audience = audience_text
 
     sts = settings.sts_regional_endpoint
     sts_raw = annotations.get(settings.annotation("sts-regional-endpoints"))
@@ -183,6 +226,10 @@ def _region(raw: Any, where: str, warnings: list[AdmissionWarning]) -> str | Non
         )
         return None
     if not text:
+        return None
+    long_region = too_long("region-too-long", where, "region", text, limit=MAX_REGION_CHARS, instead="ignored")
+    if long_region is not None:
+        warnings.append(long_region)
         return None
     if not REGION_RE.fullmatch(text):
         # Used anyway, as a role ARN that looks wrong is: the SDK will say what it thinks of it.

@@ -21,6 +21,7 @@ from webhook.core.settings import Settings
 CONFIG_PROBLEMS = frozenset(
     {
         "invalid-role-arn",
+        "role-arn-too-long",
         "invalid-sts-regional-endpoints",
         "invalid-token-expiration",
         "token-expiration-too-low",
@@ -28,7 +29,9 @@ CONFIG_PROBLEMS = frozenset(
         "volume-conflict",
         "mount-path-conflict",
         "invalid-audience",
+        "audience-too-long",
         "invalid-region",
+        "region-too-long",
         "invalid-role-session-name",
         "role-session-name-too-long",
     }

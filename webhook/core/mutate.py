@@ -24,7 +24,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from webhook.core.annotations import parse_expiration, scalar_text
+from webhook.core.annotations import ROLE_ARN_TOO_LONG, parse_expiration, scalar_text
 from webhook.core.inject import Injection, Mutation, append, inject_containers, names
 from webhook.core.marker import mark
 from webhook.core.outcomes import ALREADY_MUTATED, MALFORMED, MUTATED, NO_ROLE, VOLUME_CONFLICT
@@ -52,7 +52,9 @@ Jitter = Callable[[int, int], int]
 # Warnings about ServiceAccount annotations that Pod Identity does not use (the role comes from the
 # Pod Identity association, the audience from --container-credentials-audience): not returned for
 # such pods, so they neither mislead nor deny the pod under --strict.
-_IRSA_ONLY_WARNINGS = frozenset({"invalid-role-arn", "invalid-audience", "invalid-role-session-name"})
+_IRSA_ONLY_WARNINGS = frozenset(
+    {"invalid-role-arn", ROLE_ARN_TOO_LONG, "invalid-audience", "audience-too-long", "invalid-role-session-name"}
+)
 
 
 def _is_token_volume(volume: Mapping[str, Any]) -> bool:
@@ -104,6 +106,8 @@ def mutate(view: PodView, identity: Identity | None, settings: Settings, jitter:
         return _mutate_container_credentials(view, identity, settings, jitter, result)
     if not identity.role_arn:
         result.decision = NO_ROLE
+        # A role-arn too long to keep leaves no role, but its pods must say why they got no credentials.
+        result.warnings.extend(w for w in identity.warnings if w.kind == ROLE_ARN_TOO_LONG)
         return result
     result.warnings.extend(identity.warnings)
     spec = pod.get("spec")

@@ -22,7 +22,7 @@ from urllib3.exceptions import HTTPError
 
 log = logging.getLogger("irsa_webhook.kube")
 
-# (connect, read) seconds of one request: a page of 500 pods is a few MB, well within.
+# (connect, read) seconds of one request: a page (webhook.kube.LIST_PAGE_SIZE) is a few MB at most.
 REQUEST_TIMEOUT = (10.0, 60.0)
 # A listing restarted this many times in a row because its continue token expired is an error.
 MAX_LIST_RESTARTS = 3
@@ -116,14 +116,17 @@ class Paginator:
         token = ""
         while True:
             try:
-                raw = call(
-                    limit=self.page_size,
-                    _continue=token or None,
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT,
-                    **kwargs,
+                # No name for the response: it keeps its bytes once read, and they must not outlive
+                # the decoding (a name would hold them while the caller judges the page).
+                body = _json(
+                    call(
+                        limit=self.page_size,
+                        _continue=token or None,
+                        _preload_content=False,
+                        _request_timeout=REQUEST_TIMEOUT,
+                        **kwargs,
+                    )
                 )
-                body = _json(raw)
             except ApiException as exc:
                 if exc.status == 410 and token:
                     fresh = _continue_token(exc.body)

@@ -31,11 +31,11 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import ReadTimeoutError
 
+from webhook.kube import LIST_PAGE_SIZE
 from webhook.kube.objects import LOG_VALUE_CHARS, Count, describe, read_or_skip, resource_version_of
 
 log = logging.getLogger("irsa_webhook.watch")
 
-LIST_PAGE = 500  # objects per list page: bounds the memory of one response on big clusters
 BACKOFF_START = 0.5
 # Cap of the wait between tries: an API server back from an outage is used again within seconds.
 # Each try is one cheap request, so a few seconds is no load even for many replicas.
@@ -165,29 +165,36 @@ class ListWatch(abc.ABC, Generic[T]):
 
     def _list(self) -> None:
         items: list[T] = []
-        continue_token: str | None = None
+        continue_token = ""
         while True:
-            kwargs: dict[str, Any] = {"limit": LIST_PAGE, "_preload_content": False, "_request_timeout": 30}
-            if continue_token:
-                kwargs["_continue"] = continue_token
-            try:
-                raw: Any = self._call(**kwargs)
-            except ApiException as exc:
-                if exc.status == 410:  # the continue token expired mid-list: start over
-                    raise Gone from exc
-                raise
-            page = orjson.loads(raw.data)
-            for item in page.get("items") or ():
-                parsed = self._parse(item, "list")
-                if parsed is not None:
-                    items.append(parsed)
-            meta = page.get("metadata") or {}
-            continue_token = meta.get("continue")
+            continue_token, resource_version = self._list_page(continue_token, items)
             if not continue_token:
-                resource_version = str(meta.get("resourceVersion") or "")
                 self._replace(items, resource_version)
                 self.resource_version = resource_version
                 return
+
+    def _list_page(self, continue_token: str, items: list[T]) -> tuple[str, str]:
+        """One page read into ``items``: (the next page's continue token or "", the resourceVersion).
+
+        The raw page and its decoded objects are this call's locals, so they are gone before the next
+        page is asked for: only what :meth:`_read` keeps of each object outlives its page.
+        """
+        kwargs: dict[str, Any] = {"limit": LIST_PAGE_SIZE, "_preload_content": False, "_request_timeout": 30}
+        if continue_token:
+            kwargs["_continue"] = continue_token
+        try:
+            raw: Any = self._call(**kwargs)
+        except ApiException as exc:
+            if exc.status == 410:  # the continue token expired mid-list: start over
+                raise Gone from exc
+            raise
+        page = orjson.loads(raw.data)
+        for item in page.get("items") or ():
+            parsed = self._parse(item, "list")
+            if parsed is not None:
+                items.append(parsed)
+        meta = page.get("metadata") or {}
+        return str(meta.get("continue") or ""), str(meta.get("resourceVersion") or "")
 
     def _watch(self) -> str:
         """Watch from ``self.resource_version`` until the stream ends; the restart reason."""

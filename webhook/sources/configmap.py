@@ -17,9 +17,9 @@ Fields, and what is used when one is missing:
 * ``RoleARN`` (string): the role; with ``--compose-role-arn`` a role name (no ``arn:``) becomes a
   role ARN, as for annotations. An entry without one still answers its lookup, with no role (so
   ``"ns/app": {}`` keeps ``ns/app`` out of a glob); a value that is not an IAM role ARN is used, with
-  a warning, as for annotations.
+  a warning, as for annotations; one over IAM's 2,048 characters is not kept: no role, and a warning.
 * ``Audience`` (string): missing or empty: ``--token-audience`` [ours: upstream leaves the token
-  without an audience, which STS rejects].
+  without an audience, which STS rejects]; over 255 characters: ``--token-audience``, with a warning.
 * ``UseRegionalSTS`` (a JSON boolean): missing: ``--sts-regional-endpoint``.
 * ``TokenExpiration`` (a JSON integer): 0 or missing: ``--token-expiration``; below 600 is raised to
   600 and above 2^32 lowered to 2^32, each with a warning; a number that is not an integer
@@ -58,7 +58,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.core import gojson
-from webhook.core.annotations import parse_expiration
+from webhook.core.annotations import (
+    MAX_AUDIENCE_CHARS,
+    MAX_ROLE_ARN_CHARS,
+    ROLE_ARN_TOO_LONG,
+    parse_expiration,
+    too_long,
+)
 from webhook.core.arn import ROLE_ARN_RE
 from webhook.core.glob import Glob
 from webhook.core.goparse import parse_go_int
@@ -134,12 +140,28 @@ def parse_entry(key: str, value: Any, settings: Settings) -> Entry:
     warnings: list[AdmissionWarning] = []
     # --compose-role-arn: a role name becomes a role ARN here, so the check below sees the final value.
     role_arn = settings.composed_role_arn(fields.get("RoleARN", ""))
-    if role_arn and not ROLE_ARN_RE.fullmatch(role_arn):
+    # The annotations' bounds: a ConfigMap holds up to 1 MiB, and what it maps is kept by every replica.
+    long_role = too_long(ROLE_ARN_TOO_LONG, where, "RoleARN", role_arn, limit=MAX_ROLE_ARN_CHARS, instead="no role")
+    if long_role is not None:
+        warnings.append(long_role)
+        role_arn = ""
+    elif role_arn and not ROLE_ARN_RE.fullmatch(role_arn):
         # Still injected, as for annotations: an unusual partition must not break existing pods.
         warnings.append(
             AdmissionWarning.make("invalid-role-arn", f"{where} RoleARN {role_arn[:80]!r} is not an IAM role ARN")
         )
-    audience: str = fields.get("Audience") or settings.token_audience
+    audience: str = fields.get("Audience", "")
+    long_audience = too_long(
+        "audience-too-long",
+        where,
+        "Audience",
+        audience,
+        limit=MAX_AUDIENCE_CHARS,
+        instead=f"using {settings.token_audience!r}",
+    )
+    if long_audience is not None:
+        warnings.append(long_audience)
+    audience = audience if audience and long_audience is None else settings.token_audience
     sts: bool = fields.get("UseRegionalSTS", settings.sts_regional_endpoint)
     expiration = settings.token_expiration
     number: gojson.Number | None = fields.get("TokenExpiration")

@@ -17,9 +17,9 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from .objects import JSON, list_of
+from webhook.kube import LIST_PAGE_SIZE
 
-LIST_PAGE = 500  # the page size the loop asks for (webhook.kube.reflector.LIST_PAGE)
+from .objects import JSON, list_of
 
 
 class Raw:
@@ -135,7 +135,7 @@ def page(items: list[Any], rv: str, cont: str = "") -> Callable[[dict[str, Any]]
     """A list call's answer: one page of ``items`` (asked for at the loop's page size)."""
 
     def answer(kw: dict[str, Any]) -> Raw:
-        assert kw["limit"] == LIST_PAGE
+        assert kw["limit"] == LIST_PAGE_SIZE
         return Raw(list_of(items, rv, cont))
 
     return answer

@@ -22,16 +22,15 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from tests.deploy.render import documents, render_all_components
 from tests.support import kuberest as k
+from tests.support.audits import findings_of, run_audit
 from tests.support.controlplane import ControlPlane
 from tests.support.paths import MANIFESTS
 from tests.support.waits import wait_for
@@ -44,26 +43,8 @@ ROLE = "arn:aws:iam::123456789012:role/e2e-audit"
 ROLE_NEW = "arn:aws:iam::123456789012:role/e2e-audit-v2"
 ROLE_CM = "arn:aws:iam::123456789012:role/e2e-audit-configmap"
 COMPONENTS = MANIFESTS / "components"
-AUDIT_TIMEOUT = 60.0
 # RBAC changes reach the authorizer through a watch: allowed within a second or so.
 RBAC_TIMEOUT = 20.0
-
-
-def run_audit(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "webhook", "audit", "--kubeconfig", str(kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        timeout=AUDIT_TIMEOUT,
-        check=False,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-def findings_of(result: subprocess.CompletedProcess[str]) -> dict[tuple[str, str], Any]:
-    document = json.loads(result.stdout)
-    return {(f["namespace"], f["pod"]): f for f in document["findings"]}
 
 
 def replica_set(kube: k.KubeRest, namespace: str, name: str) -> str:

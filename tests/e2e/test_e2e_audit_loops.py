@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support import kuberest as k
+from tests.support.audits import findings_of, run_audit
 from tests.support.certs import Certs
 from tests.support.controlplane import ControlPlane
 from tests.support.waits import wait_for
@@ -39,29 +37,12 @@ ACCOUNT = "123456789012"
 OTHER_ROLE = "arn:aws:iam::444455556666:role/cross-account"
 OPT_IN = {"irsa-e2e.test/opt-in": "on"}
 SELECTED = {"irsa-e2e.test/irsa": "on"}
-AUDIT_TIMEOUT = 60.0
 # The flags that once made the audit and the webhook disagree; the audit gets the same list.
 WEBHOOK_ARGS = ("--compose-role-arn", "--aws-account-id", ACCOUNT, "--strict")
 
 
 def composed(name: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:role/{name}"
-
-
-def run_audit(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "webhook", "audit", "--kubeconfig", str(kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        timeout=AUDIT_TIMEOUT,
-        check=False,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-def findings_of(result: subprocess.CompletedProcess[str]) -> dict[tuple[str, str], Any]:
-    return {(f["namespace"], f["pod"]): f for f in json.loads(result.stdout)["findings"]}
 
 
 class Controller:

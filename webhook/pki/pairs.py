@@ -140,11 +140,10 @@ def hosts_of(cert: x509.Certificate) -> frozenset[str]:
     )
 
 
-def load(cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> Pair:
-    """The pair these bytes hold; PairError saying what is wrong with them otherwise."""
+def _matching(cert_pem: bytes, key_pem: bytes) -> x509.Certificate:
+    """The certificate of a PEM pair whose key is the certificate's; PairError otherwise."""
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
-        ca = x509.load_pem_x509_certificate(ca_pem)
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError) as exc:
         raise PairError(f"not PEM: {exc}") from None
@@ -153,6 +152,16 @@ def load(cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> Pair:
         serialization.Encoding.DER, public
     ):
         raise PairError("the key is not the certificate's")
+    return cert
+
+
+def load(cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> Pair:
+    """The pair these bytes hold; PairError saying what is wrong with them otherwise."""
+    cert = _matching(cert_pem, key_pem)
+    try:
+        ca = x509.load_pem_x509_certificate(ca_pem)
+    except (ValueError, TypeError) as exc:
+        raise PairError(f"not PEM: {exc}") from None
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature):
@@ -162,16 +171,7 @@ def load(cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> Pair:
 
 def load_served(cert_pem: bytes, key_pem: bytes) -> tuple[bytes, float]:
     """(sha256 of the certificate PEM, expiry) of a pair on disk; PairError if it is not one."""
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise PairError(f"not PEM: {exc}") from None
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key().public_bytes(serialization.Encoding.DER, public) != cert.public_key().public_bytes(
-        serialization.Encoding.DER, public
-    ):
-        raise PairError("the key is not the certificate's")
+    cert = _matching(cert_pem, key_pem)
     return hashlib.sha256(cert_pem).digest(), cert.not_valid_after_utc.timestamp()
 
 

@@ -7,6 +7,7 @@ The YAML mutation cases show it on every mutated pod; these tests cover the ways
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import jsonpatch
@@ -114,3 +115,17 @@ def test_a_marker_that_is_not_ours_is_never_trusted_and_is_replaced(raw: str) ->
 def test_marker_values_are_stable_strings() -> None:
     assert marker_value(["app"], "configmap") == '{"containers":["app"],"source":"configmap"}'
     assert read_marker({"metadata": {"annotations": {MARKER_ANNOTATION: marker_value([], "x")}}}) == Marker((), "x")
+
+
+@pytest.mark.parametrize(
+    "names",
+    [[], ["app"], ["init", "app", "#2"], [f"c{i}" for i in range(9)], ['we"ird', "ü", "back\\slash"]],
+    ids=["none", "one", "three", "many-uncached", "escaped"],
+)
+def test_marker_values_are_the_json_of_the_record(names: list[str]) -> None:
+    # The fast paths (plain names concatenated, cached when few) must give exactly what json gives.
+    value = marker_value(names, "serviceaccount")
+    assert value == json.dumps({"containers": names, "source": "serviceaccount"}, separators=(",", ":"), sort_keys=True)
+    assert read_marker({"metadata": {"annotations": {MARKER_ANNOTATION: value}}}) == Marker(
+        tuple(names), "serviceaccount"
+    )

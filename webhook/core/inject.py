@@ -52,6 +52,8 @@ class Mutation:
     injected: list[Injected] = field(default_factory=list)
     """Every container this mutation changed, in the patch's order: the audit reads what was added
     from here instead of diffing pod specs."""
+    credentialed: list[str] = field(default_factory=list)
+    """The containers given the credential pair (what the admission marker records), in order."""
 
 
 def names(items: Any) -> set[str]:
@@ -90,9 +92,9 @@ class Injection(NamedTuple):
     session_name: bool  # append AWS_ROLE_SESSION_NAME (IRSA only)
 
 
-def _env_additions(container: Mapping[str, Any], how: Injection) -> list[dict[str, Any]] | None:
-    """Env entries to append in order (regional STS, region, credentials); None for the fully-configured
-    container exception."""
+def _env_additions(container: Mapping[str, Any], how: Injection) -> tuple[list[dict[str, Any]], bool] | None:
+    """Env entries to append in order (regional STS, region, credentials) and whether the credential
+    pair is among them; None for the fully-configured container exception."""
     present = names(container.get("env"))
     first, second = how.credential_names
     has_credentials = first in present or second in present
@@ -114,7 +116,7 @@ def _env_additions(container: Mapping[str, Any], how: Injection) -> list[dict[st
         # with. A fresh dict each time: one shared constant would tie every container and every request
         # together (a caller that edits one result would change the next; YAML prints it as anchors).
         env.append({"name": SESSION_NAME_VAR, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
-    return env
+    return env, not has_credentials
 
 
 def _mount_conflict(container: Mapping[str, Any], mount_path: str, volume_name: str) -> str | None:
@@ -173,9 +175,10 @@ def inject_containers(
                     )
                 )
                 continue
-            env = _env_additions(container, how)
-            if env is None:
+            additions = _env_additions(container, how)
+            if additions is None:
                 continue
+            env, credentials = additions
             path = f"/spec/{field_name}/{index}"
             new_container = dict(container)
             if env:
@@ -186,6 +189,8 @@ def inject_containers(
             elif not env:
                 continue  # nothing to add: the container is as the mutation would leave it
             result.injected.append(Injected(name, env))
+            if credentials:
+                result.credentialed.append(name)
             if new_list is None:
                 new_list = list(containers)
             new_list[index] = new_container

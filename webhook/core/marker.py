@@ -15,6 +15,7 @@ the containers of this call are merged into those the marker already names.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -51,9 +52,30 @@ def read_marker(pod: Mapping[str, Any]) -> Marker | None:
     return Marker(tuple(containers), source if isinstance(source, str) else "")
 
 
+# Container names are DNS labels and sources are fixed words: strings of these need no JSON escaping.
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._#-")
+
+
 def marker_value(containers: Iterable[str], source: str) -> str:
-    # Compact and key-sorted, so the same record is always the same string.
-    return json.dumps({"containers": list(containers), "source": source}, separators=(",", ":"), sort_keys=True)
+    """Compact and key-sorted JSON, so the same record is always the same string."""
+    names = tuple(containers)
+    # On every mutated pod, and mostly the same few values ("app", "serviceaccount"): a few
+    # containers' worth is cached (bounded: tenants choose the names), the rest formatted each time.
+    return _cached_value(names, source) if len(names) <= _CACHED_NAMES else _value(names, source)
+
+
+_CACHED_NAMES = 4
+
+
+def _value(names: tuple[str, ...], source: str) -> str:
+    # Plain names concatenated: a fraction of json.dumps with non-default options (an encoder per call).
+    if _PLAIN.issuperset("".join(names) + source):
+        quoted = '"' + '","'.join(names) + '"' if names else ""
+        return '{"containers":[' + quoted + '],"source":"' + source + '"}'
+    return json.dumps({"containers": list(names), "source": source}, separators=(",", ":"), sort_keys=True)
+
+
+_cached_value = functools.lru_cache(maxsize=1024)(_value)
 
 
 def mark(new_pod: Pod, containers: list[str], source: str, patch: list[PatchOp]) -> None:
@@ -76,7 +98,7 @@ def mark(new_pod: Pod, containers: list[str], source: str, patch: list[PatchOp])
         return
     if not isinstance(annotations, dict):
         return  # not a map: nothing can be added to it (kube-apiserver never sends one)
-    previous = read_marker(new_pod)
+    previous = read_marker(new_pod) if MARKER_ANNOTATION in annotations else None
     if previous is not None:
         containers = [*previous.containers, *(c for c in containers if c not in previous.containers)]
         source = source or previous.source

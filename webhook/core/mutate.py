@@ -163,7 +163,7 @@ def mutate(view: PodView, identity: Identity | None, settings: Settings, jitter:
         session_name,
     )
     inject_containers(view, spec, new_spec, how, result)
-    return _finish(result, new_pod, CREDENTIAL_VARS[0], identity.source)
+    return _finish(result, new_pod, identity.source)
 
 
 def _mutate_container_credentials(
@@ -213,7 +213,7 @@ def _mutate_container_credentials(
         False,  # the container credentials provider takes no session name: the association names it
     )
     inject_containers(view, spec, new_spec, how, result)
-    return _finish(result, new_pod, CONTAINER_CREDENTIAL_VARS[0], identity.source)
+    return _finish(result, new_pod, identity.source)
 
 
 def _session_name_fits(view: PodView, result: Mutation) -> bool:
@@ -266,12 +266,11 @@ def _add_label(pod: Pod, new_pod: Pod, patch: list[PatchOp]) -> None:
     new_pod["metadata"] = new_meta
 
 
-def _finish(result: Mutation, new_pod: Pod, credential_var: str, source: str) -> Mutation:
+def _finish(result: Mutation, new_pod: Pod, source: str) -> Mutation:
     if result.patch:
-        # The marker records the containers given the credential pair now (the audit's ground truth);
+        # The marker records the containers given the credential pair now (the audit's ground truth),
         # merged with those an earlier call (reinvocation) recorded.
-        given = [added.container for added in result.injected if credential_var in added.variables]
-        mark(new_pod, given, source, result.patch)
+        mark(new_pod, result.credentialed, source, result.patch)
         result.pod = new_pod
         result.decision = MUTATED
     else:

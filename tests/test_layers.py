@@ -29,8 +29,22 @@ ALLOWED: dict[str, frozenset[str]] = {
     "audit": frozenset({"core", "observe", "options", "kube", "sources"}),
     "pki": frozenset({"core", "observe", "kube"}),
     "server": frozenset({"core", "observe", "options", "admission", "sources"}),
+    "provisioner": frozenset({"core", "observe", "oidc", "aws", "kube"}),
     "commands": frozenset(
-        {"core", "observe", "options", "oidc", "aws", "kube", "sources", "admission", "audit", "pki", "server"}
+        {
+            "core",
+            "observe",
+            "options",
+            "oidc",
+            "aws",
+            "kube",
+            "sources",
+            "admission",
+            "audit",
+            "pki",
+            "server",
+            "provisioner",
+        }
     ),
     "cli": frozenset({"commands", "options"}),
     "__main__": frozenset({"cli"}),
@@ -51,6 +65,7 @@ THIRD_PARTY: dict[str, frozenset[str]] = {
     "audit": frozenset({"kubernetes", "urllib3", "orjson"}),
     "pki": frozenset({"cryptography"}),
     "server": frozenset({"cryptography", "prometheus_client", *FRAMEWORKS}),
+    "provisioner": frozenset({"kubernetes", "urllib3", "orjson", "prometheus_client"}),
     "commands": frozenset({"kubernetes", "yaml", "orjson"}),
     "cli": frozenset(),
     "__main__": frozenset(),

@@ -60,7 +60,7 @@ def test_published_documents_pass_with_every_kid(server: DocumentServer) -> None
 )
 def test_each_way_sts_would_fail_is_reported(server: DocumentServer, change: str, expected: str) -> None:
     url = publish(server)
-    expected_kids = KIDS
+    expected_kids: tuple[str, ...] = KIDS
     if change == "issuer-slash":
         publish(server, issuer=url + "/")
     elif change == "missing-kid":

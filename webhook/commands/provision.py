@@ -1,0 +1,284 @@
+"""``irsa-webhook provision plan|apply|delete -f FILE...``: the provisioner without a controller.
+
+The files are the YAML a user would ``kubectl apply`` (several documents per file, ``-`` for
+stdin, a folder for every ``*.yaml``/``*.yml``/``*.json`` in it); every document of a kind the
+provisioner knows is handled, in the order issuer → provider → role, and other documents are
+skipped with a note (a kustomization may mix them with anything). AWS credentials come from
+boto3's standard chain; the cluster (for ``keys.source: APIServer``) from ``--kubeconfig``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from webhook.commands import files
+from webhook.commands.common import Exit, fail, input_errors, one_line, say
+from webhook.oidc.errors import InputError
+
+COMMAND = "provision"
+CLUSTER_NAME_ENV = "IRSA_WEBHOOK_CLUSTER_NAME"
+DEFAULT_PROBE = "kube-system/default"
+
+DESCRIPTION = """\
+Provision the AWS side of IRSA from the same objects the controller reconciles (IRSAIssuer):
+the OIDC discovery document and JWKS on S3 (public through a bucket policy, never ACLs) and the
+IAM OIDC provider. Nothing is written without a difference: a second apply makes no write call.
+
+  plan    print the changes; exit 0 in sync, 1 changes pending, 2 error
+  apply   make them and print what was done and the resulting conditions;
+          exit 0 ready, 1 applied but not ready (the conditions say why), 2 error
+  delete  undo what the objects created, as their deletionPolicy says (Retain: nothing)
+
+AWS credentials and endpoints come from boto3's standard chain and variables (AWS_PROFILE,
+AWS_REGION, AWS_ENDPOINT_URL, ...). With keys.source APIServer the key set is read from the
+cluster of --kubeconfig (its /openid/v1/jwks) and the key signing new tokens is found from a token
+requested for --probe-service-account.
+"""
+
+EPILOG = """\
+examples:
+  irsa-webhook provision plan  -f issuer.yaml --cluster-name prod --kubeconfig ~/.kube/config
+  irsa-webhook provision apply -f issuer.yaml --cluster-name prod --kubeconfig ~/.kube/config
+  irsa-webhook provision delete -f issuer.yaml --cluster-name prod
+"""
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    parser = sub.add_parser(
+        COMMAND,
+        help="plan, apply or delete the AWS side of IRSA from IRSAIssuer objects",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb, help_text in (
+        ("plan", "print the changes (exit 0 in sync, 1 pending, 2 error)"),
+        ("apply", "make the changes"),
+        ("delete", "undo what the objects created, as their deletionPolicy says"),
+    ):
+        p = verbs.add_parser(
+            verb,
+            help=help_text,
+            description=DESCRIPTION,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument(
+            "-f",
+            "--filename",
+            action="append",
+            required=True,
+            metavar="FILE",
+            help="a YAML/JSON file, a folder, or - for stdin (repeatable)",
+        )
+        p.add_argument(
+            "--cluster-name",
+            default=os.environ.get(CLUSTER_NAME_ENV, ""),
+            help=f"the cluster's name in the owner tags; must match the controller's (env {CLUSTER_NAME_ENV})",
+        )
+        p.add_argument(
+            "--kubeconfig",
+            default=os.environ.get("KUBECONFIG", ""),
+            help="the cluster to read the keys from (keys.source APIServer); default $KUBECONFIG",
+        )
+        p.add_argument(
+            "--probe-service-account",
+            default=DEFAULT_PROBE,
+            metavar="NS/NAME",
+            help=f"a ServiceAccount to request a token for, to find the signing key (default {DEFAULT_PROBE})",
+        )
+        p.add_argument("--aws-calls-per-second", type=float, default=10.0, help="bound on AWS calls (default 10)")
+        p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+        p.set_defaults(func=input_errors(COMMAND)(_handler(verb)))
+    parser.set_defaults(func=lambda args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return Exit.USAGE
+
+
+def _handler(verb: str) -> Callable[[argparse.Namespace], int]:
+    def handle(args: argparse.Namespace) -> int:
+        return run(verb, args)
+
+    return handle
+
+
+# --- reading the files ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Document:
+    obj: dict[str, Any]
+    source: str  # file name and document number, for messages
+    base: Path  # relative publicKeyFiles are read from here
+
+
+def read_documents(paths: list[str]) -> list[Document]:
+    """Every YAML document of ``paths`` (files, folders, ``-``), in order; an unreadable one is an InputError."""
+    documents: list[Document] = []
+    for path, base in _expand(paths):
+        text = files.read_text(path, "manifest")
+        try:
+            loaded = list(yaml.safe_load_all(text))
+        except yaml.YAMLError as exc:
+            raise InputError(f"{path} is not valid YAML: {one_line(exc)}") from exc
+        for number, obj in enumerate(loaded, start=1):
+            if obj is None:
+                continue
+            if not isinstance(obj, dict):
+                raise InputError(f"{path} (document {number}) is not an object")
+            if obj.get("kind") == "List" and isinstance(obj.get("items"), list):
+                documents.extend(Document(item, f"{path} (document {number})", base) for item in obj["items"])
+            else:
+                documents.append(Document(obj, f"{path} (document {number})", base))
+    return documents
+
+
+def _expand(paths: list[str]) -> Iterator[tuple[str, Path]]:
+    for path in paths:
+        if path == "-":
+            yield path, Path.cwd()
+        elif Path(path).is_dir():
+            for child in sorted(Path(path).iterdir()):
+                if child.suffix in (".yaml", ".yml", ".json") and child.is_file():
+                    yield str(child), child.parent
+        else:
+            yield path, Path(path).parent
+
+
+def _file_reader(base: Path) -> Callable[[str], str]:
+    def read(path: str) -> str:
+        full = Path(path) if Path(path).is_absolute() else base / path
+        return files.read_text(str(full), "keys.publicKeyFiles entry")
+
+    return read
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def run(verb: str, args: argparse.Namespace) -> int:
+    from webhook.provisioner.model import API_GROUP, ISSUER_KIND
+
+    if not args.cluster_name:
+        raise InputError(f"--cluster-name is required (or {CLUSTER_NAME_ENV}): it names this cluster in the owner tags")
+    documents = read_documents(args.filename)
+    ours = [d for d in documents if str(d.obj.get("apiVersion", "")).startswith(f"{API_GROUP}/")]
+    for skipped in (d for d in documents if d not in ours):
+        say(COMMAND, f"skipping {skipped.source}: {skipped.obj.get('kind')!s} is not a provisioner object")
+    unknown = [d for d in ours if d.obj.get("kind") != ISSUER_KIND]
+    if unknown:
+        raise InputError(f"{unknown[0].source}: unknown kind {unknown[0].obj.get('kind')!r} (expected {ISSUER_KIND})")
+    if not ours:
+        raise InputError("no IRSAIssuer object in the given files")
+    engine = _engine(args)
+    if verb == "delete":
+        ours.reverse()  # undo in the opposite order of creation
+    reports = []
+    code = Exit.OK
+    for document in ours:
+        run_engine = dataclasses.replace(engine, read_file=_file_reader(document.base))
+        if verb == "delete":
+            result = run_engine.run_deletion(document.obj, apply=True)
+        else:
+            result = run_engine.run(document.obj, apply=verb == "apply")
+        reports.append(_report(verb, result))
+        code = max(code, _exit_code(verb, result))
+    if args.output == "json":
+        print(json.dumps(reports, indent=2))
+    else:
+        for report in reports:
+            _print_text(verb, report)
+    return code
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from webhook.aws.errors import AwsError
+    from webhook.aws.session import AwsClients
+    from webhook.provisioner.engine import Engine
+
+    try:
+        aws = AwsClients.from_environment(calls_per_second=args.aws_calls_per_second)
+    except AwsError as exc:
+        raise InputError(str(exc)) from exc
+    engine = Engine(cluster_name=args.cluster_name, aws=aws)
+    if args.kubeconfig:
+        engine = dataclasses.replace(engine, cluster_keys=_cluster_keys(args.kubeconfig, args.probe_service_account))
+    return engine
+
+
+def _cluster_keys(kubeconfig: str, probe: str) -> Any:
+    from webhook.kube.client import api_client
+    from webhook.provisioner.clusterkeys import reader
+
+    namespace, sep, name = probe.partition("/")
+    if not sep or not namespace or not name:
+        raise InputError(f"--probe-service-account {probe!r} must be NAMESPACE/NAME")
+    return reader(api_client(kubeconfig=kubeconfig), (namespace, name))
+
+
+def _exit_code(verb: str, result: Any) -> int:
+    """2 when the object could not be handled (invalid, AWS refused, blocked); else as the verb says."""
+    outcome, plan = result.outcome, result.plan
+    if plan is None or plan.blocked is not None or (verb == "delete" and not outcome.done):
+        return Exit.USAGE
+    if verb == "plan":
+        return Exit.OK if plan.in_sync else Exit.NO
+    if verb == "apply":
+        return Exit.OK if outcome.retry == "none" else Exit.NO
+    return Exit.OK
+
+
+def _report(verb: str, result: Any) -> dict[str, Any]:
+    plan = result.plan
+    changes = result.outcome.applied if verb != "plan" else (plan.changes if plan is not None else ())
+    return {
+        "kind": "IRSAIssuer",
+        "name": result.name,
+        "verb": verb,
+        "changes": [
+            {"action": c.action, "target": c.target, "summary": c.summary, **({"diff": c.diff} if c.diff else {})}
+            for c in changes
+        ],
+        "notes": list(plan.notes) if plan is not None else [],
+        "blocked": plan.blocked if plan is not None else None,
+        "error": result.outcome.error,
+        "status": result.outcome.status,
+    }
+
+
+def _print_text(verb: str, report: dict[str, Any]) -> None:
+    done = {"plan": "to change", "apply": "changed", "delete": "deleted"}[verb]
+    changes = report["changes"]
+    head = f"IRSAIssuer/{report['name']}: "
+    head += f"{len(changes)} {done}" if changes else ("in sync" if verb == "plan" else "nothing to do")
+    print(head)
+    for change in changes:
+        print(f"  {'~' if verb == 'plan' else '✓'} {change['action']} {change['target']}: {change['summary']}")
+        for line in change.get("diff", "").splitlines():
+            print(f"      {line}")
+    for note in report["notes"]:
+        print(f"  note: {note}")
+    if report["blocked"]:
+        print(f"  blocked: {report['blocked']}")
+    if report["error"] and not report["blocked"]:
+        print(f"  error: {report['error']}")
+    status = report["status"] or {}
+    for condition in status.get("conditions", []):
+        mark = "✓" if condition.get("status") == "True" else "✗"
+        print(f"  {mark} {condition.get('type')}: {condition.get('reason')}: {condition.get('message')}")
+
+
+__all__ = ["fail", "register", "run"]

@@ -85,6 +85,8 @@ class ControlPlane:
     sa_private_key: Path = field(default_factory=Path)  # --service-account-signing-key-file
     etcd: ManagedProcess | None = None
     apiserver: ManagedProcess | None = None
+    # --service-account-issuer when it is not the API server's own URL (an S3-hosted issuer).
+    external_issuer: str = ""
     # Extra kube-apiserver flags, e.g. ["--etcd-compaction-interval=2s"]; later flags win.
     apiserver_args: list[str] = field(default_factory=list)
     _apiserver_argv: list[str] = field(default_factory=list, init=False, repr=False)
@@ -140,7 +142,7 @@ class ControlPlane:
         self.server = f"https://127.0.0.1:{port}"
         # The issuer is the API server's own URL, so /.well-known/openid-configuration points at a
         # jwks_uri that really serves the keys (as an EKS cluster's OIDC issuer does).
-        self.issuer = self.server
+        self.issuer = self.external_issuer or self.server
         self._apiserver_argv = [
             str(self.assets / "kube-apiserver"),
             "--bind-address=127.0.0.1",
@@ -242,6 +244,12 @@ class ControlPlane:
         """Stop kube-apiserver and start it again on the same port, certificates and etcd."""
         self.stop_apiserver()
         self.start_apiserver()
+
+    def reconfigure_apiserver(self, drop: tuple[str, ...] = (), add: tuple[str, ...] = ()) -> None:
+        """Restart kube-apiserver without the flags starting with any of ``drop`` and with ``add`` appended
+        (how an operator edits the static pod's flags: a key rotation, another issuer)."""
+        self._apiserver_argv = [arg for arg in self._apiserver_argv if not arg.startswith(drop)] + list(add)
+        self.restart_apiserver()
 
     def stop(self) -> None:
         """Stop kube-apiserver, then etcd (by PID, bounded); safe to call more than once."""

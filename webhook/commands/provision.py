@@ -100,7 +100,38 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         p.add_argument("--aws-calls-per-second", type=float, default=10.0, help="bound on AWS calls (default 10)")
         p.add_argument("-o", "--output", choices=("text", "json"), default="text")
         p.set_defaults(func=input_errors(COMMAND)(_handler(verb)))
+    kind = verbs.add_parser(
+        "kind-config",
+        help="print a kind cluster configuration whose kube-apiserver uses the object's issuer",
+        description="Print a kind Cluster configuration whose kube-apiserver signs and verifies with the keys of "
+        "--keys-dir (sa-signer.key and sa-signer.pub, as `irsa-webhook keys generate` writes them) and uses the "
+        "issuer URL of the IRSAIssuer in -f: the one string that must match everywhere is taken from the object.",
+    )
+    kind.add_argument("-f", "--filename", action="append", required=True, metavar="FILE")
+    kind.add_argument("--keys-dir", required=True, help="host folder with sa-signer.key and sa-signer.pub")
+    kind.set_defaults(func=input_errors(COMMAND)(_kind_config))
     parser.set_defaults(func=lambda args: _usage(parser))
+
+
+def _kind_config(args: argparse.Namespace) -> int:
+    from webhook.provisioner.kindconfig import kind_config
+    from webhook.provisioner.model import ISSUER_KIND
+    from webhook.provisioner.spec import read_issuer
+
+    issuers = [d for d in read_documents(args.filename) if d.obj.get("kind") == ISSUER_KIND]
+    if len(issuers) != 1:
+        raise InputError(f"kind-config needs exactly one IRSAIssuer in the files, found {len(issuers)}")
+    keys_dir = Path(args.keys_dir).resolve()  # kind needs an absolute host path
+    for name in ("sa-signer.key", "sa-signer.pub"):
+        if not (keys_dir / name).is_file():
+            raise InputError(
+                f"{keys_dir / name} does not exist: run `irsa-webhook keys generate --out {args.keys_dir}`"
+            )
+    spec = read_issuer(issuers[0].obj, "kind", read_file=_file_reader(issuers[0].base))
+    config = kind_config(spec.issuer_url, str(keys_dir))
+    config["kubeadmConfigPatches"] = [yaml.safe_dump(p, sort_keys=False) for p in config["kubeadmConfigPatches"]]
+    print(yaml.safe_dump(config, sort_keys=False), end="")
+    return Exit.OK
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

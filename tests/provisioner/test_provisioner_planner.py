@@ -39,7 +39,7 @@ from tests.support.provisioning import (
     issuer_object,
     merge_patch,
     observed_from,
-    public_pem,
+    with_test_keys,
 )
 from webhook.provisioner.model import ClusterKeys, IssuerSpec, Plan, PutBucketPolicy, PutObject
 from webhook.provisioner.planner import plan_deletion, plan_issuer
@@ -53,19 +53,8 @@ ACTION_RE = re.compile(r"(s3|iam):[A-Z][A-Za-z]+")
 PARAMS = [pytest.param(path, id=path.stem) for path in sorted(CASES_DIR.glob("*.yaml"))]
 
 
-def _with_pems(value: Any) -> Any:
-    """``@rsa`` / ``@ec`` in a spec stand for the PEM text of that test key."""
-    if isinstance(value, str) and value.startswith("@"):
-        return public_pem(value[1:])
-    if isinstance(value, list):
-        return [_with_pems(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _with_pems(item) for key, item in value.items()}
-    return value
-
-
 def _spec(raw: Any, name: str) -> IssuerSpec:
-    return read_issuer(issuer_object(_with_pems(raw), name), CLUSTER)
+    return read_issuer(issuer_object(with_test_keys(raw), name), CLUSTER)
 
 
 def _cluster(raw: Any) -> ClusterKeys:

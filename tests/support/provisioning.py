@@ -69,6 +69,20 @@ def public_pem(name: str) -> str:
     return (TESTDATA / KEY_FILES[name]).read_text()
 
 
+def with_test_keys(value: Any) -> Any:
+    """``value`` with ``@rsa`` / ``@ec`` replaced by the PEM text of that public test key, and
+    ``@testdata:<file>`` by the text of that file of ``tests/oidc/testdata`` (YAML cases name keys)."""
+    if isinstance(value, str) and value.startswith("@testdata:"):
+        return (TESTDATA / value.removeprefix("@testdata:")).read_text()
+    if isinstance(value, str) and value.startswith("@"):
+        return public_pem(value[1:])
+    if isinstance(value, list):
+        return [with_test_keys(item) for item in value]
+    if isinstance(value, dict):
+        return {key: with_test_keys(item) for key, item in value.items()}
+    return value
+
+
 def jwk_of(name: str) -> dict[str, Any]:
     """The JWK kube-apiserver serves for the test key ``name``."""
     return jwk(load_public_keys(public_pem(name).encode())[0].key)

@@ -35,6 +35,7 @@ from tests.support.provisioning import (
     CLUSTER,
     apply_changes,
     cluster_keys,
+    converged,
     empty_state,
     issuer_object,
     merge_patch,
@@ -64,15 +65,6 @@ def _cluster(raw: Any) -> ClusterKeys:
 
 def _plan(spec: IssuerSpec, state: dict[str, Any], cluster: ClusterKeys, delete: bool) -> Plan:
     return (plan_deletion if delete else plan_issuer)(spec, observed_from(state, cluster))
-
-
-def converged(spec: IssuerSpec, cluster: ClusterKeys) -> dict[str, Any]:
-    """An account where ``spec`` was applied once, starting from nothing of ours."""
-    plan = plan_issuer(spec, observed_from(empty_state(spec), cluster))
-    assert plan.blocked is None, plan.blocked
-    state = apply_changes(empty_state(spec), plan.changes, spec.owner)
-    assert plan_issuer(spec, observed_from(state, cluster)).changes == (), "one apply does not converge"
-    return state
 
 
 def test_cases_exist() -> None:

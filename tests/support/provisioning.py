@@ -49,6 +49,7 @@ from webhook.provisioner.model import (
     TagProvider,
     UpdateThumbprints,
 )
+from webhook.provisioner.planner import plan_issuer
 
 from .oidckeys import EC_KID, RSA_KID, TESTDATA
 
@@ -203,6 +204,15 @@ def state_of(observed: ObservedIssuer) -> dict[str, Any]:
             "thumbprints": list(provider.thumbprints),
             "tags": dict(provider.tags),
         }
+    return state
+
+
+def converged(spec: IssuerSpec, cluster: ClusterKeys) -> dict[str, Any]:
+    """An account where ``spec`` was applied once (in memory), starting from :func:`empty_state`."""
+    plan = plan_issuer(spec, observed_from(empty_state(spec), cluster))
+    assert plan.blocked is None, plan.blocked
+    state = apply_changes(empty_state(spec), plan.changes, spec.owner)
+    assert plan_issuer(spec, observed_from(state, cluster)).changes == (), "one apply does not converge"
     return state
 
 

@@ -14,5 +14,7 @@ folder's conftest); they never import one another.
 - ``metrics``: a sample of the default registry, or of a scraped text;
 - ``kubeapi``: the fake Kubernetes API: one object model, and two stand-ins at two levels (an HTTP
   server for code that goes through a kubeconfig, a scripted CoreV1Api for the watch loops);
-- ``controlplane`` and ``kuberest``: a real etcd + kube-apiserver, and a raw-JSON client of it.
+- ``controlplane`` and ``kuberest``: a real etcd + kube-apiserver, and a raw-JSON client of it;
+- ``provisioning``: AWS state as YAML for the provisioner's planner cases, an in-memory AWS that
+  applies a plan's changes (and refuses what must never be done), kube-apiserver's test keys.
 """

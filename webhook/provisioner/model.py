@@ -99,6 +99,9 @@ class ObservedBucket:
     public_access_block: PublicAccessBlock | None = None  # None: no bucket-level block configured
     policy: JSON | None = None  # the parsed bucket policy, None when there is none
     objects: Mapping[str, ObservedObject | None] = field(default_factory=dict)  # key -> object (None: absent)
+    # Whether the bucket holds objects besides the keys in ``objects``: a deletion removes a bucket
+    # it created only when nothing else is left in it.
+    other_objects: bool = False
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from tests.support.provisioning import (
 from webhook.provisioner.model import ClusterKeys, IssuerSpec, Plan, Reachability
 from webhook.provisioner.planner import plan_issuer
 from webhook.provisioner.spec import read_issuer
-from webhook.provisioner.status import events_for, issuer_status
+from webhook.provisioner.status import events_for, invalid_status, issuer_status, rfc3339
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 S3_SPEC = {
@@ -300,3 +300,28 @@ def test_previous_status_garbage_is_ignored() -> None:
     previous = {"publishedKeys": [{"kid": RSA_KID, "since": "yesterday"}, "x"], "conditions": ["x", {"type": "Ready"}]}
     status = status_of(spec, converged(spec, cluster), cluster, previous=previous)
     assert status["publishedKeys"] == [{"kid": RSA_KID, "since": "2025-01-01T12:00:00Z"}]
+
+
+def test_a_reconcile_that_could_not_observe_keeps_what_was_known_and_says_why() -> None:
+    spec, cluster = spec_of(), cluster_keys(["rsa"], "rsa")
+    ready = status_of(spec, converged(spec, cluster), cluster)
+    later = T0 + timedelta(minutes=5)
+    obj = issuer_object(S3_SPEC, generation=4)
+    status = invalid_status(obj, "AccessDenied on s3:GetBucketPolicy", ready, later, reason="AccessDenied")
+    assert status["observedGeneration"] == 4
+    assert status["publishedKeys"] == ready["publishedKeys"]
+    assert conditions(status)["Ready"] == ("False", "AccessDenied", "AccessDenied on s3:GetBucketPolicy")
+    ready_condition = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready_condition["lastTransitionTime"] == rfc3339(later)
+    # the other conditions are as they were: nothing was observed to change them
+    assert [c for c in status["conditions"] if c["type"] != "Ready"] == [
+        c for c in ready["conditions"] if c["type"] != "Ready"
+    ]
+    again = invalid_status(obj, "still denied", status, later + timedelta(minutes=1), reason="AccessDenied")
+    assert next(c for c in again["conditions"] if c["type"] == "Ready")["lastTransitionTime"] == rfc3339(later)
+
+
+def test_an_invalid_object_on_first_sight_has_only_ready() -> None:
+    status = invalid_status(issuer_object({}, generation=1), "spec: give issuerURL or discovery.s3", None, T0)
+    assert status["observedGeneration"] == 1
+    assert conditions(status) == {"Ready": ("False", "InvalidSpec", "spec: give issuerURL or discovery.s3")}

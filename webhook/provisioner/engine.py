@@ -103,7 +103,7 @@ class Engine:
             applied = list(getattr(exc, "applied", applied))
             return Result(name, spec, None, self._failed(spec, obj, previous, exc, applied))
         reach = self._reach(spec, plan)
-        status = issuer_status(spec, observed, plan, reach, previous, self.now(), None)
+        status = issuer_status(spec, observed, plan, reach=reach, previous=previous, now=self.now())
         retry: model.Retry = "terminal" if plan.blocked else ("none" if _ready(status) else "backoff")
         outcome = Outcome(status, tuple(applied), tuple(events_for(previous, status)), retry, plan.blocked)
         return Result(name, spec, plan, outcome)

@@ -262,3 +262,23 @@ def events_for(previous_status: Mapping[str, Any] | None, new_status: Mapping[st
             )
         )
     return events
+
+
+def invalid_status(
+    obj: Mapping[str, Any], message: str, previous: Mapping[str, Any] | None, now: datetime, reason: str = "InvalidSpec"
+) -> JSON:
+    """The status when nothing could be observed: the object is invalid (terminal) or AWS refused or
+    failed (``reason`` AccessDenied, AWSUnavailable, AWSRefused). What was known before is kept (the
+    published keys and their times, the other conditions: nothing was observed to change them) and
+    ``Ready`` says what stopped the reconcile."""
+    metadata = obj.get("metadata")
+    generation = metadata.get("generation") if isinstance(metadata, Mapping) else None
+    status: JSON = {key: value for key, value in (previous or {}).items() if key != "conditions"}
+    status["observedGeneration"] = generation if isinstance(generation, int) else 0
+    kept = [c for c in (previous or {}).get("conditions", []) if isinstance(c, Mapping) and c.get("type") != "Ready"]
+    before = next(
+        (c for c in (previous or {}).get("conditions", []) if isinstance(c, Mapping) and c.get("type") == "Ready"), None
+    )
+    ready = _condition("Ready", ("False", reason, message), before, status["observedGeneration"], now)
+    status["conditions"] = [*(dict(c) for c in kept), ready]
+    return status

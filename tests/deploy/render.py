@@ -99,6 +99,7 @@ def render_all(workdir: Path, kubectl: Path | None = None) -> dict[str, str]:
 COMPONENT_RENDERS: dict[str, tuple[str, ...]] = {
     "default+audit": ("audit",),
     "default+audit-evict": ("audit", "audit-evict"),
+    "default+provisioner": ("provisioner",),
 }
 
 

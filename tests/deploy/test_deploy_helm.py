@@ -73,6 +73,7 @@ def expect(**overrides: Any) -> dict[str, Any]:
         "config_map": False,
         "pod_identity": False,
         "audit": False,
+        "provisioner": False,  # test_deploy_provisioner.py checks its objects
         "replicas": 2,
         "host_network": False,
         "ports": (8443, 9999),
@@ -91,6 +92,7 @@ EXPECTED = {
     "helm-existing-secret": expect(certs="existing", replicas=1),
     "helm-host-network": expect(config_map=True, host_network=True, ports=(10443, 10999)),
     "helm-modes": expect(pod_identity=True, audit=True),
+    "helm-provisioner": expect(provisioner=True),
     "helm-self-managed-certificate": expect(certs="self-managed"),
 }
 RENDERS = sorted(EXPECTED)
@@ -177,12 +179,23 @@ def test_objects_of_the_render(chart_rendered: Rendered, render: str) -> None:
     expected |= {"Role", "RoleBinding", "ConfigMap"} if want["config_map"] else set()
     expected |= {"ConfigMap"} if want["pod_identity"] else set()
     expected |= {"CronJob"} if want["audit"] else set()
+    provisioner = {"CustomResourceDefinition", "Namespace", "ConfigMap", "Role", "RoleBinding", "Deployment"}
+    expected |= provisioner if want["provisioner"] else set()
     assert kinds(objs) == expected
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}
+    cluster_scoped = {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "MutatingWebhookConfiguration",
+        "CustomResourceDefinition",
+        "Namespace",
+    }
     for obj in objs:
         assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == chart.RELEASE
         if obj["kind"] in cluster_scoped:
             assert "namespace" not in obj["metadata"]
+        elif obj["metadata"]["labels"][COMPONENT] == "provisioner":
+            # Its own namespace, where the webhook gives it credentials (test_deploy_provisioner.py).
+            assert obj["metadata"]["namespace"] == f"{FULLNAME}-provisioner", obj["metadata"]
         else:
             assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]  # the release namespace
 
@@ -267,8 +280,8 @@ def test_rbac_is_least_privilege(chart_rendered: Rendered, render: str) -> None:
         {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": NAMESPACE}
     ]
     assert one(objs, "ServiceAccount", pod["serviceAccountName"])
-    # The audit's own RBAC is test_audit_cronjob's.
-    webhook_objs = [o for o in objs if o["metadata"]["labels"][COMPONENT] != "audit"]
+    # The audit's own RBAC is test_audit_cronjob's, the provisioner's test_deploy_provisioner.py's.
+    webhook_objs = [o for o in objs if o["metadata"]["labels"][COMPONENT] not in {"audit", "provisioner"}]
     if self_managed:
         role = one(webhook_objs, "Role", f"{FULLNAME}-certs")
         assert role["rules"] == SECRET_RULES

@@ -26,7 +26,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ pytestmark = pytest.mark.e2e
 CI_VALUES = chart.ci_values()
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 SECRET_OF_EXISTING = "irsa-webhook-byo-tls"  # ci/existing-secret.yaml's pki.existingSecret
+# ci/provisioner.yaml's CRD, which `helm uninstall` keeps (helm.sh/resource-policy: keep).
+ISSUER_CRD = "customresourcedefinition.apiextensions.k8s.io/irsaissuers.irsa-webhook.io"
 # The stand-in CRDs: (group, kind, plural) of what the chart renders beyond Kubernetes' own kinds.
 STAND_INS = [
     ("cert-manager.io", "Issuer", "issuers"),
@@ -107,6 +109,8 @@ class Release:
     kube: k.KubeRest
     name: str
     namespace: str
+    # More namespaces made for it (the provisioner's), deleted with it.
+    namespaces: list[str] = field(default_factory=list)
 
     @property
     def fullname(self) -> str:
@@ -155,18 +159,28 @@ class Release:
         return self.kube.get(path)
 
     def can(
-        self, account: str, verb: str, resource: str, *, namespace: str = "", name: str = "", group: str = ""
+        self,
+        account: str,
+        verb: str,
+        resource: str,
+        *,
+        namespace: str = "",
+        name: str = "",
+        group: str = "",
+        account_namespace: str = "",
     ) -> bool:
-        """kube-apiserver's own RBAC decision for the release's ServiceAccount ACCOUNT."""
+        """kube-apiserver's own RBAC decision for the release's ServiceAccount ACCOUNT (in the release
+        namespace, or ACCOUNT_NAMESPACE)."""
         resource, _, subresource = resource.partition("/")
+        home = account_namespace or self.namespace
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
             "spec": {
-                "user": f"system:serviceaccount:{self.namespace}:{account}",
+                "user": f"system:serviceaccount:{home}:{account}",
                 "groups": [
                     "system:serviceaccounts",
-                    f"system:serviceaccounts:{self.namespace}",
+                    f"system:serviceaccounts:{home}",
                     "system:authenticated",
                 ],
                 "resourceAttributes": {
@@ -208,6 +222,8 @@ def make_release(
     yield make
     for release in releases:
         release.run("uninstall", release.name, "--ignore-not-found", check=False)
+        for namespace in release.namespaces:
+            kube.delete(f"/api/v1/namespaces/{namespace}")
 
 
 def own_certificate(release: Release, out: Path) -> dict[str, Path]:
@@ -251,6 +267,17 @@ def install_args(case: str, release: Release, tmp_path: Path) -> list[str]:
         }
         release.kube.create(f"/api/v1/namespaces/{release.namespace}/secrets", secret)
         return [*chart.values_args(case), "--set-file", f"pki.caBundle={files['ca.crt']}"]
+    if case == "provisioner":
+        # The controller's namespace, made beforehand: the dry run below cannot create it, and a
+        # namespace the chart made would stay Terminating after uninstall without a
+        # controller-manager. (provisioner.createNamespace is tested offline.)
+        namespace = f"{release.namespace}-provisioner"
+        release.kube.create_namespace(namespace, RESTRICTED)
+        release.namespaces.append(namespace)
+        return [
+            *chart.values_args(case),
+            *("--set", "provisioner.createNamespace=false", "--set", f"provisioner.namespace={namespace}"),
+        ]
     return chart.values_args(case)
 
 
@@ -361,6 +388,31 @@ def check_rbac(release: Release, objs: list[k.JSON]) -> None:
         assert release.can(auditor, "create", "pods/eviction", namespace="team-a", name="web-1") is evict
         assert not release.can(auditor, "delete", "pods", namespace="team-a")
         assert not release.can(auditor, "get", "secrets", namespace="team-a")
+    check_provisioner_rbac(release, objs)
+
+
+def check_provisioner_rbac(release: Release, objs: list[k.JSON]) -> None:
+    """The chart's names hold together: the Lease --leader-election-name names and the token of its
+    own account are the ones its Role allows (the whole table: test_e2e_provisioner_manifests.py)."""
+    controllers = [o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-provisioner")]
+    if not controllers:
+        return
+    pod = controllers[0]["spec"]["template"]["spec"]
+    account, home = pod["serviceAccountName"], controllers[0]["metadata"]["namespace"]
+    assert home != release.namespace  # where the webhook gives it credentials
+    flags = dict(a.removeprefix("--").partition("=")[::2] for a in pod["containers"][0]["args"])
+    lease = flags["leader-election-name"]
+
+    def can(verb: str, resource: str, **where: str) -> bool:
+        return release.can(account, verb, resource, account_namespace=home, **where)
+
+    assert can("update", "leases", group="coordination.k8s.io", namespace=home, name=lease)
+    assert not can("update", "leases", group="coordination.k8s.io", namespace=home, name="other")
+    assert can("create", "serviceaccounts/token", namespace=home, name=account)
+    assert not can("create", "serviceaccounts/token", namespace=home, name="default")
+    assert can("patch", "irsaissuers/status", group="irsa-webhook.io", name="main")
+    assert not can("update", "irsaissuers", group="irsa-webhook.io", name="main")
+    assert not can("get", "secrets", namespace=home)
 
 
 def check_pod_security(release: Release, objs: list[k.JSON]) -> None:
@@ -424,7 +476,12 @@ def test_install_and_uninstall(make_release: ReleaseFactory, tmp_path: Path, cas
         assert "securityContext, podSecurityContext, readinessProbe." in notes
 
     release.uninstall()
-    assert release.left_over(manifest) == []
+    # The IRSAIssuer CRD stays: deleting it would delete every IRSAIssuer. Deleted here, so that the
+    # next owner of the CRD (another release, another test) can take it.
+    kept = [ISSUER_CRD] if case == "provisioner" else []
+    assert release.left_over(manifest) == kept
+    for name in kept:
+        release.control_plane.kubectl("delete", "--wait=true", "--timeout=30s", name)
     assert not release.kube.exists(
         f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{release.fullname}"
     )

@@ -328,3 +328,43 @@ serving-only ones have no effect), so that no flag, config.extraArgs included, r
 {{ toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/*
+The provisioner (provisioner.enabled): "<fullname>-provisioner" names its objects, and by default its
+namespace. Never the webhook's namespace: the webhook never mutates pods there, and the controller
+gets its AWS credentials from the webhook.
+*/}}
+{{- define "irsa-webhook.provisionerName" -}}
+{{- printf "%s-provisioner" (include "irsa-webhook.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "irsa-webhook.provisionerNamespace" -}}
+{{- $namespace := default (include "irsa-webhook.provisionerName" .) .Values.provisioner.namespace }}
+{{- if eq $namespace (include "irsa-webhook.namespace" .) }}
+{{- fail (printf "provisioner.namespace: %s is the webhook's namespace, whose pods the webhook never mutates, so the controller would get no AWS credentials: leave provisioner.namespace empty or name another" $namespace) }}
+{{- end }}
+{{- $namespace }}
+{{- end }}
+
+{{- define "irsa-webhook.provisionerClusterName" -}}
+{{- required "provisioner.clusterName is required with provisioner.enabled: the cluster's name, in the owner tag of every AWS resource the provisioner creates (--set provisioner.clusterName=prod-eu-1)" .Values.provisioner.clusterName }}
+{{- end }}
+
+{{/*
+The provisioner's selector labels: a name label of its own ("<name>-provisioner"), which the
+webhook's objectSelector lets through (its pods must be mutated: that is how they get their AWS
+credentials) and which the webhook's Services, PodDisruptionBudget and spread constraints never select.
+*/}}
+{{- define "irsa-webhook.provisionerSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-provisioner" (include "irsa-webhook.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: provisioner
+{{- end }}
+
+{{- define "irsa-webhook.provisionerLabels" -}}
+{{ include "irsa-webhook.provisionerSelectorLabels" . }}
+app.kubernetes.io/part-of: irsa-webhook
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ include "irsa-webhook.chart" . }}
+{{- end }}

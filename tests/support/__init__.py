@@ -14,5 +14,9 @@ folder's conftest); they never import one another.
 - ``metrics``: a sample of the default registry, or of a scraped text;
 - ``kubeapi``: the fake Kubernetes API: one object model, and two stand-ins at two levels (an HTTP
   server for code that goes through a kubeconfig, a scripted CoreV1Api for the watch loops);
-- ``controlplane`` and ``kuberest``: a real etcd + kube-apiserver, and a raw-JSON client of it.
+- ``controlplane`` and ``kuberest``: a real etcd + kube-apiserver, and a raw-JSON client of it;
+- ``moto``: moto's server on 127.0.0.1 (with the IAM client-ID actions it lacks, ``motoserver``), its
+  reset, and the environment that points boto3's standard chain at it; ``awserrors``: an endpoint
+  answering one real AWS error response; ``awsstate``: an issuer spec and plain boto3 clients that set
+  up or read back AWS state for the provisioner's tests.
 """

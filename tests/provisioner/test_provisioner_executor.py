@@ -294,3 +294,24 @@ def test_every_kind_of_change_has_its_call() -> None:
     assert set(ACTIONS) == {
         cls for cls in vars(model).values() if isinstance(cls, type) and issubclass(cls, Change) and cls is not Change
     }
+
+
+def test_client_id_changes_are_idempotent_as_iam_documents(moto: MotoServer) -> None:
+    # A run cut short and repeated (the controller's retry) may add a client ID that is there or
+    # remove one that is gone: IAM answers both with success and no change.
+    aws = AwsClients()
+    execute([create_provider(client_ids=("sts.amazonaws.com",))], aws)
+    execute(
+        [
+            AddClientID(
+                "iam:AddClientIDToOpenIDConnectProvider", ARN, "add", provider_arn=ARN, client_id="sts.amazonaws.com"
+            ),
+            RemoveClientID(
+                "iam:RemoveClientIDFromOpenIDConnectProvider", ARN, "remove", provider_arn=ARN, client_id="gone"
+            ),
+        ],
+        aws,
+    )
+    provider = observe_provider(ISSUER, aws)
+    assert provider is not None
+    assert provider.client_ids == ("sts.amazonaws.com",)

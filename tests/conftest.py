@@ -10,6 +10,7 @@ from kubernetes import client
 
 import webhook.sources.serviceaccounts
 from tests.support.cli import Runner, runner
+from tests.support.moto import MotoServer, point_at
 from webhook.core.annotations import parse_service_account
 from webhook.core.records import Identity
 from webhook.core.settings import Settings
@@ -43,3 +44,22 @@ def poison(monkeypatch: pytest.MonkeyPatch) -> str:
 
     monkeypatch.setattr(webhook.sources.serviceaccounts, "parse_service_account", parse)
     return key
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One moto server (S3, IAM, STS on 127.0.0.1) for the whole run; tests reset it through ``moto``."""
+    server = MotoServer(tmp_path_factory.mktemp("moto"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> MotoServer:
+    """The moto server, emptied, with this process's environment pointing boto3's standard chain at it
+    (AWS_ENDPOINT_URL, fake keys, us-east-1) and at nothing else."""
+    moto_server.reset()
+    point_at(monkeypatch, moto_server.url, tmp_path)
+    return moto_server

@@ -25,12 +25,8 @@ import jwt
 
 from tests.support import kuberest as k
 from tests.support.controlplane import STS_AUDIENCE
-from tests.support.ports import free_port
-from tests.support.procs import ManagedProcess, http_status
-from tests.support.waits import wait_for
 
 BOTO3_TIMEOUT = 60.0
-MOTO_START_TIMEOUT = 60.0
 
 # Prints the caller identity as JSON, or the exception and exit 1. Runs in a subprocess so that the
 # environment is exactly the injected one (not this test process's) and credentials are resolved by
@@ -213,30 +209,3 @@ def assumed_role_arn_prefix(role_arn: str) -> str:
     """arn:aws:iam::ACCOUNT:role/[path/]NAME -> arn:aws:sts::ACCOUNT:assumed-role/NAME/ (AWS's format)."""
     partition, account, resource = role_arn.split(":")[1], role_arn.split(":")[4], role_arn.split(":")[5]
     return f"arn:{partition}:sts::{account}:assumed-role/{resource.rsplit('/', 1)[-1]}/"
-
-
-class MotoServer:
-    """moto's standalone server (all AWS services, STS included) on a free port of 127.0.0.1."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = ManagedProcess(
-            "moto-server",
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            workdir / "moto.log",
-        )
-        process = self.process
-
-        def up() -> bool:
-            process.check_alive()
-            return http_status(f"{self.url}/moto-api/") == 200
-
-        try:
-            wait_for(up, timeout=MOTO_START_TIMEOUT, what="moto server", on_timeout=process.tail)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        self.process.stop()

@@ -18,11 +18,11 @@ import pytest
 
 from tests.support import kuberest as k
 from tests.support.controlplane import STS_AUDIENCE, ControlPlane
+from tests.support.moto import MotoServer
 
 from .chain import (
     ChainBroken,
     Injected,
-    MotoServer,
     assumed_role_arn_prefix,
     caller_identity,
     request_kubelet_token,

@@ -17,4 +17,8 @@ folder's conftest); they never import one another.
 - ``controlplane`` and ``kuberest``: a real etcd + kube-apiserver, and a raw-JSON client of it;
 - ``provisioning``: AWS state as YAML for the provisioner's planner cases, an in-memory AWS that
   applies a plan's changes (and refuses what must never be done), kube-apiserver's test keys.
+- ``moto``: moto's server on 127.0.0.1 (with the IAM client-ID actions it lacks, ``motoserver``), its
+  reset, and the environment that points boto3's standard chain at it; ``awserrors``: an endpoint
+  answering one real AWS error response; ``awsstate``: an issuer spec and plain boto3 clients that set
+  up or read back AWS state for the provisioner's tests.
 """

@@ -217,3 +217,17 @@ def test_the_whole_issuer_observed(moto: MotoServer) -> None:
     assert observed.provider.client_ids == ("sts.amazonaws.com",)
     assert aws.tally.writes() == {}
     assert raw_s3().list_buckets()["Buckets"][0]["Name"] == BUCKET  # nothing else was created
+
+
+def test_other_objects_are_listed_only_in_a_bucket_we_tagged(moto: MotoServer) -> None:
+    s3 = make_bucket(BUCKET)
+    s3.put_object(Bucket=BUCKET, Key=JWKS_KEY, Body=b"{}")
+    spec_s3 = issuer_spec().s3 or pytest.fail("no s3")
+    aws = AwsClients()
+    # not tagged as ours: it will never be deleted, so nothing is listed
+    assert observe_bucket(spec_s3, aws).other_objects is False
+    assert "s3:ListObjectsV2" not in aws.tally.calls()
+    s3.put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": [{"Key": OWNER_TAG, "Value": OWNER}]})
+    assert observe_bucket(spec_s3, aws).other_objects is False  # only our keys
+    s3.put_object(Bucket=BUCKET, Key="someone-else/backup.tar", Body=b"x")
+    assert observe_bucket(spec_s3, aws).other_objects is True

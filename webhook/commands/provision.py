@@ -218,7 +218,7 @@ def run(verb: str, args: argparse.Namespace) -> int:
     if verb == "delete":
         ours.reverse()  # undo in the opposite order of creation
     reports = []
-    code = Exit.OK
+    code: int = Exit.OK
     for document in ours:
         run_engine = dataclasses.replace(engine, read_file=_file_reader(document.base))
         if verb == "delete":
@@ -236,13 +236,13 @@ def run(verb: str, args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace) -> Any:
-    from webhook.aws.errors import AwsError
-    from webhook.aws.session import AwsClients
+    from webhook.aws.calls import RateLimiter
+    from webhook.aws.session import AwsClients, Boto3Missing
     from webhook.provisioner.engine import Engine
 
     try:
-        aws = AwsClients.from_environment(calls_per_second=args.aws_calls_per_second)
-    except AwsError as exc:
+        aws = AwsClients(limiter=RateLimiter(args.aws_calls_per_second, burst=10))
+    except Boto3Missing as exc:
         raise InputError(str(exc)) from exc
     engine = Engine(cluster_name=args.cluster_name, aws=aws)
     if args.kubeconfig:

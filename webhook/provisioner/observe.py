@@ -80,6 +80,9 @@ def observe_bucket(s3: S3Discovery, aws: AwsClients) -> ObservedBucket:
         public_access_block=_public_access_block(client, bucket),
         policy=_bucket_policy(client, bucket),
         objects={key: _object(client, bucket, key) for key in keys},
+        # Only a bucket we tagged may ever be deleted, and only when nothing else is in it: the
+        # listing is made for those alone (one call, at most three keys).
+        other_objects=_other_objects(client, bucket, keys) if OWNER_TAG in tags else False,
     )
 
 
@@ -168,6 +171,13 @@ def _bucket_policy(client: Any, bucket: str) -> JSON | None:
     if not isinstance(policy, dict):
         raise AwsError("terminal", "s3:GetBucketPolicy", f"the policy of bucket {bucket} is not a JSON object")
     return policy
+
+
+def _other_objects(client: Any, bucket: str, ours: tuple[str, ...]) -> bool:
+    """Whether the bucket holds any object besides ``ours`` (three keys listed are enough to know)."""
+    with translated("s3:ListObjectsV2", bucket):
+        listed = client.list_objects_v2(Bucket=bucket, MaxKeys=len(ours) + 1)
+    return any(item["Key"] not in ours for item in listed.get("Contents", []))
 
 
 def _object(client: Any, bucket: str, key: str) -> ObservedObject | None:

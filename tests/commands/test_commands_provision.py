@@ -54,7 +54,8 @@ def test_plan_apply_plan_converges_and_a_second_apply_writes_nothing(cli: Runner
     assert "IRSAIssuer/main:" in first.out
     for action in ("s3:CreateBucket", "s3:PutBucketPolicy", "s3:PutObject", "iam:CreateOpenIDConnectProvider"):
         assert action in first.out
-    assert "skipping" in first.err and "Namespace" in first.err
+    assert "skipping" in first.err
+    assert "Namespace" in first.err
     assert raw_s3().list_buckets()["Buckets"] == []  # plan wrote nothing
 
     applied = provision(cli, "apply", path)
@@ -113,7 +114,8 @@ def test_a_bucket_that_does_not_exist_without_create_bucket_is_an_error(cli: Run
     path = issuer(tmp_path, discovery={"s3": {"bucket": BUCKET, "region": "us-east-1", "prefix": PREFIX}})
     result = provision(cli, "plan", path)
     assert result.code == 2
-    assert "blocked:" in result.out and "createBucket" in result.out
+    assert "blocked:" in result.out
+    assert "createBucket" in result.out
 
 
 @pytest.mark.parametrize(

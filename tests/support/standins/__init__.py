@@ -6,12 +6,14 @@ Public Access. These put AWS's judgement back, each written from AWS's documenta
 code with what it judges:
 
 - :class:`~.public_s3.PublicS3`: the anonymous HTTPS view of S3 (bucket policy, Block Public Access);
-- :class:`~.verifying_sts.VerifyingSTS`: AssumeRoleWithWebIdentity with every check STS makes;
+- :class:`~.verifying_sts.VerifyingSTS`: AssumeRoleWithWebIdentity with every check STS makes
+  (the issuer's keys fetched and cached by :mod:`.oidcfetch`, claims read by :mod:`.claims`);
 - :class:`~.recorder.CallRecorder`: the AWS endpoint for the code under test; names every call it
   makes (as IAM actions) and refuses the S3 writes AWS refuses (:mod:`.s3rules`);
 - :mod:`.policy`: IAM policy evaluation; :mod:`.actions`: request → operation → IAM actions;
 - :class:`~.issuer.ManualIssuer`: an issuer published by hand with boto3, and tokens for it;
-- :class:`~.motoserver.MotoServer`: moto's server itself.
+- :class:`~.motoserver.MotoServer`: moto's server itself (any moto URL will do for the others);
+- :mod:`.httpd` (a threaded HTTP(S) server on 127.0.0.1, relaying), :mod:`.awsxml` (AWS's error bodies).
 
 Typical wiring (see tests/standins/conftest.py)::
 

@@ -126,9 +126,10 @@ def classify(method: str, path: str, headers: Mapping[str, str], body: bytes) ->
     if action:
         actions = [f"{service}:{action}"]
         if any(name.startswith("Tags.member.") for name in params):
-            actions.append(
-                f"{service}:TagSession" if service == "sts" else f"{service}:Tag{action.removeprefix('Create')}"
-            )
+            if service == "sts":
+                actions.append("sts:TagSession")
+            elif action.startswith("Create"):
+                actions.append(f"{service}:Tag{action.removeprefix('Create')}")
         return Classified(service, action, tuple(actions))
     if target:
         operation = target.rsplit(".", 1)[-1]

@@ -12,6 +12,15 @@ from xml.sax.saxutils import escape
 STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 
 
+class Refused(Exception):
+    """A refusal a stand-in answers with: AWS's error ``code`` and ``message``, the HTTP ``status``,
+    and the stand-in's own ``reason`` (more precise than AWS's message, for the test to read)."""
+
+    def __init__(self, code: str, message: str, reason: str = "", status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.reason, self.status = code, message, reason or message, status
+
+
 def request_id() -> str:
     return str(uuid.uuid4())
 

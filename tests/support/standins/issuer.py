@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from webhook.oidc.jwks import jwk
 from webhook.oidc.keys import KeyType, generate_key_pair
 
-from .motoserver import ACCOUNT_ID, admin_client
+from .motoserver import ACCOUNT_ID, Credentials, admin_client
 from .public_s3 import PublicS3
 
 STS_AUDIENCE = "sts.amazonaws.com"
@@ -84,13 +84,14 @@ class ManualIssuer:
         bucket: str = "irsa-issuer",
         prefix: str = "cluster-a",
         client_ids: Sequence[str] = (STS_AUDIENCE,),
+        credentials: Credentials | None = None,
     ) -> None:
         self.bucket, self.prefix, self.client_ids = bucket, prefix.strip("/"), list(client_ids)
         self.issuer_url = front.issuer_url(bucket, self.prefix)
         self.host_path = self.issuer_url.removeprefix("https://")
         self.provider_arn = f"arn:{front.partition}:iam::{ACCOUNT_ID}:oidc-provider/{self.host_path}"
-        self.s3 = admin_client(moto_url, "s3", front.region)
-        self.iam = admin_client(moto_url, "iam", front.region)
+        self.s3 = admin_client(moto_url, "s3", front.region, credentials)
+        self.iam = admin_client(moto_url, "iam", front.region, credentials)
         self._partition = front.partition
         self._region = front.region
 

@@ -16,6 +16,10 @@ decision an anonymous caller would get from AWS:
 4. a missing object is 404 NoSuchKey only if the policy also grants ``s3:ListBucket``; otherwise
    403 AccessDenied, as S3 answers a caller who may not list the bucket.
 
+A limit of moto that no front can lift: moto itself refuses every request for an object (the
+admin's signed read included) when a statement of the bucket policy with a Condition matches the
+action, whatever the condition says; the front then answers 500 saying so.
+
 The answer carries the object's Content-Type, Cache-Control, ETag and Last-Modified. Anything but a
 plain GET or HEAD of an object is refused with 403 (the stand-in models anonymous reads only).
 Every request is recorded in :attr:`PublicS3.requests` with the reason for its answer.
@@ -37,7 +41,7 @@ from tests.support.certs import Certs, serving_pki
 
 from .awsxml import XML_HEADERS, s3_error
 from .httpd import LoopbackServer, QuietHandler
-from .motoserver import admin_client
+from .motoserver import Credentials, admin_client
 from .policy import Request, UnsupportedPolicy, evaluate
 from .s3rules import bucket_policy, is_public, public_access_block
 
@@ -56,6 +60,12 @@ _HEADER_NAMES = {
     "ContentDisposition": "Content-Disposition",
     "ETag": "ETag",
 }
+# moto 5.2.6 evaluates a bucket policy on every object request, signed or not, with no condition
+# values: a statement whose action matches and which has any Condition counts as a Deny for everyone.
+_MOTO_DENIES = (
+    "moto refused the stand-in's signed read: it treats every statement with a Condition as a Deny "
+    "(moto's limit, not AWS's); this policy cannot be served from moto"
+)
 
 
 @dataclass(frozen=True)
@@ -93,14 +103,16 @@ class PublicS3:
     """The anonymous HTTPS front of moto's S3 on 127.0.0.1; ``ca_file`` is what clients trust
     (``SSL_CERT_FILE``). Buckets live in ``region``'s partition of moto (one front per partition)."""
 
-    def __init__(self, moto_url: str, workdir: Path, region: str = "us-east-1") -> None:
+    def __init__(
+        self, moto_url: str, workdir: Path, region: str = "us-east-1", credentials: Credentials | None = None
+    ) -> None:
         self.certs: Certs = serving_pki(workdir / "public-s3-tls")
         self.ca_file: Path = self.certs.ca
         self.region = region
         self.partition = partition_of(region)
         self.requests: list[Served] = []
         self._lock = threading.Lock()
-        self._s3 = admin_client(moto_url, "s3", region)
+        self._s3 = admin_client(moto_url, "s3", region, credentials)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.certs.cert, self.certs.key)
         self._server = LoopbackServer(_handler(self), context)
@@ -167,7 +179,10 @@ class PublicS3:
         try:
             found = self._s3.get_object(Bucket=bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("403", "AccessDenied"):
+                return _Answer(500, _MOTO_DENIES, s3_error("InternalError", _MOTO_DENIES))
+            if code not in ("NoSuchKey", "404"):
                 raise
             listing = evaluate(policy, _anonymous("s3:ListBucket", f"arn:{self.partition}:s3:::{bucket}"))
             if listing.allowed:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from .actions import classify
 from .awsxml import XML_HEADERS, s3_error
 from .httpd import LoopbackServer, QuietHandler, Upstream
-from .motoserver import admin_client
+from .motoserver import Credentials, admin_client
 from .s3rules import NEW_BUCKET_BLOCK, acl_refusal, put_policy_refusal
 
 
@@ -41,13 +41,19 @@ class CallRecorder:
     """The recording front of moto on 127.0.0.1 (``url``); ``upstream`` defaults to moto itself."""
 
     def __init__(
-        self, moto_url: str, *, upstream: str | None = None, s3_rules: bool = True, region: str = "us-east-1"
+        self,
+        moto_url: str,
+        *,
+        upstream: str | None = None,
+        s3_rules: bool = True,
+        region: str = "us-east-1",
+        credentials: Credentials | None = None,
     ) -> None:
         self.upstream = upstream or moto_url
         self.s3_rules = s3_rules
         self.calls: list[Call] = []
         self._lock = threading.Lock()
-        self._s3 = admin_client(moto_url, "s3", region)
+        self._s3 = admin_client(moto_url, "s3", region, credentials)
         self._server = LoopbackServer(_handler(self))
         self.url = self._server.url
 

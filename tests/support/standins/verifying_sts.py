@@ -10,11 +10,9 @@ moto's ``GetCallerIdentity`` knows, and the answer gains the fields moto leaves 
 2. an IAM OIDC provider in moto has the URL ``iss`` without ``https://`` (else InvalidIdentityToken
    "No OpenIDConnect provider found in your account for <iss>");
 3. ``azp``, or else one of ``aud``, is in the provider's client IDs (else "Incorrect token audience");
-4. ``<iss>/.well-known/openid-configuration`` and its ``jwks_uri`` are fetched over HTTPS, verified
-   against ``ca_file``; unreachable (connection, TLS): IDPCommunicationError, which botocore retries;
-   reached but not served (403, 404, not JSON): InvalidIdentityToken "Couldn't retrieve
-   verification key..." (the message AWS gives for an issuer whose bucket is not public); the
-   document's ``issuer`` must equal ``iss`` byte for byte;
+4. the issuer's discovery document and JWKS are fetched over HTTPS as STS fetches them
+   (:mod:`.oidcfetch`: IDPCommunicationError when unreachable, InvalidIdentityToken "Couldn't
+   retrieve verification key..." when not served), and the document's ``issuer`` equals ``iss``;
 5. the header's ``kid`` is in that JWKS, its ``alg`` is one STS accepts, the signature verifies;
 6. ``exp`` is in the future (else ExpiredTokenException); ``nbf``/``iat`` not in the future; ``sub`` present;
 7. the role exists with exactly the ARN asked for (path included), and its trust policy (read from
@@ -24,15 +22,14 @@ moto's ``GetCallerIdentity`` knows, and the answer gains the fields moto leaves 
    "Not authorized to perform sts:AssumeRoleWithWebIdentity" (HTTP 403, as AWS);
 8. ``DurationSeconds`` within the role's MaxSessionDuration.
 
-The discovery document and JWKS are cached per issuer for ``jwks_ttl`` seconds (0: fetched for every
-call), and a kid missing from a cached set is not refetched: that is how a signer switched before
-the new key was published, and before caches expired, fails. :meth:`advance` moves this stand-in's
-clock (cache and token times) without sleeping. Each decision is recorded in :attr:`decisions`.
+The keys are cached for ``jwks_ttl`` seconds (0: fetched for every call) and a kid missing from a
+cached set is not refetched: that is how a signer switched before the new key was published, and
+before caches expired, fails. :meth:`advance` moves this stand-in's clock (cache and token times)
+without sleeping. Each decision is recorded in :attr:`decisions`.
 """
 
 from __future__ import annotations
 
-import ssl
 import threading
 import time
 import urllib.parse
@@ -41,31 +38,22 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-import httpx
 import jwt
 from botocore.exceptions import ClientError
 
-from .awsxml import QUERY_XML_HEADERS, query_error
+from .awsxml import QUERY_XML_HEADERS, Refused, query_error
+from .claims import audience as token_audience
+from .claims import condition_keys, recorded_claims
 from .httpd import LoopbackServer, QuietHandler, Upstream
-from .motoserver import admin_client
+from .motoserver import Credentials, admin_client
+from .oidcfetch import NO_KEY, IssuerKeys
 from .policy import Request, UnsupportedPolicy, evaluate, load_policy
 
 ACTION = "sts:AssumeRoleWithWebIdentity"
 ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"})
-NO_KEY = (
-    "Couldn't retrieve verification key from your identity provider, "
-    "please reference AssumeRoleWithWebIdentity documentation for requirements"
-)
 NOT_AUTHORIZED = "Not authorized to perform sts:AssumeRoleWithWebIdentity"
 # How far nbf/iat may lie in the future: clocks of an issuer and of STS are never exactly equal.
 CLOCK_SKEW_SECONDS = 300.0
-FETCH_TIMEOUT_SECONDS = 5.0
-
-
-class Refused(Exception):
-    def __init__(self, code: str, message: str, reason: str = "", status: int = 400) -> None:
-        super().__init__(message)
-        self.code, self.message, self.reason, self.status = code, message, reason or message, status
 
 
 @dataclass(frozen=True)
@@ -87,12 +75,6 @@ class Verified:
     audience: str
 
 
-@dataclass
-class _Keys:
-    fetched_at: float
-    jwks: dict[str, Any]
-
-
 class VerifyingSTS:
     """The verifying STS on 127.0.0.1 (``url``: set ``AWS_ENDPOINT_URL_STS`` to it). IAM is read from
     ``moto_url``; requests are passed on to ``upstream`` (default: moto itself, or e.g. a
@@ -106,17 +88,14 @@ class VerifyingSTS:
         upstream: str | None = None,
         jwks_ttl: float = 0.0,
         region: str = "us-east-1",
+        credentials: Credentials | None = None,
     ) -> None:
         self.upstream = upstream or moto_url
-        self.jwks_ttl = jwks_ttl
         self.decisions: list[Decision] = []
-        self.fetches: list[str] = []  # every discovery/JWKS URL fetched, in order
-        self._iam = admin_client(moto_url, "iam", region)
+        self._iam = admin_client(moto_url, "iam", region, credentials)
         self._offset = 0.0
-        self._cache: dict[str, _Keys] = {}
         self._lock = threading.Lock()
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-        self._http = httpx.Client(verify=context, trust_env=False, timeout=FETCH_TIMEOUT_SECONDS)
+        self.keys = IssuerKeys(ca_file, jwks_ttl, self.now)
         self._server = LoopbackServer(_handler(self))
         self.url = self._server.url
 
@@ -127,13 +106,14 @@ class VerifyingSTS:
         """Move this stand-in's clock forward (JWKS cache age and token times alike)."""
         self._offset += seconds
 
-    def forget_keys(self) -> None:
-        with self._lock:
-            self._cache.clear()
+    @property
+    def fetches(self) -> list[str]:
+        """Every discovery document and JWKS URL fetched so far, in order."""
+        return self.keys.fetches
 
     def stop(self) -> None:
         self._server.stop()
-        self._http.close()
+        self.keys.close()
 
     def __enter__(self) -> VerifyingSTS:
         return self
@@ -150,13 +130,13 @@ class VerifyingSTS:
         try:
             verified = self.verify(params, claims)
         except Refused as refused:
-            self._record(Decision(role_arn, *_seen(claims), False, refused.code, refused.reason))
+            self._record(Decision(role_arn, *recorded_claims(claims), False, refused.code, refused.reason))
             return None, refused
         except Exception as exc:  # a stand-in bug must show in the test, not as a dropped connection
             failed = Refused("InternalFailure", f"stand-in error: {type(exc).__name__}: {exc}", status=500)
-            self._record(Decision(role_arn, *_seen(claims), False, failed.code, failed.reason))
+            self._record(Decision(role_arn, *recorded_claims(claims), False, failed.code, failed.reason))
             return None, failed
-        self._record(Decision(role_arn, *_seen(claims), True, None, "allowed"))
+        self._record(Decision(role_arn, *recorded_claims(claims), True, None, "allowed"))
         return verified, None
 
     def _record(self, decision: Decision) -> None:
@@ -179,7 +159,7 @@ class VerifyingSTS:
         if not isinstance(issuer, str) or not issuer.startswith("https://"):
             raise Refused("InvalidIdentityToken", f"No OpenIDConnect provider found in your account for {issuer}")
         provider_arn, client_ids = self._provider(issuer)
-        audience = _audience(claims, client_ids)
+        audience = token_audience(claims, client_ids)
         jwk = self._key(issuer, header)
         self._signature(token, header, jwk)
         self._times(claims)
@@ -195,7 +175,7 @@ class VerifyingSTS:
         raise Refused("InvalidIdentityToken", f"No OpenIDConnect provider found in your account for {issuer}")
 
     def _key(self, issuer: str, header: dict[str, Any]) -> dict[str, Any]:
-        keys = self._jwks(issuer)
+        keys = self.keys.jwks(issuer)
         kid = header.get("kid")
         candidates = [k for k in keys.get("keys", []) if isinstance(k, dict) and (kid is None or k.get("kid") == kid)]
         if len(candidates) != 1:
@@ -204,47 +184,6 @@ class VerifyingSTS:
         if alg not in ALGORITHMS or candidates[0].get("alg", alg) != alg:
             raise Refused("InvalidIdentityToken", f"Unsupported or mismatched token algorithm {alg}")
         return candidates[0]
-
-    def _jwks(self, issuer: str) -> dict[str, Any]:
-        with self._lock:
-            cached = self._cache.get(issuer)
-        if cached is not None and self.now() - cached.fetched_at < self.jwks_ttl:
-            return cached.jwks
-        discovery = self._fetch(issuer.rstrip("/") + "/.well-known/openid-configuration")
-        if discovery.get("issuer") != issuer:
-            raise Refused(
-                "InvalidIdentityToken",
-                NO_KEY,
-                f"discovery issuer {discovery.get('issuer')!r} is not the token's iss {issuer!r}",
-            )
-        jwks_uri = discovery.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
-            raise Refused("InvalidIdentityToken", NO_KEY, f"jwks_uri {jwks_uri!r} is not an https URL")
-        keys = self._fetch(jwks_uri)
-        with self._lock:
-            self._cache[issuer] = _Keys(self.now(), keys)
-        return keys
-
-    def _fetch(self, url: str) -> dict[str, Any]:
-        with self._lock:
-            self.fetches.append(url)
-        try:
-            response = self._http.get(url)
-        except httpx.HTTPError as exc:
-            raise Refused(
-                "IDPCommunicationError",
-                "Couldn't connect to the identity provider",
-                f"GET {url}: {type(exc).__name__}: {exc}",
-            ) from exc
-        if response.status_code != 200:
-            raise Refused("InvalidIdentityToken", NO_KEY, f"GET {url}: HTTP {response.status_code}")
-        try:
-            document = response.json()
-        except ValueError as exc:
-            raise Refused("InvalidIdentityToken", NO_KEY, f"GET {url}: not JSON") from exc
-        if not isinstance(document, dict):
-            raise Refused("InvalidIdentityToken", NO_KEY, f"GET {url}: not a JSON object")
-        return document
 
     def _signature(self, token: str, header: dict[str, Any], jwk: dict[str, Any]) -> None:
         try:
@@ -294,7 +233,7 @@ class VerifyingSTS:
             raise Refused("AccessDenied", NOT_AUTHORIZED, f"role {role_arn}: {exc}", 403) from exc
         if role["Arn"] != role_arn:
             raise Refused("AccessDenied", NOT_AUTHORIZED, f"no role {role_arn} (there is {role['Arn']})", 403)
-        request = Request("Federated", provider_arn, ACTION, None, _context(claims, issuer, provider_arn, params))
+        request = Request("Federated", provider_arn, ACTION, None, condition_keys(claims, issuer, provider_arn, params))
         try:
             verdict = evaluate(load_policy(role["AssumeRolePolicyDocument"]), request)
         except UnsupportedPolicy as exc:
@@ -306,44 +245,6 @@ class VerifyingSTS:
             raise Refused(
                 "ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
             )
-
-
-def _audience(claims: dict[str, Any], client_ids: list[str]) -> str:
-    audiences = [claims["azp"]] if isinstance(claims.get("azp"), str) else _strings(claims.get("aud"))
-    for audience in audiences:
-        if audience in client_ids:
-            return audience
-    raise Refused("InvalidIdentityToken", "Incorrect token audience", f"aud {audiences} not in {client_ids}")
-
-
-def _strings(value: Any) -> list[str]:
-    values = value if isinstance(value, list) else [value]
-    return [v for v in values if isinstance(v, str)]
-
-
-def _context(claims: dict[str, Any], issuer: str, provider_arn: str, params: dict[str, str]) -> dict[str, list[str]]:
-    """The condition keys of a web-identity request, as AWS documents them for OIDC providers."""
-    host_path = issuer.removeprefix("https://")
-    aud = _strings(claims.get("aud"))
-    context = {
-        f"{host_path}:sub": _strings(claims.get("sub")),
-        f"{host_path}:aud": [claims["azp"]] if isinstance(claims.get("azp"), str) else aud,
-        f"{host_path}:oaud": aud,
-        f"{host_path}:amr": _strings(claims.get("amr")),
-        "aws:FederatedProvider": [provider_arn],
-        "sts:RoleSessionName": [params.get("RoleSessionName", "")],
-    }
-    return {key.lower(): values for key, values in context.items() if values}
-
-
-def _seen(claims: dict[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
-    aud = claims.get("aud")
-    return (
-        claims.get("sub") if isinstance(claims.get("sub"), str) else None,
-        ",".join(_strings(aud)) or None,
-        claims.get("iss") if isinstance(claims.get("iss"), str) else None,
-        claims.get("_kid") if isinstance(claims.get("_kid"), str) else None,
-    )
 
 
 def credentials_answer(upstream: Upstream, verified: Verified) -> Upstream:

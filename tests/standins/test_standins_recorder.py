@@ -3,7 +3,9 @@ refuses the S3 writes AWS refuses."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -234,3 +236,21 @@ def test_the_check_is_there_for_tests_that_write_policies_directly(moto: MotoSer
 def test_public_means_what_aws_says_it_means(statement: dict[str, Any], public: bool) -> None:
     base = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
     assert is_public({"Statement": [{**base, **statement}]}) is public
+
+
+def test_a_chunked_upload_is_relayed_verbatim(recorder: CallRecorder, moto: MotoServer) -> None:
+    """botocore streams bodies of unknown length with Transfer-Encoding: chunked; the framing is passed on."""
+    admin_client(moto.url, "s3").create_bucket(Bucket=BUCKET)
+    target = urllib.parse.urlsplit(recorder.url)
+    connection = http.client.HTTPConnection(target.hostname or "", target.port, timeout=10)
+    scope = "Credential=AKID/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
+    headers = {"Authorization": f"AWS4-HMAC-SHA256 {scope}", "Transfer-Encoding": "chunked"}
+    connection.request(
+        "PUT", f"/{BUCKET}/streamed", body=iter([b"abc", b"def" * 1000]), headers=headers, encode_chunked=True
+    )
+    with connection.getresponse() as response:
+        assert response.status == 200, response.read()
+    connection.close()
+    body = admin_client(moto.url, "s3").get_object(Bucket=BUCKET, Key="streamed")["Body"].read()
+    assert body == b"abc" + b"def" * 1000
+    assert recorder.operations() == {"s3:PutObject"}

@@ -1,4 +1,4 @@
-"""The stand-ins wired as a test of the AWS side uses them: one moto server for the session (reset
+"""The stand-ins wired as a test of the AWS side uses them: the session's moto server (tests/conftest.py, reset
 before each test), and per test a public S3 front, a verifying STS, a call recorder and a published
 issuer."""
 
@@ -10,20 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.standins import CallRecorder, ManualIssuer, MotoServer, PublicS3, SigningKey, VerifyingSTS
-
-
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = MotoServer(tmp_path_factory.mktemp("moto"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def moto(moto_server: MotoServer) -> MotoServer:
-    """The session's moto server, emptied."""
-    moto_server.reset()
-    return moto_server
 
 
 @pytest.fixture

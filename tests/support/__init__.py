@@ -20,5 +20,10 @@ folder's conftest); they never import one another.
 - ``moto``: moto's server on 127.0.0.1 (with the IAM client-ID actions it lacks, ``motoserver``), its
   reset, and the environment that points boto3's standard chain at it; ``awserrors``: an endpoint
   answering one real AWS error response; ``awsstate``: an issuer spec and plain boto3 clients that set
-  up or read back AWS state for the provisioner's tests.
+  up or read back AWS state for the provisioner's tests;
+- ``standins``: what makes the AWS side refuse what AWS would refuse: a public S3 front over HTTPS that
+  serves only what the bucket policy and public access block let an anonymous caller read, an STS that
+  verifies web identity tokens (signature against the published JWKS, trust policy evaluated) before
+  moto answers, and a recorder of the IAM actions a run needed;
+- ``webservers``: a static HTTPS document server and an HTTP CONNECT proxy.
 """

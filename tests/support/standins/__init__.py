@@ -23,8 +23,9 @@ Typical wiring (see tests/standins/conftest.py)::
     sts = VerifyingSTS(moto.url, ca_file=front.ca_file, upstream=recorder.url)  # AWS_ENDPOINT_URL_STS
 """
 
+from ..moto import MotoServer
 from .issuer import ManualIssuer, SigningKey
-from .motoserver import MotoServer, admin_client
+from .motoserver import admin_client
 from .public_s3 import PublicS3
 from .recorder import CallRecorder
 from .verifying_sts import VerifyingSTS

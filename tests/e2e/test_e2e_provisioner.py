@@ -1,0 +1,429 @@
+"""The whole self-hosted chain, provisioned from one IRSAIssuer and proven as STS would prove it.
+
+A kube-apiserver of this module's own is started with ``--service-account-issuer`` set to the S3
+issuer URL (served over HTTPS by the public S3 front from the moto S3 the provisioner writes to:
+only what the bucket policy makes public is served). The provisioner writes through a recorder of
+the IAM actions it needs; STS is the verifying stand-in (signature against the published JWKS,
+issuer, audience, expiry, the role's trust policy as stored in IAM), so nothing passes that AWS
+would refuse.
+
+In order, as an operator meets them:
+
+1. bootstrap from a laptop: ``provision plan`` (changes pending), ``apply`` (ready: STS can read
+   the documents), ``plan`` in sync, a second ``apply`` that makes no write call;
+2. a pod of an annotated ServiceAccount, mutated by the webhook, gets credentials from its
+   projected token through boto3's web-identity provider;
+3. drift made by hand shows in ``plan`` and ``apply`` repairs it;
+4. the controller, itself on IRSA through this very webhook (no stored keys), reconciles the same
+   object with no write, repairs drift on resync, and mirrors a key rotation made on kube-apiserver
+   (tokens of both keys verify, then the old key leaves S3);
+5. deleting the object with ``deletionPolicy: Delete`` removes what it created and nothing else;
+6. every AWS call made over the whole module is allowed by the documented IAM policy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from botocore.exceptions import ClientError
+
+from tests.support import kuberest as k
+from tests.support.certs import Certs
+from tests.support.controlplane import ControlPlane, find_binaries
+from tests.support.moto import ACCESS_KEY_ID, ACCOUNT, SECRET_ACCESS_KEY, MotoServer
+from tests.support.paths import REPO
+from tests.support.ports import free_port
+from tests.support.procs import ManagedProcess
+from tests.support.server import Server
+from tests.support.standins import CallRecorder, PublicS3, VerifyingSTS, admin_client
+from tests.support.waits import wait_for
+from webhook.oidc.jwks import key_id
+from webhook.oidc.keys import generate_key_pair, load_public_keys
+
+from .chain import (
+    Injected,
+    assumed_role_arn_prefix,
+    caller_identity,
+    request_kubelet_token,
+    sdk_environment,
+    write_token,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+BUCKET = "irsa-e2e-issuer"
+PREFIX = "cluster-e2e"
+CLUSTER = "e2e-provisioner"
+REGION = "us-east-1"
+LABEL = {"irsa-e2e-provisioner": "on"}
+CONFIGURATION = "irsa-e2e-provisioner"
+CONTROLLER_NS, CONTROLLER_SA = "irsa-webhook-provisioner", "irsa-webhook-provisioner"
+CRD = REPO / "manifests" / "components" / "provisioner" / "crd-irsaissuers.yaml"
+POLICY = REPO / "examples" / "provisioner" / "provisioner-policy.json"
+ISSUERS = "/apis/irsa-webhook.io/v1alpha1/irsaissuers"
+SETTLE = 60.0
+
+
+@dataclass
+class Stack:
+    """Everything this module runs: AWS stand-ins, its control plane, its webhook."""
+
+    moto: MotoServer
+    front: PublicS3
+    recorder: CallRecorder
+    sts: VerifyingSTS
+    plane: ControlPlane
+    kube: k.KubeRest
+    workdir: Path
+
+    @property
+    def issuer(self) -> str:
+        return self.front.issuer_url(BUCKET, PREFIX)
+
+    def aws_env(self) -> dict[str, str]:
+        """A laptop's environment: admin keys, AWS through the recorder, the front's CA trusted."""
+        home = self.workdir / "home"
+        home.mkdir(exist_ok=True)
+        return {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(home),
+            "AWS_ENDPOINT_URL": self.recorder.url,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": str(home / "no-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "SSL_CERT_FILE": str(self.front.ca_file),
+        }
+
+    def s3(self) -> Any:
+        return admin_client(self.moto.url, "s3")
+
+    def iam(self) -> Any:
+        return admin_client(self.moto.url, "iam")
+
+    def served_kids(self) -> list[str]:
+        """The kids an anonymous client reads at the issuer, as STS would."""
+        request = urllib.request.Request(f"{self.issuer}/keys.json")
+        with urllib.request.urlopen(request, context=self.front.client_context(), timeout=10) as response:
+            return [key["kid"] for key in json.loads(response.read())["keys"]]
+
+
+def issuer_object(issuer: str, deletion: str = "Retain") -> dict[str, Any]:
+    return {
+        "apiVersion": "irsa-webhook.io/v1alpha1",
+        "kind": "IRSAIssuer",
+        "metadata": {"name": "main"},
+        "spec": {
+            # the front is path-style on 127.0.0.1: the URL is given, the bucket is where it is stored
+            "issuerURL": issuer,
+            "discovery": {"s3": {"bucket": BUCKET, "region": REGION, "prefix": PREFIX, "createBucket": True}},
+            "keys": {"source": "APIServer"},
+            "oidcProvider": {"clientIDs": ["sts.amazonaws.com"]},
+            "deletionPolicy": deletion,
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    moto_server.reset()
+    workdir = tmp_path_factory.mktemp("provisioner")
+    front = PublicS3(moto_server.url, workdir / "front")
+    recorder = CallRecorder(moto_server.url)
+    sts = VerifyingSTS(moto_server.url, ca_file=front.ca_file, upstream=recorder.url)
+    plane = ControlPlane(
+        workdir=workdir / "plane", assets=find_binaries(), external_issuer=front.issuer_url(BUCKET, PREFIX)
+    )
+    try:
+        plane.start()
+        kube = k.KubeRest(plane.server, plane.token, plane.ca_file)
+        for ns in ("irsa-probe", CONTROLLER_NS):
+            kube.create_namespace(ns, LABEL)
+        kube.create_service_account("irsa-probe", "probe")
+        yield Stack(moto_server, front, recorder, sts, plane, kube, workdir)
+    finally:
+        plane.stop()
+        for standin in (sts, recorder, front):
+            standin.stop()
+
+
+@pytest.fixture(scope="module")
+def webhook(stack: Stack, tmp_path_factory: pytest.TempPathFactory, webhook_certs: Certs) -> Iterator[Server]:
+    server = Server(
+        tmp_path_factory.mktemp("provisioner-webhook"),
+        webhook_certs,
+        "--aws-default-region",
+        REGION,
+        kubeconfig=stack.plane.kubeconfig,
+        bind_address=None,
+    ).start()
+    try:
+        k.register_webhook(stack.kube, CONFIGURATION, server.mutate_url, webhook_certs.ca_pem, "Fail", LABEL)
+        yield server
+    finally:
+        server.stop()
+
+
+def provision(stack: Stack, verb: str, obj: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
+    manifest = stack.workdir / "issuer.yaml"
+    manifest.write_text(yaml.safe_dump(obj))
+    argv = [sys.executable, "-m", "webhook", "provision", verb, "-f", str(manifest), "--cluster-name", CLUSTER]
+    argv += ["--kubeconfig", str(stack.plane.kubeconfig), "--probe-service-account", "irsa-probe/probe", *extra]
+    return subprocess.run(argv, env=stack.aws_env(), capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+
+
+def create_role(stack: Stack, name: str, namespace: str, service_account: str, policy: str | None = None) -> str:
+    """A role trusted by one ServiceAccount through the issuer, its trust policy from our own command."""
+    trust = subprocess.run(
+        [sys.executable, "-m", "webhook", "trust-policy", "--issuer", stack.issuer, "--account-id", ACCOUNT,
+         "--service-account", f"{namespace}:{service_account}"],
+        capture_output=True, text=True, timeout=60, check=True, cwd=REPO,
+    ).stdout  # fmt: skip
+    iam = stack.iam()
+    arn: str = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    if policy is not None:
+        iam.put_role_policy(RoleName=name, PolicyName="provisioner", PolicyDocument=policy)
+    return arn
+
+
+def credentials_through_a_pod(stack: Stack, namespace: str, name: str, root: Path) -> tuple[dict[str, str], str]:
+    """Create a pod of ServiceAccount ``app``; the webhook mutates it; the kubelet's token for it is
+    written where the pod says; the SDK environment it gives and the token's kid."""
+    stack.kube.create_pod(namespace, k.pod(name, "app"))
+    pod = stack.kube.get_pod(namespace, name)
+    injected = Injected.from_pod(pod, "app")
+    token = request_kubelet_token(stack.kube, pod, injected)
+    write_token(root, injected, token)
+    return sdk_environment(root, injected, stack.sts.url), _kid(token)
+
+
+def _kid(token: str) -> str:
+    import jwt
+
+    kid: str = jwt.get_unverified_header(token)["kid"]
+    return kid
+
+
+def test_bootstrap_from_a_laptop_then_a_pod_gets_credentials(stack: Stack, webhook: Server, tmp_path: Path) -> None:
+    obj = issuer_object(stack.issuer)
+    plan = provision(stack, "plan", obj)
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    assert "s3:CreateBucket" in plan.stdout
+
+    applied = provision(stack, "apply", obj)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "✓ Ready" in applied.stdout
+    assert "✓ Reachable" in applied.stdout
+    api_kid = key_id(load_public_keys(stack.plane.sa_public_key.read_bytes())[0].key)
+    assert stack.served_kids() == [api_kid]
+
+    again = provision(stack, "plan", obj)
+    assert again.returncode == 0, again.stdout
+    mark = len(stack.recorder.writes())
+    second = provision(stack, "apply", obj, "-o", "json")
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)[0]["changes"] == []
+    assert stack.recorder.writes()[mark:] == []  # a converged issuer: not one write call
+
+    ns = f"app-{os.getpid()}"
+    stack.kube.create_namespace(ns, LABEL)
+    role = create_role(stack, "e2e-app", ns, "app")
+    stack.kube.create_service_account(ns, "app", {k.ROLE_ANNOTATION: role})
+    env, kid = credentials_through_a_pod(stack, ns, "sdk", tmp_path)
+    assert kid == api_kid
+    identity = caller_identity(env)
+    assert identity["Arn"].startswith(assumed_role_arn_prefix(role))
+    decision = stack.sts.decisions[-1]
+    assert decision.allowed, decision.reason
+    assert decision.subject == f"system:serviceaccount:{ns}:app"
+
+
+def test_drift_shows_in_plan_and_apply_repairs_it(stack: Stack) -> None:
+    obj = issuer_object(stack.issuer)
+    assert provision(stack, "apply", obj).returncode == 0
+    s3, iam = stack.s3(), stack.iam()
+    s3.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/keys.json")
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    arn = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"][0]["Arn"]
+    iam.remove_client_id_from_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="sts.amazonaws.com")
+
+    plan = provision(stack, "plan", obj, "-o", "json")
+    assert plan.returncode == 1, plan.stderr
+    actions = [c["action"] for c in json.loads(plan.stdout)[0]["changes"]]
+    assert "s3:PutObject" in actions
+    assert "s3:PutBucketPolicy" in actions
+    assert "iam:AddClientIDToOpenIDConnectProvider" in actions
+    assert provision(stack, "plan", obj).returncode == 1
+    repaired = provision(stack, "apply", obj)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert provision(stack, "plan", obj).returncode == 0
+
+
+@dataclass
+class Controller:
+    process: ManagedProcess
+    health: int
+
+
+def start_controller(stack: Stack, env: dict[str, str], *extra: str) -> Controller:
+    health = free_port()
+    argv = [
+        sys.executable, "-m", "webhook", "controller", "--cluster-name", CLUSTER,
+        "--kubeconfig", str(stack.plane.kubeconfig), "--resync", "2s", "--no-leader-elect",
+        "--probe-service-account", f"{CONTROLLER_NS}/{CONTROLLER_SA}",
+        "--health-port", str(health), "--metrics-port", "0", "--bind-address", "127.0.0.1", *extra,
+    ]  # fmt: skip
+    process = ManagedProcess("irsa-webhook-controller", argv, stack.workdir / "controller.log", env=env, cwd=REPO)
+    return Controller(process, health)
+
+
+def issuer_status(stack: Stack) -> dict[str, Any]:
+    status: dict[str, Any] = stack.kube.get(f"{ISSUERS}/main").get("status", {})
+    return status
+
+
+def condition(status: dict[str, Any], kind: str) -> str | None:
+    return next((c["status"] for c in status.get("conditions", []) if c["type"] == kind), None)
+
+
+def test_the_controller_on_irsa_reconciles_repairs_and_mirrors_a_rotation(
+    stack: Stack, webhook: Server, tmp_path: Path
+) -> None:
+    # The controller's own credentials: a role trusted by its ServiceAccount only, with the
+    # documented policy, and a token the webhook's mutation points the SDK at: no stored keys.
+    policy = POLICY.read_text()
+    for placeholder, value in (
+        ("BUCKET", BUCKET), ("PREFIX", PREFIX), ("ACCOUNT_ID", ACCOUNT),
+        ("ISSUER_HOST_PATH", stack.issuer.removeprefix("https://")),
+    ):  # fmt: skip
+        policy = policy.replace(placeholder, value)
+    role = create_role(stack, "irsa-webhook-provisioner", CONTROLLER_NS, CONTROLLER_SA, policy)
+    stack.kube.create_service_account(CONTROLLER_NS, CONTROLLER_SA, {k.ROLE_ANNOTATION: role})
+    stack.kube.create_pod(CONTROLLER_NS, k.pod("controller", CONTROLLER_SA))
+    pod = stack.kube.get_pod(CONTROLLER_NS, "controller")
+    injected = Injected.from_pod(pod, "app")
+    write_token(tmp_path, injected, request_kubelet_token(stack.kube, pod, injected))
+    env = sdk_environment(tmp_path, injected, stack.sts.url)
+    assert "AWS_ACCESS_KEY_ID" not in env
+    env |= {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_ENDPOINT_URL": stack.recorder.url,
+        "AWS_ENDPOINT_URL_STS": stack.sts.url,
+        "SSL_CERT_FILE": str(stack.front.ca_file),
+        "PYTHONPATH": str(REPO),
+    }
+
+    stack.plane.kubectl("apply", "--server-side", "-f", str(CRD))
+    stack.plane.kubectl("wait", "--for=condition=Established", "crd/irsaissuers.irsa-webhook.io", "--timeout=60s")
+    stack.kube.create(ISSUERS, issuer_object(stack.issuer))
+    mark = len(stack.recorder.writes())
+    decisions_before = len(stack.sts.decisions)
+    controller = start_controller(stack, env)
+    try:
+        wait_for(lambda: condition(issuer_status(stack), "Ready") == "True", timeout=SETTLE,
+                 what="the issuer Ready", on_timeout=controller.process.tail)  # fmt: skip
+        # converged by the laptop's apply: the controller's reconciles and resyncs write nothing
+        assert stack.recorder.writes()[mark:] == []
+        ours = stack.sts.decisions[decisions_before:]
+        assert ours, "the controller never went through STS"
+        assert all(d.allowed and d.subject == f"system:serviceaccount:{CONTROLLER_NS}:{CONTROLLER_SA}" for d in ours)
+
+        # drift: repaired by resync
+        stack.s3().delete_object(Bucket=BUCKET, Key=f"{PREFIX}/keys.json")
+        wait_for(lambda: _served_or_none(stack) is not None, timeout=SETTLE, what="keys.json restored",
+                 on_timeout=controller.process.tail)  # fmt: skip
+
+        # rotation, as docs/self-hosted.md says: add key B, switch the signer, remove key A
+        key_a = stack.plane.sa_public_key
+        kid_a = key_id(load_public_keys(key_a.read_bytes())[0].key)
+        pair = generate_key_pair()
+        key_b_pub, key_b = tmp_path / "b.pub", tmp_path / "b.key"
+        key_b_pub.write_bytes(pair.public_pem)
+        key_b.write_bytes(pair.private_pem)
+        key_b.chmod(0o600)
+        kid_b = key_id(load_public_keys(pair.public_pem)[0].key)
+
+        stack.plane.reconfigure_apiserver(add=(f"--service-account-key-file={key_b_pub}",))
+        wait_for(lambda: sorted(_served_or_none(stack) or []) == sorted([kid_a, kid_b]), timeout=SETTLE,
+                 what="keys A and B published", on_timeout=controller.process.tail)  # fmt: skip
+        ns = f"rot-{os.getpid()}"
+        stack.kube.create_namespace(ns, LABEL)
+        role_app = create_role(stack, "e2e-rotation", ns, "app")
+        stack.kube.create_service_account(ns, "app", {k.ROLE_ANNOTATION: role_app})
+        env_a, signed_a = credentials_through_a_pod(stack, ns, "signed-by-a", tmp_path / "a")
+        assert signed_a == kid_a
+        assert caller_identity(env_a)["Arn"].startswith(assumed_role_arn_prefix(role_app))
+
+        stack.plane.reconfigure_apiserver(add=(f"--service-account-signing-key-file={key_b}",))
+        wait_for(lambda: issuer_status(stack).get("signingKey", {}).get("kid") == kid_b, timeout=SETTLE,
+                 what="the signing key seen as B", on_timeout=controller.process.tail)  # fmt: skip
+        assert issuer_status(stack)["signingKey"]["published"] is True
+        env_b, signed_b = credentials_through_a_pod(stack, ns, "signed-by-b", tmp_path / "b")
+        assert signed_b == kid_b
+        assert caller_identity(env_b)["Arn"].startswith(assumed_role_arn_prefix(role_app))
+        assert caller_identity(env_a)["Arn"].startswith(assumed_role_arn_prefix(role_app))  # A's token still verifies
+
+        stack.plane.reconfigure_apiserver(
+            drop=("--service-account-key-file=",), add=(f"--service-account-key-file={key_b_pub}",)
+        )
+        wait_for(lambda: _served_or_none(stack) == [kid_b], timeout=SETTLE, what="key A gone from S3",
+                 on_timeout=controller.process.tail)  # fmt: skip
+        assert stack.sts.decisions[-1].allowed
+
+        # deletion: what it created goes, and nothing else
+        stack.s3().put_object(Bucket=BUCKET, Key="someone-else/notes.txt", Body=b"not ours")
+        stack.iam().create_open_id_connect_provider(Url="https://other.example.com", ClientIDList=["sts.amazonaws.com"])
+        stack.kube.merge_patch(f"{ISSUERS}/main", {"spec": {"deletionPolicy": "Delete"}})
+        wait_for(lambda: "irsa-webhook.io/provisioner" in _finalizers(stack), timeout=SETTLE,
+                 what="the finalizer", on_timeout=controller.process.tail)  # fmt: skip
+        stack.kube.delete(f"{ISSUERS}/main")
+        wait_for(lambda: not stack.kube.exists(f"{ISSUERS}/main"), timeout=SETTLE, what="the object gone",
+                 on_timeout=controller.process.tail)  # fmt: skip
+    finally:
+        controller.process.stop()
+    s3 = stack.s3()
+    left = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert left == ["someone-else/notes.txt"]
+    with pytest.raises(ClientError, match="NoSuchBucketPolicy"):
+        s3.get_bucket_policy(Bucket=BUCKET)  # our statement was the only one
+    providers = [p["Arn"] for p in stack.iam().list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+    assert providers == [f"arn:aws:iam::{ACCOUNT}:oidc-provider/other.example.com"]
+
+
+def test_the_documented_policy_allows_every_call_the_provisioner_made(stack: Stack) -> None:
+    # After the laptop's bootstrap, the drift repair, the controller's whole life and its deletion
+    # above (module order), run a deletion of a bucket of our own too, so every action is exercised.
+    obj = issuer_object(stack.issuer, deletion="Delete")
+    assert provision(stack, "apply", obj).returncode == 0
+    assert provision(stack, "delete", obj).returncode == 0
+    document = json.loads(POLICY.read_text())
+    allowed = {
+        a for s in document["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    made = stack.recorder.actions() - {"sts:GetCallerIdentity"}  # needs no permission
+    assert made, "nothing was recorded"
+    assert made <= allowed, f"calls the documented policy does not allow: {sorted(made - allowed)}"
+
+
+def _served_or_none(stack: Stack) -> list[str] | None:
+    try:
+        return stack.served_kids()
+    except OSError:
+        return None
+
+
+def _finalizers(stack: Stack) -> list[str]:
+    finalizers: list[str] = stack.kube.get(f"{ISSUERS}/main")["metadata"].get("finalizers", [])
+    return finalizers

@@ -121,13 +121,18 @@ class Controller:
             if not self._is_leader():
                 self._leading.wait(1.0)
                 continue
-            name = self.queue.get(timeout=1.0)
-            if name is None:
-                continue
-            try:
-                self._process(name)
-            finally:
-                self.queue.done(name)
+            self.step()
+
+    def step(self, timeout: float = 1.0) -> str | None:
+        """Reconcile the next object due within ``timeout`` seconds; its name, None if none was due."""
+        name = self.queue.get(timeout=timeout)
+        if name is None:
+            return None
+        try:
+            self._process(name)
+        finally:
+            self.queue.done(name)
+        return name
 
     # -- what the watch says -------------------------------------------------------------------------
     def _changed(self, name: str, old: JSON | None, new: JSON | None) -> None:
@@ -191,10 +196,9 @@ class Controller:
         return self._schedule(name, outcome), outcome
 
     def _call(self, step: Reconcile, obj: JSON) -> Outcome:
+        # Checked again before each write that follows: the engine may take long.
         self._check_leader()
-        outcome = step(obj)
-        self._check_leader()  # the engine may have taken long: lead still, or write nothing
-        return outcome
+        return step(obj)
 
     def _schedule(self, name: str, outcome: Outcome) -> str:
         if outcome.retry == "backoff":

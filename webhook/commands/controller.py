@@ -182,6 +182,7 @@ def run(
         elector.stop()
     for server in servers:
         server.shutdown()
+        server.server_close()
     return Exit.OK
 
 
@@ -197,7 +198,16 @@ def _serve(args: argparse.Namespace, ready: Callable[[], tuple[bool, str]]) -> l
         routes["/readyz"] = check_route(ready)
     if args.metrics_port:
         ports.setdefault(args.metrics_port, {})["/metrics"] = metrics_route
-    return [ProbeServer(listen(address, port), routes).start() for port, routes in ports.items()]
+    servers: list[Any] = []
+    try:
+        for port, routes in ports.items():
+            servers.append(ProbeServer(listen(address, port), routes).start())
+    except BaseException:
+        for server in servers:  # a later port was taken: the earlier ones must not stay open
+            server.shutdown()
+            server.server_close()
+        raise
+    return servers
 
 
 def _engine(cluster_name: str, api: Any, probe: tuple[str, str] | None, calls_per_second: float) -> Any:

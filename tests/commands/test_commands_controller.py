@@ -122,7 +122,7 @@ def test_a_run_leads_reconciles_serves_its_probes_and_releases_the_lease_on_stop
             )
             assert httpx.get(f"http://127.0.0.1:{health}/healthz").status_code == 200
             assert httpx.get(f"http://127.0.0.1:{health}/metrics").status_code == 404  # on its own port
-            wait_for(lambda: engine.calls_of("reconcile", "main"), timeout=10, what="a reconcile")
+            wait_for(lambda: bool(engine.calls_of("reconcile", "main")), timeout=10, what="a reconcile")
             stored = server.cluster.store.get(COLLECTION, "main")
             assert stored is not None
             wait_for(lambda: (server.cluster.store.get(COLLECTION, "main") or {}).get("status"), timeout=5)

@@ -93,6 +93,16 @@ def test_the_list_call_serves_the_reflector(server: FakeApiServer, objects: Clus
     assert server.cluster.requests[0].path == COLLECTION
 
 
+def test_the_list_call_takes_a_label_selector(server: FakeApiServer, objects: ClusterObjects) -> None:
+    for name, team in (("a", "red"), ("b", "blue"), ("c", "red")):
+        server.cluster.store.put(COLLECTION, dict(widget(name), metadata={"name": name, "labels": {"team": team}}))
+    listed = objects.list_call("team=red")(limit=16, _preload_content=False)
+    assert [item["metadata"]["name"] for item in json.loads(listed.data)["items"]] == ["a", "c"]
+    assert server.cluster.requests[-1].query["labelSelector"] == "team=red"
+    everything = objects.list_call()(limit=16, _preload_content=False)
+    assert len(json.loads(everything.data)["items"]) == 3
+
+
 def test_the_status_is_replaced_whole_without_a_precondition(server: FakeApiServer, objects: ClusterObjects) -> None:
     server.cluster.store.put(COLLECTION, widget("a", size=1))
     objects.write_status("a", {"observedGeneration": 1, "providerARN": "arn:1", "conditions": []})

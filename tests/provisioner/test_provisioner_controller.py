@@ -368,7 +368,7 @@ def test_the_worker_reconciles_only_while_leading(tmp_path: Path) -> None:
             assert REGISTRY.get_sample_value("irsa_webhook_provisioner_queue_depth") == 1
             loop.leading = True
             loop.controller.started_leading()
-            wait_for(lambda: loop.engine.calls_of("reconcile"), timeout=5, what="a reconcile")
+            wait_for(lambda: bool(loop.engine.calls_of("reconcile")), timeout=5, what="a reconcile")
             assert REGISTRY.get_sample_value("irsa_webhook_provisioner_leader") == 1
         finally:
             loop.controller.stop()

@@ -55,12 +55,14 @@ class ClusterObjects:
         self.resource = resource
         self._field_manager = field_manager
 
-    def list_call(self) -> ListCall:
-        """The reflector's list (and, with ``watch=True``, watch) call for every object."""
+    def list_call(self, label_selector: str = "") -> ListCall:
+        """The reflector's list (and, with ``watch=True``, watch) call: every object, or those the
+        label selector matches."""
         objects = client.CustomObjectsApi(self._api)
-        return functools.partial(
-            objects.list_cluster_custom_object, self.resource.group, self.resource.version, self.resource.plural
-        )
+        resource = (self.resource.group, self.resource.version, self.resource.plural)
+        if label_selector:
+            return functools.partial(objects.list_cluster_custom_object, *resource, label_selector=label_selector)
+        return functools.partial(objects.list_cluster_custom_object, *resource)
 
     def get(self, name: str) -> JSON | None:
         """The object as stored now, None if there is none."""

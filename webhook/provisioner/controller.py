@@ -65,6 +65,7 @@ class Controller:
         is_leader: Callable[[], bool] = lambda: True,
         backoff: Backoff | None = None,
         watch_timeout: float = 300.0,
+        label_selector: str = "",
     ) -> None:
         self._api = api
         self._objects = objects
@@ -76,7 +77,7 @@ class Controller:
         self._backoff = backoff or Backoff()
         self.queue = WorkQueue()
         self.cache = ObjectCache(
-            objects.list_call(),
+            objects.list_call(label_selector),  # "": every object
             self._changed,
             kind=objects.resource.plural,
             restarts=metrics.WATCH_RESTART_REASONS,

@@ -6,7 +6,8 @@ What it keeps of kube-apiserver's behaviour, because the code under test depends
 - a JSON patch (RFC 6902) whose ``test`` fails, or that names a missing path, is HTTP 422;
 - ``.../status`` writes change only ``.status``; other writes keep the stored status;
 - ``metadata.generation`` moves when the spec changes or the deletion starts;
-- a delete of an object with finalizers only sets ``deletionTimestamp``; it goes once they are gone.
+- a delete of an object with finalizers only sets ``deletionTimestamp``; it goes once they are gone;
+- a list honours a ``labelSelector`` of ``key=value`` pairs.
 A watch answers an empty stream at once (the tests that need watches use the real API server).
 """
 
@@ -76,7 +77,12 @@ class ObjectStore:
                 if method == "GET":
                     if query.get("watch") in ("true", "1"):
                         return 200, b""
-                    items = [o for (c, _), o in sorted(self.objects.items()) if c == at.collection]
+                    wanted = dict(pair.split("=", 1) for pair in query.get("labelSelector", "").split(",") if pair)
+                    items = [
+                        o
+                        for (c, _), o in sorted(self.objects.items())
+                        if c == at.collection and wanted.items() <= (o["metadata"].get("labels") or {}).items()
+                    ]
                     return 200, list_of(items, str(self._peek()), kind="List")
                 if method == "POST":
                     return self._create(at, body)

@@ -9,6 +9,7 @@ must not pay for the kubernetes client or boto3.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import socket
@@ -138,6 +139,8 @@ def run(
         engine = (engine_factory or _engine)(config.cluster_name, api, config.probe, args.aws_calls_per_second)
     except ImportError as exc:
         return fail(COMMAND, f"the provisioner needs boto3: install irsa-webhook[provisioner] ({exc})")
+    except Exception as exc:  # e.g. no AWS region or credentials configured
+        return fail(COMMAND, f"cannot set up the AWS side: {exc}")
     identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
     elector = None
     if args.leader_elect:
@@ -175,6 +178,14 @@ def run(
     controller.start()
     if elector is not None:
         elector.start(controller.started_leading, controller.stopped_leading)
+    fields = {
+        "cluster": config.cluster_name,
+        "identity": identity,
+        "resync_seconds": config.resync,
+        "lease": f"{args.leader_election_namespace}/{args.leader_election_name}" if elector else None,
+        "probe": "/".join(config.probe) if config.probe else None,
+    }
+    logging.getLogger("irsa_webhook.provisioner").info("controller running", extra={"fields": fields})
     stop.wait()
     # The worker first, so nothing is written after the Lease is released for a successor.
     controller.stop()

@@ -149,7 +149,7 @@ class LeaderElector:
             if exc.status == 409:  # another candidate wrote first
                 log.debug("lease %s: lost a race (HTTP 409)", self._where())
             else:
-                log.warning("lease %s: %s", self._where(), describe(exc))
+                log.warning("lease %s: HTTP %s: %s", self._where(), exc.status, rawapi.status_message(exc))
             return False
         except Exception as exc:
             log.warning("lease %s: %s", self._where(), describe(exc))

@@ -3,9 +3,11 @@ fake API server with a stand-in engine (the command's wiring: Lease, watch, prob
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,19 @@ from webhook.provisioner.model import API_GROUP, API_VERSION, ISSUER_KIND, ISSUE
 
 COLLECTION = f"/apis/{API_GROUP}/{API_VERSION}/{ISSUER_PLURAL}"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/irsa-webhook/leases"
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """A run sets up the process's JSON logging (root handler, levels); the next tests must not inherit it."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in ("kubernetes", "urllib3")}
+    yield
+    root.handlers[:], level = saved
+    root.setLevel(level)
+    for name, value in levels.items():
+        logging.getLogger(name).setLevel(value)
 
 
 def parse(*argv: str) -> Any:

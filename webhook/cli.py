@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from webhook import __version__
-from webhook.commands import audit, certs, keys, mutate, oidc, provision, serve, trustpolicy
+from webhook.commands import audit, certs, controller, keys, mutate, oidc, provision, serve, trustpolicy
 from webhook.commands.common import Exit
 from webhook.options.flags import normalise_argv
 from webhook.options.tables import MUTATION_FLAGS, SERVER_FLAGS
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     oidc.register(sub)
     trustpolicy.register(sub)
     provision.register(sub)
+    controller.register(sub)
     return parser
 
 

@@ -12,6 +12,9 @@ The two stand-ins serve different levels, and neither can take the other's place
   connection), a stream that blocks until the loop shuts its socket, a GET held until the test
   releases it while watch events arrive.
 
+The HTTP stand-in also serves the writes of the provisioner's controller (``store``: Leases, custom
+resources, Events with the API server's conflict rules; the JWKS and TokenRequests).
+
 Both serve the objects of ``objects`` (ServiceAccounts, ConfigMaps, pods, list pages, watch events,
 Status answers), so a test speaks of a cluster in the same words at either level.
 """
@@ -29,6 +32,7 @@ from .objects import (
     status,
 )
 from .scripted import FakeCoreV1, LiveStream, Raw, Stream, gone, page
+from .store import ObjectStore
 
 __all__ = [
     "JSON",
@@ -37,6 +41,7 @@ __all__ = [
     "FakeCluster",
     "FakeCoreV1",
     "LiveStream",
+    "ObjectStore",
     "Raw",
     "Request",
     "Stream",

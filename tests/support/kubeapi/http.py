@@ -9,11 +9,19 @@ Faults are scripted: ``expire`` maps a continue token to what a request carrying
 a 410 with the server's inconsistent continue token, ``restart``: one without any, each once;
 ``always``: a 410 without a token every time), ``fail`` maps a path to a status it answers,
 ``evictions`` maps a pod name to the status of its eviction (0: the connection drops), and
-``overrides`` replaces what a GET of one object answers (None: 404).
+``overrides`` replaces what a GET of one object answers (None: 404), and a request to a path of
+``stall`` waits until its event is set (a hung API server).
+
+For the code that writes: every other ``/apis/...`` path is served by ``store`` (an
+:class:`~.store.ObjectStore`: create, get, list, replace, JSON and merge patches, delete, with the
+API server's conflict rules); ``/openid/v1/jwks`` answers ``jwks`` (404 when None) to a client that
+accepts ``application/jwk-set+json``, as kube-apiserver does (406 otherwise); a TokenRequest for a
+ServiceAccount of ``service_accounts`` answers a token whose header carries ``signing_kid``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator, Sequence
@@ -28,6 +36,7 @@ import yaml
 from tests.support.paths import MANIFESTS
 
 from .objects import JSON, key, list_of, status
+from .store import ObjectStore
 
 
 @dataclass
@@ -35,6 +44,8 @@ class Request:
     method: str
     path: str
     query: dict[str, str]
+    body: Any = None  # the decoded JSON body of a write
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -53,6 +64,10 @@ class FakeCluster:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # By name; the default is the shipped one (manifests/base), as the audit reads it from a cluster.
     webhook_configurations: dict[str, JSON] = field(default_factory=lambda: {"irsa-webhook": shipped_configuration()})
+    store: ObjectStore = field(default_factory=ObjectStore)
+    jwks: JSON | None = None  # what /openid/v1/jwks answers (None: 404)
+    signing_kid: str = "fake-signing-kid"  # the kid in the header of every token issued
+    stall: dict[str, threading.Event] = field(default_factory=dict)  # path -> requests wait for it (30 s at most)
 
     def of_kind(self, path: str) -> list[Request]:
         return [r for r in self.requests if r.path == path]
@@ -66,14 +81,15 @@ def shipped_configuration() -> JSON:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    body: Any = None  # the decoded JSON body of the request being handled
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows failures
         return
 
-    def _send(self, code: int, body: JSON) -> None:
-        data = json.dumps(body).encode()
+    def _send(self, code: int, body: JSON | bytes, content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -81,24 +97,50 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.cluster.bytes_served += len(data)
 
     def do_GET(self) -> None:
+        self.body = None  # one handler serves every request of a kept-alive connection
         self._handle("GET")
 
     def do_POST(self) -> None:
+        self._read_body()
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._read_body()
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._read_body()
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._read_body()
+        self._handle("DELETE")
+
+    def _read_body(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.body = json.loads(self.rfile.read(length) or b"{}")
-        self._handle("POST")
 
     def _handle(self, method: str) -> None:
         cluster = self.server.cluster
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         with cluster.lock:
-            cluster.requests.append(Request(method, url.path, query))
+            cluster.requests.append(Request(method, url.path, query, self.body, dict(self.headers)))
+        if url.path in cluster.stall:
+            cluster.stall[url.path].wait(30)
         if url.path in cluster.fail:
             code = cluster.fail[url.path]
             self._send(code, status(code, f"{url.path} is scripted to fail"))
             return
         parts = url.path.strip("/").split("/")
+        if url.path == "/openid/v1/jwks":
+            self._jwks()
+            return
+        if parts[0] == "apis" and parts[1:2] != ["admissionregistration.k8s.io"]:
+            content_type = self.headers.get("Content-Type") or ""
+            code, answer = cluster.store.handle(method, url.path, query, self.body, content_type)
+            self._send(code, answer)
+            return
         code, body = self._route(method, parts, query)
         if code == 0:  # scripted: the connection drops without an answer
             self.close_connection = True
@@ -151,7 +193,28 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, found
         if len(rest) == 5 and rest[0] == "namespaces" and rest[2] == "pods" and rest[4] == "eviction":
             return self._evict(rest[1], rest[3])
+        if len(rest) == 5 and rest[0] == "namespaces" and rest[2] == "serviceaccounts" and rest[4] == "token":
+            return self._token(rest[1], rest[3])
         return 404, status(404, "not found")
+
+    def _jwks(self) -> None:
+        jwks = self.server.cluster.jwks
+        if "application/jwk-set+json" not in (self.headers.get("Accept") or ""):
+            self._send(406, b"406: Not Acceptable", "text/plain")
+        elif jwks is None:
+            self._send(404, status(404, "the page could not be found"))
+        else:
+            self._send(200, json.dumps(jwks).encode(), "application/jwk-set+json")
+
+    def _token(self, namespace: str, name: str) -> tuple[int, JSON]:
+        cluster = self.server.cluster
+        if not any(key(s) == (namespace, name) for s in cluster.service_accounts if "namespace" in s["metadata"]):
+            return 404, status(404, f'serviceaccounts "{name}" not found')
+        header = {"alg": "RS256", "kid": cluster.signing_kid}
+        parts = [json.dumps(header).encode(), b'{"sub":"fake"}', b"not-a-signature"]
+        token = ".".join(base64.urlsafe_b64encode(part).decode().rstrip("=") for part in parts)
+        answer = dict(self.body, status={"token": token, "expirationTimestamp": "2026-01-01T00:10:00Z"})
+        return 201, answer
 
     def _list(self, items: Sequence[JSON], query: dict[str, str], kind: str) -> tuple[int, JSON]:
         cluster = self.server.cluster
@@ -242,6 +305,12 @@ class FakeApiServer:
         }
         path.write_text(yaml.safe_dump(config))
         return path
+
+    def api_client(self, folder: Path) -> Any:
+        """A kubernetes ApiClient for this server, built as the commands build theirs (no retries)."""
+        from webhook.kube.client import api_client
+
+        return api_client(str(self.kubeconfig(folder)))
 
     def __enter__(self) -> FakeApiServer:
         self._thread.start()

@@ -1,0 +1,249 @@
+"""Cluster-scoped custom objects as raw JSON: the status written whole without a precondition, the
+finalizers changed only if nobody else changed them meanwhile, Events that never fail the work."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.kubeapi import FakeApiServer, FakeCluster
+from webhook.kube import events
+from webhook.kube.customobjects import ClusterObjects, Conflict, CustomResource
+from webhook.kube.reflector import ListWatch
+
+WIDGETS = CustomResource("example.com", "v1", "widgets")
+COLLECTION = "/apis/example.com/v1/widgets"
+OURS = "example.com/ours"
+
+
+def widget(name: str, finalizers: list[str] | None = None, **spec: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if finalizers is not None:
+        meta["finalizers"] = finalizers
+    return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": meta, "spec": spec}
+
+
+class Uncounted:
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[FakeApiServer]:
+    with FakeApiServer(FakeCluster()) as running:
+        yield running
+
+
+@pytest.fixture
+def objects(server: FakeApiServer, tmp_path: Path) -> ClusterObjects:
+    return ClusterObjects(server.api_client(tmp_path), WIDGETS, "test-manager")
+
+
+def stored(server: FakeApiServer, name: str) -> dict[str, Any] | None:
+    return server.cluster.store.get(COLLECTION, name)
+
+
+def writes(server: FakeApiServer) -> list[Any]:
+    return [r for r in server.cluster.requests if r.method != "GET"]
+
+
+def test_get_reads_the_object_or_none(server: FakeApiServer, objects: ClusterObjects) -> None:
+    server.cluster.store.put(COLLECTION, widget("a", size=1))
+    found = objects.get("a")
+    assert found is not None
+    assert found["spec"] == {"size": 1}
+    assert objects.get("b") is None
+
+
+def test_the_list_call_serves_the_reflector(server: FakeApiServer, objects: ClusterObjects) -> None:
+    server.cluster.store.put(COLLECTION, widget("a"))
+    server.cluster.store.put(COLLECTION, widget("b"))
+    listed = threading.Event()
+    names: list[str] = []
+
+    class Widgets(ListWatch[str]):
+        def _read(self, obj: dict[str, Any]) -> str:
+            name: str = obj["metadata"]["name"]
+            return name
+
+        def _replace(self, items: list[str], resource_version: str) -> None:
+            names.extend(items)
+            listed.set()
+
+        def _apply(self, kind: str, obj: Any, resource_version: str) -> None:
+            pass
+
+    counter = Uncounted()
+    reflector = Widgets(
+        objects.list_call(),
+        restarts=dict.fromkeys(("closed", "read_timeout", "gone", "error"), counter),
+        parse_errors={"list": counter, "watch": counter},
+    )
+    reflector.start()
+    try:
+        assert listed.wait(5)
+    finally:
+        reflector.stop()
+    assert names == ["a", "b"]
+    assert server.cluster.requests[0].path == COLLECTION
+
+
+def test_the_list_call_takes_a_label_selector(server: FakeApiServer, objects: ClusterObjects) -> None:
+    for name, team in (("a", "red"), ("b", "blue"), ("c", "red")):
+        server.cluster.store.put(COLLECTION, dict(widget(name), metadata={"name": name, "labels": {"team": team}}))
+    listed = objects.list_call("team=red")(limit=16, _preload_content=False)
+    assert [item["metadata"]["name"] for item in json.loads(listed.data)["items"]] == ["a", "c"]
+    assert server.cluster.requests[-1].query["labelSelector"] == "team=red"
+    everything = objects.list_call()(limit=16, _preload_content=False)
+    assert len(json.loads(everything.data)["items"]) == 3
+
+
+def test_the_status_is_replaced_whole_without_a_precondition(server: FakeApiServer, objects: ClusterObjects) -> None:
+    server.cluster.store.put(COLLECTION, widget("a", size=1))
+    objects.write_status("a", {"observedGeneration": 1, "providerARN": "arn:1", "conditions": []})
+    # A spec edit lands between our read and our write: the status write must not fail for it.
+    current = stored(server, "a")
+    assert current is not None
+    server.cluster.store.handle("PUT", f"{COLLECTION}/a", {}, dict(current, spec={"size": 2}), "application/json")
+    written = objects.write_status("a", {"observedGeneration": 2})
+    assert written is not None
+    assert written["status"] == {"observedGeneration": 2}  # providerARN and conditions gone: replaced whole
+    final = stored(server, "a")
+    assert final is not None
+    assert final["status"] == {"observedGeneration": 2}
+    assert final["spec"] == {"size": 2}
+    patch = writes(server)[-1]
+    assert patch.path == f"{COLLECTION}/a/status"
+    assert patch.headers["Content-Type"] == "application/json-patch+json"
+    assert patch.query["fieldManager"] == "test-manager"
+    assert not any(op["op"] == "test" for op in patch.body)
+
+
+def test_the_status_of_a_deleted_object_is_none(objects: ClusterObjects) -> None:
+    assert objects.write_status("gone", {"observedGeneration": 1}) is None
+
+
+def test_a_finalizer_is_added_to_an_object_without_any(server: FakeApiServer, objects: ClusterObjects) -> None:
+    obj = server.cluster.store.put(COLLECTION, widget("a"))
+    written = objects.add_finalizer(obj, OURS)
+    assert written["metadata"]["finalizers"] == [OURS]
+    final = stored(server, "a")
+    assert final is not None
+    assert final["metadata"]["finalizers"] == [OURS]
+
+
+def test_a_finalizer_is_appended_after_the_others(server: FakeApiServer, objects: ClusterObjects) -> None:
+    obj = server.cluster.store.put(COLLECTION, widget("a", ["theirs"]))
+    assert objects.add_finalizer(obj, OURS)["metadata"]["finalizers"] == ["theirs", OURS]
+
+
+def test_a_finalizer_already_there_is_not_written_again(server: FakeApiServer, objects: ClusterObjects) -> None:
+    obj = server.cluster.store.put(COLLECTION, widget("a", [OURS]))
+    assert objects.add_finalizer(obj, OURS) is obj
+    assert writes(server) == []
+
+
+def test_adding_conflicts_when_the_finalizers_changed_meanwhile(server: FakeApiServer, objects: ClusterObjects) -> None:
+    obj = server.cluster.store.put(COLLECTION, widget("a", ["theirs"]))
+    current = stored(server, "a")
+    assert current is not None
+    current["metadata"]["finalizers"] = ["theirs", "another"]
+    server.cluster.store.handle("PUT", f"{COLLECTION}/a", {}, current, "application/json")
+    with pytest.raises(Conflict, match="HTTP 422"):
+        objects.add_finalizer(obj, OURS)
+    final = stored(server, "a")
+    assert final is not None
+    assert final["metadata"]["finalizers"] == ["theirs", "another"]  # nobody's finalizer lost
+
+
+def test_adding_the_first_conflicts_when_the_object_changed_meanwhile(
+    server: FakeApiServer, objects: ClusterObjects
+) -> None:
+    obj = server.cluster.store.put(COLLECTION, widget("a"))
+    current = stored(server, "a")
+    assert current is not None
+    current["metadata"]["finalizers"] = ["theirs"]
+    server.cluster.store.handle("PUT", f"{COLLECTION}/a", {}, current, "application/json")
+    with pytest.raises(Conflict):
+        objects.add_finalizer(obj, OURS)
+    final = stored(server, "a")
+    assert final is not None
+    assert final["metadata"]["finalizers"] == ["theirs"]
+
+
+def test_only_our_finalizer_is_removed(server: FakeApiServer, objects: ClusterObjects) -> None:
+    obj = server.cluster.store.put(COLLECTION, widget("a", ["first", OURS, "last"]))
+    written = objects.remove_finalizer(obj, OURS)
+    assert written is not None
+    assert written["metadata"]["finalizers"] == ["first", "last"]
+
+
+def test_removing_conflicts_when_ours_moved_meanwhile(server: FakeApiServer, objects: ClusterObjects) -> None:
+    obj = server.cluster.store.put(COLLECTION, widget("a", ["first", OURS]))
+    current = stored(server, "a")
+    assert current is not None
+    current["metadata"]["finalizers"] = [OURS]  # "first" removed by its controller meanwhile
+    server.cluster.store.handle("PUT", f"{COLLECTION}/a", {}, current, "application/json")
+    with pytest.raises(Conflict):
+        objects.remove_finalizer(obj, OURS)
+
+
+def test_removing_the_last_finalizer_of_a_deleted_object_lets_it_go(
+    server: FakeApiServer, objects: ClusterObjects
+) -> None:
+    server.cluster.store.put(COLLECTION, widget("a", [OURS]))
+    server.cluster.store.handle("DELETE", f"{COLLECTION}/a", {}, None, "")
+    deleting = objects.get("a")
+    assert deleting is not None
+    assert deleting["metadata"]["deletionTimestamp"]
+    objects.remove_finalizer(deleting, OURS)
+    assert objects.get("a") is None
+    assert objects.remove_finalizer(deleting, OURS) is None  # already gone: nothing to conflict with
+
+
+def test_an_event_regards_the_object_and_names_the_controller(server: FakeApiServer, tmp_path: Path) -> None:
+    obj = server.cluster.store.put(COLLECTION, widget("a"))
+    assert events.record(
+        server.api_client(tmp_path), obj, "Warning", "Failed", "x" * 2000, controller="c", instance="i"
+    )
+    (request,) = [r for r in server.cluster.requests if r.method == "POST" and "events" in r.path]
+    assert request.path == "/apis/events.k8s.io/v1/namespaces/default/events"  # cluster-scoped: default
+    body = request.body
+    assert body["regarding"] == {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "name": "a",
+        "uid": obj["metadata"]["uid"],
+        "resourceVersion": obj["metadata"]["resourceVersion"],
+    }
+    assert (body["type"], body["reason"], body["reportingController"], body["reportingInstance"]) == (
+        "Warning",
+        "Failed",
+        "c",
+        "i",
+    )
+    assert len(body["note"]) == events.NOTE_MAX
+    assert body["metadata"]["name"].startswith("a.")
+    assert body["eventTime"].endswith("Z")
+    assert len(body["eventTime"]) == len("2026-01-01T00:00:00.000000Z")
+
+
+def test_an_event_that_cannot_be_written_is_logged_not_raised(
+    server: FakeApiServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.cluster.fail["/apis/events.k8s.io/v1/namespaces/default/events"] = 403
+    obj = widget("a")
+    assert not events.record(server.api_client(tmp_path), obj, "Normal", "Ready", "ok", controller="c", instance="i")
+    assert "cannot record an event about Widget a (Ready): HTTP 403" in caplog.text
+
+
+def test_micro_time_is_rfc3339_with_microseconds() -> None:
+    from datetime import UTC, datetime
+
+    assert events.micro_time(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "2026-01-02T03:04:05.000006Z"
+    assert json.dumps(events.micro_time())  # a plain string

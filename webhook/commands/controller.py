@@ -222,9 +222,16 @@ def _serve(args: argparse.Namespace, ready: Callable[[], tuple[bool, str]]) -> l
 
 
 def _engine(cluster_name: str, api: Any, probe: tuple[str, str] | None, calls_per_second: float) -> Any:
-    from webhook.provisioner.engine import Engine  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    from webhook.aws.session import Boto3Missing
+    from webhook.provisioner import assemble
+    from webhook.provisioner.metrics import register
 
-    return Engine(cluster_name, api, probe, calls_per_second)
+    try:
+        built = assemble.engine(cluster_name, api, probe, calls_per_second)
+    except Boto3Missing as exc:
+        raise ImportError(str(exc)) from exc
+    register(built.aws.tally)  # irsa_webhook_provisioner_aws_{writes,calls}_total on /metrics
+    return built
 
 
 def _own_service_account() -> str:

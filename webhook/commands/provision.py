@@ -236,28 +236,25 @@ def run(verb: str, args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace) -> Any:
-    from webhook.aws.calls import RateLimiter
-    from webhook.aws.session import AwsClients, Boto3Missing
-    from webhook.provisioner.engine import Engine
+    from webhook.aws.session import Boto3Missing
+    from webhook.kube.client import api_client
+    from webhook.provisioner import assemble
 
     try:
-        aws = AwsClients(limiter=RateLimiter(args.aws_calls_per_second, burst=10))
+        api = api_client(kubeconfig=args.kubeconfig) if args.kubeconfig else None
+    except Exception as exc:  # the kubernetes loader raises several types for one "unusable file"
+        raise InputError(f"cannot load the kubeconfig {args.kubeconfig}: {one_line(exc)}") from exc
+    try:
+        return assemble.engine(args.cluster_name, api, _probe(args.probe_service_account), args.aws_calls_per_second)
     except Boto3Missing as exc:
         raise InputError(str(exc)) from exc
-    engine = Engine(cluster_name=args.cluster_name, aws=aws)
-    if args.kubeconfig:
-        engine = dataclasses.replace(engine, cluster_keys=_cluster_keys(args.kubeconfig, args.probe_service_account))
-    return engine
 
 
-def _cluster_keys(kubeconfig: str, probe: str) -> Any:
-    from webhook.kube.client import api_client
-    from webhook.provisioner.clusterkeys import reader
-
-    namespace, sep, name = probe.partition("/")
+def _probe(value: str) -> tuple[str, str]:
+    namespace, sep, name = value.partition("/")
     if not sep or not namespace or not name:
-        raise InputError(f"--probe-service-account {probe!r} must be NAMESPACE/NAME")
-    return reader(api_client(kubeconfig=kubeconfig), (namespace, name))
+        raise InputError(f"--probe-service-account {value!r} must be NAMESPACE/NAME")
+    return namespace, name
 
 
 def _exit_code(verb: str, result: Any) -> int:

@@ -335,7 +335,8 @@ def test_the_controller_on_irsa_reconciles_repairs_and_mirrors_a_rotation(
         wait_for(lambda: condition(issuer_status(stack), "Ready") == "True", timeout=SETTLE,
                  what="the issuer Ready", on_timeout=controller.process.tail)  # fmt: skip
         # converged by the laptop's apply: the controller's reconciles and resyncs write nothing
-        assert stack.recorder.writes()[mark:] == []
+        # (the STS exchange of its own token goes through the recorder too: not a write to what it owns)
+        assert [c for c in stack.recorder.writes()[mark:] if c.service != "sts"] == []
         ours = stack.sts.decisions[decisions_before:]
         assert ours, "the controller never went through STS"
         assert all(d.allowed and d.subject == f"system:serviceaccount:{CONTROLLER_NS}:{CONTROLLER_SA}" for d in ours)

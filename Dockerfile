@@ -5,8 +5,9 @@
 # Two stages: the builder fills a virtualenv at /opt/venv from uv.lock (dependencies in their own
 # cached layer, then the package), the final stage copies only that venv onto the same slim Python
 # base. No compiler, no pip, no uv, no setuptools and no source tree end up in the final image.
-# tests/deploy/test_entrypoint.py replays the builder stage and runs this file's ENTRYPOINT, ENV and
-# /webhook shim on a read-only filesystem; keep them simple enough to be read back from here.
+# tests/deploy/image.py replays the builder stage (both images, with the Makefile's build arguments) and
+# test_entrypoint.py runs this file's ENTRYPOINT, ENV and /webhook shim on a read-only filesystem; keep
+# them simple enough to be read back from here.
 
 # The base is pinned by its full version, written out in both FROM lines so that scanners and update
 # bots read it; append @sha256:<digest> to both to pin a release build byte for byte.

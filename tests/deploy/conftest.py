@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import MANIFESTS
+
 from . import helm as chart
 from .image import PROVISIONER_TARGET, WEBHOOK_TARGET, Image, build_image, make_build
 from .objects import Rendered
@@ -79,3 +81,11 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
 def provisioner_image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     """The provisioner's image, as `make image-provisioner` builds it (the same Dockerfile, with boto3)."""
     return replay(PROVISIONER_TARGET, tmp_path_factory)
+
+
+@pytest.fixture
+def copied(tmp_path: Path) -> Path:
+    """A copy of manifests/ (without the self-signed component's certificates) for a test's own overlays."""
+    root = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, root, ignore=shutil.ignore_patterns("generated"))
+    return root

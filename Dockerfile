@@ -1,11 +1,13 @@
 # syntax=docker/dockerfile:1
-# The irsa-webhook image: `make image` (docker build -t irsa-webhook:dev .).
+# The irsa-webhook image: `make image` (docker build -t irsa-webhook:dev .), and the provisioner's, the
+# same with boto3: `make image-provisioner` (docker build --build-arg EXTRAS=provisioner ...).
 #
 # Two stages: the builder fills a virtualenv at /opt/venv from uv.lock (dependencies in their own
 # cached layer, then the package), the final stage copies only that venv onto the same slim Python
 # base. No compiler, no pip, no uv, no setuptools and no source tree end up in the final image.
-# tests/deploy/test_entrypoint.py replays the builder stage and runs this file's ENTRYPOINT, ENV and
-# /webhook shim on a read-only filesystem; keep them simple enough to be read back from here.
+# tests/deploy/image.py replays the builder stage (both images, with the Makefile's build arguments) and
+# test_entrypoint.py runs this file's ENTRYPOINT, ENV and /webhook shim on a read-only filesystem; keep
+# them simple enough to be read back from here.
 
 # The base is pinned by its full version, written out in both FROM lines so that scanners and update
 # bots read it; append @sha256:<digest> to both to pin a release build byte for byte.
@@ -28,15 +30,19 @@ COPY .ci/requirements-uv.txt .ci/
 RUN python -m venv /opt/uv \
     && /opt/uv/bin/pip install --require-hashes --no-deps --only-binary=:all: --requirement .ci/requirements-uv.txt \
     && python -m venv --without-pip /opt/venv
+# One optional extra of pyproject.toml installed too, by name: empty (the default, `make image`) is the
+# lean webhook image; `--build-arg EXTRAS=provisioner` (`make image-provisioner`) adds boto3 for
+# `irsa-webhook controller`. Declared here, after uv's own layer, so both images share that layer.
+ARG EXTRAS=""
 # Dependencies first, read from uv.lock alone (--locked: stop if pyproject.toml disagrees with it):
 # this layer is rebuilt only when the lock changes, not on every source edit. All of them ship
 # manylinux wheels, so no compiler is needed.
 COPY pyproject.toml uv.lock ./
-RUN /opt/uv/bin/uv sync --locked --no-dev --no-editable --no-install-project
+RUN /opt/uv/bin/uv sync --locked --no-dev --no-editable --no-install-project ${EXTRAS:+--extra "$EXTRAS"}
 # Then the package itself, non-editable, built by uv's own build backend (nothing downloaded).
 COPY README.md ./
 COPY webhook ./webhook
-RUN /opt/uv/bin/uv sync --locked --no-dev --no-editable
+RUN /opt/uv/bin/uv sync --locked --no-dev --no-editable ${EXTRAS:+--extra "$EXTRAS"}
 
 FROM python:3.11.14-slim-bookworm
 LABEL org.opencontainers.image.title="irsa-webhook" \

@@ -126,6 +126,9 @@ all: lint test ## What CI runs
 # --- deploy: the image, the manifests and their linters ---
 # The image `make image` builds and the kind overlay runs (manifests/overlays/kind uses this tag).
 IMAGE ?= irsa-webhook:dev
+# The provisioner's image (`irsa-webhook controller`): the same Dockerfile with the package's
+# `provisioner` extra, boto3, which the webhook's image leaves out (docs/deploy.md, "The image").
+PROVISIONER_IMAGE ?= irsa-webhook-provisioner:dev
 KIND_CLUSTER ?= kind
 # hadolint and checkov live in their own venvs under .cache/deploy-tools, synced from uv.lock's
 # hadolint and checkov groups (tests/deploy/tools.sh).
@@ -166,9 +169,19 @@ self-signed-certs: certs ## `make certs`, then copy them into the self-signed ku
 image: ## Build the container image $(IMAGE) with docker
 	docker build --tag $(IMAGE) .
 
+.PHONY: image-provisioner
+image-provisioner: ## Build the provisioner's image $(PROVISIONER_IMAGE): the same Dockerfile, plus boto3
+	docker build --build-arg EXTRAS=provisioner --tag $(PROVISIONER_IMAGE) .
+
 .PHONY: kind-deploy
 kind-deploy: image self-signed-certs ## Build, `kind load` and install the kind overlay into cluster $(KIND_CLUSTER)
 	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
 	kubectl apply -k manifests/overlays/kind
 	kubectl -n irsa-webhook rollout status deployment/irsa-webhook --timeout=120s
+
+# The kind overlay runs the webhook only. An overlay of yours that adds components/provisioner (with
+# `images: [{name: irsa-webhook-provisioner, newTag: dev}]`) needs this image loaded too.
+.PHONY: kind-load-provisioner
+kind-load-provisioner: image-provisioner ## Build and `kind load` $(PROVISIONER_IMAGE) into cluster $(KIND_CLUSTER)
+	kind load docker-image $(PROVISIONER_IMAGE) --name $(KIND_CLUSTER)
 # --- end deploy ---

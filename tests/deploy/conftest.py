@@ -1,14 +1,19 @@
 """Fixtures of the deploy tests: every overlay rendered once per session with the project's kubectl,
-and the Helm chart with its default values and every ci/*.yaml with the project's helm."""
+the Helm chart with its default values and every ci/*.yaml with the project's helm, and the two images
+of the Dockerfile rebuilt as their Makefile targets build them (image.py)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.support.paths import MANIFESTS
+
 from . import helm as chart
+from .image import PROVISIONER_TARGET, WEBHOOK_TARGET, Image, build_image, make_build
 from .objects import Rendered
 from .render import MissingKubectl, documents, find_kubectl, render_all, render_all_components
 
@@ -58,3 +63,29 @@ def chart_rendered_text(helm: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def chart_rendered(chart_rendered_text: dict[str, str]) -> Rendered:
     return {name: documents(text) for name, text in chart_rendered_text.items()}
+
+
+def replay(target: str, tmp_path_factory: pytest.TempPathFactory) -> Image:
+    if shutil.which("unshare") is None or shutil.which("setpriv") is None:
+        pytest.fail("util-linux unshare and setpriv are needed (apt-get install util-linux)", pytrace=False)
+    return build_image(tmp_path_factory.mktemp(target), make_build(target).args)
+
+
+@pytest.fixture(scope="session")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+    """The webhook's image, as `make image` builds it: built once (uv sync of the locked dependencies, seconds)."""
+    return replay(WEBHOOK_TARGET, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def provisioner_image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+    """The provisioner's image, as `make image-provisioner` builds it (the same Dockerfile, with boto3)."""
+    return replay(PROVISIONER_TARGET, tmp_path_factory)
+
+
+@pytest.fixture
+def copied(tmp_path: Path) -> Path:
+    """A copy of manifests/ (without the self-signed component's certificates) for a test's own overlays."""
+    root = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, root, ignore=shutil.ignore_patterns("generated"))
+    return root

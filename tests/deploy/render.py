@@ -100,6 +100,7 @@ COMPONENT_RENDERS: dict[str, tuple[str, ...]] = {
     "default+audit": ("audit",),
     "default+audit-evict": ("audit", "audit-evict"),
     "default+provisioner": ("provisioner",),
+    "default+provisioner-prometheus": ("provisioner", "provisioner-prometheus"),
 }
 
 

@@ -10,25 +10,31 @@ test_e2e_provisioner_manifests.py.
 
 from __future__ import annotations
 
-import copy
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.support.paths import MANIFESTS, REPO
+from tests.support.paths import REPO
 
 from . import helm as chart
 from .objects import NAMESPACE, Obj, Rendered, container_of, one, selects
+from .provisioner import (
+    CLUSTER,
+    COMPONENT,
+    NAME,
+    RENDER,
+    chart_render,
+    checkov_skips,
+    comparable,
+    controller,
+    overlay,
+    provisioner_objects,
+)
 from .render import documents, kustomize
 
-RENDER = "default+provisioner"
-NAME = "irsa-webhook-provisioner"  # every object of the component, and its namespace
 CRD = "irsaissuers.irsa-webhook.io"
-COMPONENT = MANIFESTS / "components" / "provisioner"
-CLUSTER = "prod-eu-1"
 
 # The ClusterRole, written out: exactly these verbs on exactly these resources, nothing else.
 CLUSTER_RULES = [
@@ -71,26 +77,11 @@ ENV = [
 ]
 
 
-def provisioner_objects(objs: list[Obj]) -> list[Obj]:
-    return [o for o in objs if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "provisioner"]
-
-
-def controller(objs: list[Obj], name: str = NAME) -> Obj:
-    containers: list[Obj] = one(objs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
-    (box,) = containers
-    assert box["name"] == "controller"
-    return box
-
-
 def webhook_calls(objs: list[Obj], namespace: str, pod_labels: dict[str, str]) -> bool:
     """Whether the render's MutatingWebhookConfiguration is called for a pod with POD_LABELS in NAMESPACE."""
     (hook,) = one(objs, "MutatingWebhookConfiguration")["webhooks"]
     namespace_ok = selects(hook["namespaceSelector"], {"kubernetes.io/metadata.name": namespace})
     return namespace_ok and selects(hook["objectSelector"], pod_labels)
-
-
-def chart_render(helm: Path, *args: str) -> list[Obj]:
-    return documents(chart.template(helm, None, "--set", "provisioner.enabled=true", *args))
 
 
 # --- the kustomize component ----------------------------------------------------------------------
@@ -109,6 +100,7 @@ def test_the_webhook_itself_is_the_default_overlay(rendered: Rendered) -> None:
         ("Role", NAME),
         ("RoleBinding", NAME),
         ("Deployment", NAME),
+        ("Service", f"{NAME}-metrics"),
     }
     for obj in added:
         if obj["kind"] not in {"CustomResourceDefinition", "Namespace", "ClusterRole", "ClusterRoleBinding"}:
@@ -197,15 +189,17 @@ def test_the_role_names_what_the_deployment_uses(rendered: Rendered) -> None:
     assert one(objs, "ServiceAccount", pod["serviceAccountName"])["metadata"]["namespace"] == NAME
 
 
-def test_the_controller_runs_the_webhooks_image_hardened(rendered: Rendered) -> None:
+def test_the_controller_runs_its_own_image_hardened(rendered: Rendered) -> None:
     objs = rendered[RENDER]
     deployment = one(objs, "Deployment", NAME)
     spec = deployment["spec"]
     pod = spec["template"]["spec"]
     box = controller(objs)
     webhook_pod = one(objs, "Deployment", "irsa-webhook")["spec"]["template"]["spec"]
-    assert box["image"] == container_of(objs)["image"] == "irsa-webhook:0.1.0"
-    assert box["imagePullPolicy"] == "IfNotPresent"
+    # The webhook's image plus boto3 (`make image-provisioner`), of the same release.
+    assert box["image"] == "irsa-webhook-provisioner:0.1.0"
+    assert container_of(objs)["image"] == "irsa-webhook:0.1.0"
+    assert box["imagePullPolicy"] == container_of(objs)["imagePullPolicy"] == "IfNotPresent"
     assert box["command"] == ["irsa-webhook", "controller"]
     assert box["args"] == ARGS
     assert box["env"] == ENV
@@ -234,26 +228,10 @@ def test_the_webhook_gives_the_controller_its_credentials(rendered: Rendered) ->
     assert webhook_calls(objs, namespace, labels)
     assert not webhook_calls(objs, NAMESPACE, labels)
     # ... and the webhook's Services and PodDisruptionBudget never take it for a webhook replica.
-    for service in (o for o in objs if o["kind"] == "Service"):
+    for service in (o for o in objs if o["kind"] == "Service" and o not in provisioner_objects(objs)):
         assert not selects({"matchLabels": service["spec"]["selector"]}, labels)
     assert not selects(one(objs, "PodDisruptionBudget")["spec"]["selector"], labels)
     assert one(objs, "Namespace", NAME)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-
-
-@pytest.fixture
-def copied(tmp_path: Path) -> Path:
-    root = tmp_path / "manifests"
-    shutil.copytree(MANIFESTS, root, ignore=shutil.ignore_patterns("generated"))
-    return root
-
-
-def overlay(root: Path, name: str, kustomization: Obj) -> Path:
-    folder = root / "overlays" / name
-    folder.mkdir()
-    (folder / "kustomization.yaml").write_text(
-        yaml.safe_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", **kustomization})
-    )
-    return folder
 
 
 def test_the_cluster_name_comes_from_the_users_overlay(kubectl: Path, copied: Path) -> None:
@@ -299,38 +277,13 @@ def test_an_overlay_namespace_cannot_move_the_controller_into_the_webhooks(kubec
     assert one(objs, "Deployment", NAME)["metadata"]["namespace"] == NAME
 
 
-def test_the_component_needs_the_webhook(kubectl: Path, copied: Path) -> None:
-    """It runs the webhook's image, so it is listed with an overlay that has the webhook."""
-    folder = overlay(copied, "alone", {"components": ["../../components/provisioner"]})
-    with pytest.raises(RuntimeError, match=r"nothing selected by Deployment\.\S*/irsa-webhook\."):
-        kustomize(kubectl, folder)
-
-
 # --- the chart ------------------------------------------------------------------------------------
 
 
-def comparable(obj: Obj) -> Obj:
-    """OBJ without what the chart and the component may differ in: labels, annotations (the checkov
-    skips are compared separately), the Deployment's selector and pod labels (the chart scopes them
-    to the release)."""
-    obj = copy.deepcopy(obj)
-    obj["metadata"].pop("labels", None)
-    obj["metadata"].pop("annotations", None)
-    if obj["kind"] == "Deployment":
-        obj["spec"].pop("selector")
-        obj["spec"]["template"].pop("metadata")
-    return obj
-
-
-def checkov_skips(obj: Obj) -> set[str]:
-    annotations = obj["metadata"].get("annotations", {})
-    return {v.partition("=")[0] for k, v in annotations.items() if k.startswith("checkov.io/skip")}
-
-
 def test_the_chart_renders_what_the_component_renders(rendered: Rendered, helm: Path) -> None:
-    """provisioner.enabled with the defaults: the same CRD, RBAC, ServiceAccount, namespace and
-    Deployment (args, env, probes, security context, resources, image) under the same names; plus the
-    ConfigMap with the cluster's name, which kustomize users generate themselves."""
+    """provisioner.enabled with the defaults: the same CRD, RBAC, ServiceAccount, namespace,
+    Deployment (args, env, probes, security context, resources, image) and metrics Service under the
+    same names; plus the ConfigMap with the cluster's name, which kustomize users generate themselves."""
     chart_objs = provisioner_objects(chart_render(helm, "--set", f"provisioner.clusterName={CLUSTER}"))
     component = {(o["kind"], o["metadata"]["name"]): o for o in provisioner_objects(rendered[RENDER])}
     got = {(o["kind"], o["metadata"]["name"]): o for o in chart_objs}
@@ -373,6 +326,9 @@ def test_the_chart_refuses_the_webhooks_namespace(helm: Path) -> None:
         pytest.param(["--set", "provisioner.resync=hourly"], "resync", id="resync-not-a-duration"),
         pytest.param(["--set", "provisioner.replica=2"], "replica", id="unknown-key"),
         pytest.param(["--set", "provisioner.namespace=Bad_Name"], "namespace", id="namespace-not-a-name"),
+        pytest.param(["--set", "provisioner.image.pullPolicy=Sometimes"], "pullPolicy", id="pull-policy"),
+        pytest.param(["--set", "provisioner.image.repository="], "repository", id="no-repository"),
+        pytest.param(["--set", "provisioner.image.registry=x"], "registry", id="image-unknown-key"),
     ],
 )
 def test_the_schema_refuses_bad_provisioner_values(helm: Path, args: list[str], where: str) -> None:
@@ -397,7 +353,7 @@ def test_the_documented_example(chart_rendered: Rendered) -> None:
     assert not webhook_calls(objs, chart.NAMESPACE, labels)
     webhook_labels = one(objs, "Deployment", chart.RELEASE)["spec"]["template"]["metadata"]["labels"]
     assert not selects(one(objs, "Deployment", NAME)["spec"]["selector"], webhook_labels)
-    for service in (o for o in objs if o["kind"] == "Service"):
+    for service in (o for o in objs if o["kind"] == "Service" and o not in provisioner_objects(objs)):
         assert not selects({"matchLabels": service["spec"]["selector"]}, labels)
     # Helm never deletes the CRD (and so every IRSAIssuer) on uninstall.
     crd = one(objs, "CustomResourceDefinition", CRD)
@@ -426,9 +382,10 @@ def test_the_chart_follows_the_release_and_the_values(helm: Path) -> None:
         "Role",
         "RoleBinding",
         "Deployment",
+        "Service",
     }
     for obj in objs:
-        assert obj["metadata"]["name"] == name
+        assert obj["metadata"]["name"] == (f"{name}-metrics" if obj["kind"] == "Service" else name)
         if obj["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:
             assert obj["metadata"]["namespace"] == "aws-issuer"
     assert one(objs, "ClusterRole", name)["rules"] == CLUSTER_RULES

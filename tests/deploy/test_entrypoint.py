@@ -1,53 +1,34 @@
-"""The image's entrypoint, run as the Dockerfile writes it, on a read-only filesystem.
+"""The webhook image's entrypoint, run as the Dockerfile writes it, on a read-only filesystem.
 
-No Docker engine runs on these machines, so the image is rebuilt the way its Dockerfile says, in a
-temporary "root": the builder stage's COPY and RUN instructions are executed with /opt/venv, the
-builder's /opt/uv (and /webhook) mapped into that root, then the final stage's ENV, RUN, WORKDIR and ENTRYPOINT are read
-back and used verbatim. The entrypoint then gets the base Deployment's own args (read from
-manifests/base/deployment.yaml; only ports and certificate paths are swapped for local ones, plus
-`--service-accounts` since there is no cluster) and must serve /healthz, /readyz, /mutate and
-/metrics.
-
-How "read-only root filesystem" is enforced: the server runs in a private mount namespace
-(`unshare --mount`) in which `/` is remounted read-only, so any write anywhere on the disk (cwd,
-HOME, /tmp, site-packages, a .pyc) fails with EROFS exactly as in a pod with
-readOnlyRootFilesystem: true, whatever the uid. A chmod 0555 directory would not do: the tests run
-as root, and root ignores permission bits. `setpriv` then drops every capability and sets
-no_new_privs, like the Deployment's `capabilities: drop: [ALL]` and `allowPrivilegeEscalation:
-false`. The uid stays 0 (the image's 65532 cannot read this machine's Python under /root); the
-read-only mount is what makes the check real, and test_the_sandbox_refuses_writes proves it does.
+The image is the one `make image` builds, rebuilt without Docker (image.py says how, and how the
+read-only root filesystem is enforced). The entrypoint gets the base Deployment's own args (read
+from manifests/base/deployment.yaml; only ports and certificate paths are swapped for local ones,
+plus `--service-accounts` since there is no cluster) and must serve /healthz, /readyz, /mutate and
+/metrics. The provisioner's image, the same Dockerfile with boto3, and what both images hold, are test_image.py's.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import shlex
-import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
-import tomllib
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.paths import MANIFESTS, REPO
+from tests.support.paths import MANIFESTS
 from tests.support.ports import free_port
 
-DOCKERFILE = REPO / "Dockerfile"
-# Paths of the image that the test maps into its temporary root.
-VENV = "/opt/venv"
-UV_VENV = "/opt/uv"  # the builder stage's uv, never copied into the final image
-SHIM = "/webhook"
+from .image import SHIM, Image, sandboxed
+
 # The certificate directory of the Deployment and of upstream's manifests.
 CERT_DIR = "/etc/webhook/certs"
 SERVICE_HOST = "irsa-webhook.irsa-webhook.svc"
@@ -64,158 +45,6 @@ UPSTREAM_ARGS = [
 # Generous bounds: a cold Python start with the kubernetes client imported takes a few seconds.
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
-KNOWN_INSTRUCTIONS = {"FROM", "ARG", "ENV", "RUN", "COPY", "WORKDIR", "USER", "LABEL", "ENTRYPOINT", "CMD"}
-
-
-# --- reading the Dockerfile ---------------------------------------------------------------------------
-@dataclass
-class Stage:
-    name: str
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [rest for kw, rest in self.instructions if kw == keyword]
-
-
-def parse_dockerfile(text: str) -> list[Stage]:
-    """Stages of instructions (keyword, rest): continuation lines joined, comment lines dropped."""
-    stages: list[Stage] = []
-    logical = ""
-    for line in text.splitlines():
-        if line.strip().startswith("#"):
-            continue
-        if line.endswith("\\"):
-            logical += line[:-1] + " "
-            continue
-        logical += line
-        if logical.strip():
-            keyword, _, rest = logical.strip().partition(" ")
-            keyword = keyword.upper()
-            assert keyword in KNOWN_INSTRUCTIONS, f"{keyword}: teach test_entrypoint.py what it means"
-            if keyword == "FROM":
-                parts = rest.split()
-                stages.append(Stage(parts[2] if len(parts) == 3 and parts[1].upper() == "AS" else ""))
-            else:
-                stages[-1].instructions.append((keyword, rest.strip()))
-        logical = ""
-    return stages
-
-
-def exec_form(rest: str) -> list[str]:
-    value = json.loads(rest)
-    assert isinstance(value, list), "ENTRYPOINT/CMD must be exec form (a JSON array)"
-    return [str(v) for v in value]
-
-
-def env_pairs(rest: str) -> dict[str, str]:
-    return dict(pair.split("=", 1) for pair in shlex.split(rest))
-
-
-# --- the image, rebuilt in a temporary root --------------------------------------------------------------
-@dataclass
-class Image:
-    root: Path
-    env: dict[str, str]
-    workdir: Path
-    entrypoint: list[str]
-
-    def map(self, text: str) -> str:
-        """Image paths -> paths under the temporary root."""
-        for path in (VENV, UV_VENV):
-            text = text.replace(path, str(self.root / path.lstrip("/")))
-        return re.sub(r"(?<![\w/.-])/webhook(?![\w/.-])", str(self.root / SHIM.lstrip("/")), text)
-
-
-def run_instruction(command: str, cwd: Path, env: dict[str, str]) -> None:
-    result = subprocess.run(
-        ["sh", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    assert result.returncode == 0, f"RUN {command}\n{result.stdout}\n{result.stderr}"
-
-
-def build_image(root: Path) -> Image:
-    stages = parse_dockerfile(DOCKERFILE.read_text())
-    assert len(stages) >= 2, "multi-stage: a builder and the final image"
-    builder, final = stages[0], stages[-1]
-    image = Image(root=root, env={}, workdir=root, entrypoint=[])
-    # `python` of the base image is this interpreter; nothing else of the machine's PATH is needed
-    # beyond the basic tools (sh, printf, chmod).
-    tools = root / "_tools"
-    tools.mkdir(parents=True)
-    (tools / "python").symlink_to(sys.executable)
-    base_env = {"PATH": f"{tools}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
-
-    context = root  # Docker's default WORKDIR is /
-    env = dict(base_env)
-    for keyword, rest in builder.instructions:
-        if keyword == "ENV":
-            env.update({k: image.map(v.replace("$PATH", env["PATH"])) for k, v in env_pairs(rest).items()})
-            # The image build must not cache; this test may (the wheels are the same either way, uv
-            # checks them against uv.lock's hashes), in the caches `make install` filled.
-            env.pop("PIP_NO_CACHE_DIR", None)
-            env.pop("UV_NO_CACHE", None)
-            env.update({k: v for k, v in os.environ.items() if k in {"HOME", "XDG_CACHE_HOME", "UV_CACHE_DIR"}})
-        elif keyword == "WORKDIR":
-            context = root / rest.lstrip("/")
-            context.mkdir(parents=True, exist_ok=True)
-        elif keyword == "COPY":
-            *sources, dest = shlex.split(rest)
-            assert not any(s.startswith("--") for s in sources), f"COPY {rest}: only context copies here"
-            target = context / dest
-            if dest.endswith("/"):  # as Docker: a destination ending in / is a folder, made if missing
-                target.mkdir(parents=True, exist_ok=True)
-            for source in sources:
-                path = REPO / source
-                assert path.exists(), f"COPY {source}: not in the repository (the build would fail)"
-                if path.is_dir():
-                    shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
-                else:
-                    shutil.copy2(path, target)
-        elif keyword == "RUN":
-            run_instruction(image.map(rest), context, env)
-
-    env = dict(base_env)
-    for keyword, rest in final.instructions:
-        if keyword == "ENV":
-            env.update({k: image.map(v.replace("$PATH", env["PATH"])) for k, v in env_pairs(rest).items()})
-        elif keyword == "COPY":
-            flags = [a for a in shlex.split(rest) if a.startswith("--")]
-            paths = [a for a in shlex.split(rest) if not a.startswith("--")]
-            # The only copy is the builder's venv to the same path, which the mapping already shares.
-            assert flags == [f"--from={builder.name}"], rest
-            assert paths == [VENV, VENV], rest
-        elif keyword == "RUN":
-            run_instruction(image.map(rest), root, env)
-        elif keyword == "WORKDIR":
-            image.workdir = root / rest.lstrip("/")
-        elif keyword == "USER":
-            assert rest == "65532:65532", "the Deployment's runAsUser/runAsGroup"
-        elif keyword == "ENTRYPOINT":
-            image.entrypoint = exec_form(rest)
-        elif keyword == "CMD":
-            image.entrypoint += exec_form(rest)
-    image.env = env
-    return image
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
-    """The venv of the image: built once per module (uv sync of the locked dependencies, seconds)."""
-    if shutil.which("unshare") is None or shutil.which("setpriv") is None:
-        pytest.fail("util-linux unshare and setpriv are needed (apt-get install util-linux)", pytrace=False)
-    return build_image(tmp_path_factory.mktemp("image"))
-
-
-# --- running it read-only ----------------------------------------------------------------------------------
-SANDBOX = (
-    # Inside a private mount namespace: `/` read-only, then no capabilities and no_new_privs.
-    'mount -o remount,bind,ro / || exit 97; cd "$0" || exit 98; '
-    'exec setpriv --no-new-privs --bounding-set=-all --inh-caps=-all -- "$@"'
-)
-
-
-def sandboxed(argv: Sequence[str], cwd: Path) -> list[str]:
-    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", SANDBOX, str(cwd), *argv]
 
 
 @dataclass
@@ -375,31 +204,6 @@ def review(namespace: str, service_account: str) -> bytes:
 
 
 # --- the tests ---------------------------------------------------------------------------------------------
-def test_dockerfile_shape() -> None:
-    stages = parse_dockerfile(DOCKERFILE.read_text())
-    final = stages[-1]
-    assert exec_form(final.all("ENTRYPOINT")[-1]) == ["irsa-webhook", "serve"]
-    assert final.all("USER") == ["65532:65532"]
-    env: dict[str, str] = {}
-    for rest in final.all("ENV"):
-        env.update(env_pairs(rest))
-    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
-    # Dependencies are installed before the source is copied: a source edit keeps the layer cached.
-    builder = [kw + " " + rest for kw, rest in stages[0].instructions]
-    deps = next(i for i, line in enumerate(builder) if "--no-install-project" in line)
-    source = next(i for i, line in enumerate(builder) if line.startswith("COPY webhook"))
-    assert deps < source
-    # Everything comes from a lock: uv from .ci/requirements-uv.txt's hashes, the rest from uv.lock.
-    installs = [line for line in builder if re.search(r"\b(pip|uv) (install|sync)\b", line)]
-    assert installs
-    for line in installs:
-        assert "--require-hashes" in line if "pip install" in line else "--locked" in line, line
-    # Base images pinned by full version (x.y.z), the same for both stages.
-    bases = re.findall(r"^FROM (\S+)", DOCKERFILE.read_text(), flags=re.MULTILINE)
-    assert len(set(bases)) == 1
-    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", bases[0])
-
-
 def test_the_sandbox_refuses_writes(image: Image, tmp_path: Path) -> None:
     """The read-only check is real: even root cannot write in the sandbox (and can outside it)."""
     probe = tmp_path / "probe"
@@ -414,34 +218,6 @@ def test_the_sandbox_refuses_writes(image: Image, tmp_path: Path) -> None:
     assert "Read-only file system" in result.stderr
     assert not probe.exists()
     probe.write_text("writable outside the sandbox")
-
-
-def test_final_image_has_no_build_tools(image: Image) -> None:
-    bin_dir = image.root / "opt/venv/bin"
-    assert (bin_dir / "irsa-webhook").is_file()
-    assert not (bin_dir / "pip").exists()
-    assert not (bin_dir / "uv").exists(), "uv is an installer"
-    site = next((image.root / "opt/venv/lib").glob("python3*/site-packages"))
-    assert not list(site.glob("setuptools*")), "setuptools is a build tool"
-    assert not list(site.glob("pip")), "pip is an installer"
-    # Installed, not editable: the code lives in site-packages, not in the source tree.
-    assert (site / "webhook" / "cli.py").is_file()
-    assert not list(site.glob("__editable__*"))
-
-
-def test_image_holds_the_locked_versions(image: Image) -> None:
-    """Every distribution in the image is the one uv.lock names, at its version, and no dev tool."""
-    locked: dict[str, set[str]] = {}
-    for package in tomllib.loads((REPO / "uv.lock").read_text())["package"]:
-        locked.setdefault(package["name"], set()).add(package["version"])
-    site = next((image.root / "opt/venv/lib").glob("python3*/site-packages"))
-    installed = {}
-    for info in site.glob("*.dist-info"):
-        name, version = info.name.removesuffix(".dist-info").rsplit("-", 1)
-        installed[re.sub(r"[-_.]+", "-", name).lower()] = version
-    assert "irsa-webhook" in installed
-    assert {name: v for name, v in installed.items() if v not in locked.get(name, set())} == {}
-    assert not {"pytest", "mypy", "ruff", "moto", "boto3", "checkov"} & installed.keys()
 
 
 def test_entrypoint_serves_with_the_deployment_args(

@@ -60,17 +60,30 @@ helm.sh/chart: {{ include "irsa-webhook.chart" .root }}
 {{- end }}
 {{- end }}
 
-{{- define "irsa-webhook.image" -}}
-{{- $tag := default .Chart.AppVersion .Values.image.tag }}
-{{- $repository := .Values.image.repository }}
-{{- if .Values.image.registry }}
-{{- $repository = printf "%s/%s" (trimSuffix "/" .Values.image.registry) $repository }}
+{{/*
+An image reference from .image (repository, tag) of the values: image.registry prepended when set,
+the tag defaulting to the chart's appVersion, a bare "sha256:..." tag pinned as a digest.
+*/}}
+{{- define "irsa-webhook.imageRef" -}}
+{{- $tag := default .root.Chart.AppVersion .image.tag }}
+{{- $repository := .image.repository }}
+{{- with .root.Values.image.registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository }}
 {{- end }}
 {{- if hasPrefix "sha256:" $tag }}
 {{- printf "%s@%s" $repository $tag }}
 {{- else }}
 {{- printf "%s:%s" $repository $tag }}
 {{- end }}
+{{- end }}
+
+{{- define "irsa-webhook.image" -}}
+{{- include "irsa-webhook.imageRef" (dict "root" . "image" .Values.image) }}
+{{- end }}
+
+{{/* The provisioner's image: the webhook's plus boto3 (`make image-provisioner`), same registry. */}}
+{{- define "irsa-webhook.provisionerImage" -}}
+{{- include "irsa-webhook.imageRef" (dict "root" . "image" .Values.provisioner.image) }}
 {{- end }}
 
 {{/* The webhook Service's DNS name: what the serving certificate must be valid for. */}}
@@ -367,4 +380,27 @@ app.kubernetes.io/part-of: irsa-webhook
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ include "irsa-webhook.chart" . }}
+{{- end }}
+
+{{/* The one endpoint of a ServiceMonitor, from metrics.serviceMonitor (the webhook's and the provisioner's). */}}
+{{- define "irsa-webhook.serviceMonitorEndpoint" -}}
+- port: metrics
+  path: /metrics
+  scheme: http
+  {{- with .interval }}
+  interval: {{ . }}
+  {{- end }}
+  {{- with .scrapeTimeout }}
+  scrapeTimeout: {{ . }}
+  {{- end }}
+  {{- if .honorLabels }}
+  honorLabels: true
+  {{- end }}
+  {{- with .relabelings }}
+  relabelings:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .endpointAdditionalProperties }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end }}

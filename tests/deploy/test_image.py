@@ -165,10 +165,6 @@ def test_boto3_runs_read_only_in_the_provisioner_image(image: Image, provisioner
     assert "No module named 'boto3'" in lean.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`irsa-webhook controller` is not merged yet: remove this mark when it is (a pass then fails here)",
-)
 def test_the_controller_command_starts_in_the_provisioner_image(provisioner_image: Image) -> None:
     """The command the provisioner's Deployment runs (the component's; the chart's is the same,
     test_deploy_provisioner.py) is in the image and starts read-only."""

@@ -56,6 +56,7 @@ BAD = [
     ),
     pytest.param(["--cluster-name", "c", "--health-port", "70000"], "is not a port", id="port"),
     pytest.param(["--cluster-name", "c", "--aws-calls-per-second", "0"], "must be positive", id="rate"),
+    pytest.param(["--cluster-name", "c", "--keys-poll-interval=-1s"], "0 (off) or positive", id="keys-poll"),
 ]
 
 
@@ -171,3 +172,40 @@ def test_a_taken_port_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.Capt
     err = capsys.readouterr().err.strip().splitlines()
     assert code == Exit.NO
     assert err[-1].startswith(f"irsa-webhook controller: cannot listen on 127.0.0.1:{port}: ")
+
+
+def test_a_key_change_on_the_api_server_reconciles_every_issuer_before_the_resync(tmp_path: Path) -> None:
+    cluster = FakeCluster()
+    cluster.jwks = {"keys": [{"kid": "key-a"}]}
+    with FakeApiServer(cluster) as server:
+        issuer = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": ISSUER_KIND, "metadata": {"name": "main"}}
+        server.cluster.store.put(COLLECTION, dict(issuer, spec={"deletionPolicy": "Retain"}))
+        engine = ScriptedEngine()
+        argv = [
+            "--cluster-name=cluster-a",
+            f"--kubeconfig={server.kubeconfig(tmp_path)}",
+            "--no-leader-elect",
+            "--resync=1h",
+            "--keys-poll-interval=200ms",
+            "--health-port=0",
+            "--metrics-port=0",
+        ]
+        stop = threading.Event()
+        runner = threading.Thread(target=lambda: controller.run(parse(*argv), lambda *_: engine, stop))
+        runner.start()
+        try:
+            wait_for(lambda: len(engine.calls_of("reconcile", "main")) == 1, timeout=10, what="the first reconcile")
+            threading.Event().wait(1.0)  # several polls with the same keys: no reconcile
+            assert len(engine.calls_of("reconcile", "main")) == 1
+            cluster.jwks = {"keys": [{"kid": "key-a"}, {"kid": "key-b"}]}  # a key added on the control plane
+            wait_for(
+                lambda: len(engine.calls_of("reconcile", "main")) == 2, timeout=10, what="a reconcile on the new key"
+            )
+        finally:
+            stop.set()
+            runner.join(20)
+
+
+def test_keys_poll_interval_flag() -> None:
+    assert controller.settings(parse("--cluster-name", "c")).keys_poll == 60
+    assert controller.settings(parse("--cluster-name", "c", "--keys-poll-interval", "0")).keys_poll == 0

@@ -50,6 +50,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--kube-api", default="", metavar="URL", help="API server URL, overriding the kubeconfig's")
     parser.add_argument("--resync", default="1h", metavar="DURATION", help="check every object this often (1h)")
     parser.add_argument(
+        "--keys-poll-interval",
+        default="1m",
+        metavar="DURATION",
+        help="read kube-apiserver's keys this often and reconcile every object when they change, so a "
+        "rotation is mirrored within it (1m; 0: only at --resync)",
+    )
+    parser.add_argument(
         "--leader-elect",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -87,6 +94,7 @@ class Settings:
     resync: float
     probe: tuple[str, str] | None
     lease: tuple[float, float, float]  # duration, renew deadline, retry period
+    keys_poll: float = 0.0  # 0: off
 
 
 def settings(args: argparse.Namespace) -> Settings:
@@ -112,7 +120,10 @@ def settings(args: argparse.Namespace) -> Settings:
         if not namespace or not name or "/" in name:
             raise FlagError("--probe-service-account must be NAMESPACE/NAME")
         probe = (namespace, name)
-    return Settings(args.cluster_name, resync, probe, (duration, deadline, retry))
+    keys_poll = parse_duration(args.keys_poll_interval)
+    if keys_poll < 0:
+        raise FlagError("--keys-poll-interval must be 0 (off) or positive (e.g. 1m, 30s)")
+    return Settings(args.cluster_name, resync, probe, (duration, deadline, retry), keys_poll)
 
 
 def run(
@@ -176,6 +187,14 @@ def run(
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
     controller.start()
+    keywatch = None
+    if config.keys_poll > 0:
+        from webhook.kube.issuerkeys import read_cluster_keys
+        from webhook.provisioner.keywatch import KeyWatch
+
+        probe = config.probe
+        keywatch = KeyWatch(lambda: read_cluster_keys(api, probe), controller.reconcile_all, config.keys_poll)
+        keywatch.start()
     if elector is not None:
         elector.start(controller.started_leading, controller.stopped_leading)
     fields = {
@@ -188,6 +207,8 @@ def run(
     logging.getLogger("irsa_webhook.provisioner").info("controller running", extra={"fields": fields})
     stop.wait()
     # The worker first, so nothing is written after the Lease is released for a successor.
+    if keywatch is not None:
+        keywatch.stop()
     controller.stop()
     if elector is not None:
         elector.stop()

@@ -110,9 +110,13 @@ class Controller:
 
     def started_leading(self) -> None:
         """Leadership gained: every object is reconciled (what the last leader scheduled is unknown)."""
+        self.reconcile_all()
+        self._leading.set()
+
+    def reconcile_all(self) -> None:
+        """Queue every object now (kube-apiserver's keys changed: :mod:`webhook.provisioner.keywatch`)."""
         for name in self.cache.names():
             self.queue.add(name)
-        self._leading.set()
 
     def stopped_leading(self) -> None:
         self._leading.clear()

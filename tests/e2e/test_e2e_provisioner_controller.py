@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.support import kuberest as k
+from tests.support.controlplane import ControlPlane
+from tests.support.crds import issuer_crd as installed_crd
 from tests.support.engines import ScriptedEngine, outcome
-from tests.support.paths import TESTS
 from tests.support.waits import wait_for
 from webhook.kube.customobjects import ClusterObjects, CustomResource
 from webhook.kube.lease import LeaderElector, LeaseConfig
@@ -29,29 +29,16 @@ from .shared import NamespaceFactory
 
 pytestmark = pytest.mark.e2e
 
-CRD = TESTS / "support" / "crds" / "irsaissuers.yaml"
 COLLECTION = f"/apis/{API_GROUP}/{API_VERSION}/{ISSUER_PLURAL}"
 RUN_LABEL = "irsa-e2e.test/controller-run"
 JSON = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def issuer_crd(kube: k.KubeRest) -> None:
-    crd = yaml.safe_load(CRD.read_text())
-    try:
-        kube.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
-    except k.KubeApiError as exc:
-        if exc.status != 409:  # already there (another module, or the shipped CRD): use it
-            raise
-
-    def established() -> bool:
-        got = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}")
-        conditions = got.get("status", {}).get("conditions", [])
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions) and bool(
-            kube.get(COLLECTION)
-        )
-
-    wait_for(established, timeout=30, what="the IRSAIssuer CRD to be served")
+def issuer_crd(control_plane: ControlPlane) -> Iterator[None]:
+    """The shipped CRD, removed after the module."""
+    with installed_crd(control_plane):
+        yield
 
 
 class Harness:

@@ -20,32 +20,19 @@ import pytest
 
 from tests.deploy.render import documents
 from tests.support.controlplane import ControlPlane
-from tests.support.paths import MANIFESTS, REPO
-from tests.support.waits import wait_for
+from tests.support.crds import issuer_crd as installed_crd
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.e2e
 
-CRD_FILE = MANIFESTS / "components" / "provisioner" / "crd-irsaissuers.yaml"
-CRD = "irsaissuers.irsa-webhook.io"
 EXAMPLES = REPO / "examples" / "provisioner"
-# Deleting a CRD removes its objects first; kube-apiserver does it alone (no controller-manager needed).
-CRD_GONE_TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
 def issuer_crd(control_plane: ControlPlane) -> Iterator[None]:
     """The CRD, Established; deleted again afterwards (so a Helm release can own it in another test)."""
-    control_plane.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{CRD}")
-    try:
+    with installed_crd(control_plane):
         yield
-    finally:
-        control_plane.kubectl("delete", "--ignore-not-found", "--wait=false", f"crd/{CRD}")
-        wait_for(
-            lambda: not control_plane.kubectl("get", "--ignore-not-found", "-o", "name", f"crd/{CRD}").stdout.strip(),
-            timeout=CRD_GONE_TIMEOUT,
-            what=f"crd/{CRD} to be deleted",
-        )
 
 
 def dry_run(control_plane: ControlPlane, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:

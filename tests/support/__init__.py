@@ -25,5 +25,6 @@ folder's conftest); they never import one another.
   serves only what the bucket policy and public access block let an anonymous caller read, an STS that
   verifies web identity tokens (signature against the published JWKS, trust policy evaluated) before
   moto answers, and a recorder of the IAM actions a run needed;
+- ``crds``: the shipped IRSAIssuer CRD on a control plane for a ``with`` block, applied and removed one way;
 - ``webservers``: a static HTTPS document server and an HTTP CONNECT proxy.
 """

@@ -254,3 +254,32 @@ def test_a_chunked_upload_is_relayed_verbatim(recorder: CallRecorder, moto: Moto
     body = admin_client(moto.url, "s3").get_object(Bucket=BUCKET, Key="streamed")["Body"].read()
     assert body == b"abc" + b"def" * 1000
     assert recorder.operations() == {"s3:PutObject"}
+
+
+def test_faults_fail_calls_as_aws_does_and_a_lost_answer_still_made_the_change(moto: MotoServer) -> None:
+    with CallRecorder(moto.url, faults=1.0, seed=3) as recorder:
+        s3, iam = admin_client(recorder.url, "s3"), admin_client(recorder.url, "iam")
+        codes = {error_code(s3.create_bucket, Bucket=f"fault-{n}") for n in range(12)}
+        codes |= {error_code(iam.list_roles) for _ in range(12)}
+        kinds = {c.fault for c in recorder.calls}
+    assert kinds == {"throttle", "error", "lost"}
+    assert codes <= {"SlowDown", "InternalError", "Throttling", "InternalFailure"}
+    assert {"SlowDown", "Throttling"} <= codes
+    made = {b["Name"] for b in admin_client(moto.url, "s3").list_buckets()["Buckets"]}
+    lost = {c.path.strip("/") for c in recorder.calls if c.fault == "lost" and c.operation == "CreateBucket"}
+    assert lost
+    assert made == lost  # exactly the calls whose answer was lost reached moto
+
+
+def test_the_same_seed_fails_the_same_calls(moto: MotoServer) -> None:
+    def run() -> list[str]:
+        with CallRecorder(moto.url, faults=0.5, seed=7) as recorder:
+            iam = admin_client(recorder.url, "iam")
+            for _ in range(10):
+                try:
+                    iam.list_roles()
+                except ClientError:
+                    pass
+            return [c.fault for c in recorder.calls]
+
+    assert run() == run()

@@ -12,16 +12,25 @@ new bucket:
 - CreateBucket: all four Block Public Access settings on, as AWS sets them on every new bucket.
 
 A refused call is recorded too (with its status): the permissions it needs are still needed.
+
+With ``faults`` (a share of calls, 0 to 1, drawn from a seeded generator so a run can be replayed) it
+also fails calls as AWS does on a bad day, each way equally often:
+
+- ``throttle``: refused before it reaches moto (S3 503 SlowDown, IAM and STS 400 Throttling);
+- ``error``: refused before it reaches moto with a 500 InternalError;
+- ``lost``: passed to moto, which makes the change, and answered with a 500 anyway (the response
+  was lost): the retry or the next reconcile must find the change made, never make it twice.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import urllib.parse
 from dataclasses import dataclass
 
 from .actions import classify
-from .awsxml import XML_HEADERS, s3_error
+from .awsxml import QUERY_XML_HEADERS, XML_HEADERS, query_error, s3_error
 from .httpd import LoopbackServer, QuietHandler, Upstream
 from .motoserver import Credentials, admin_client
 from .s3rules import NEW_BUCKET_BLOCK, acl_refusal, put_policy_refusal
@@ -35,6 +44,7 @@ class Call:
     method: str
     path: str
     status: int
+    fault: str = ""  # "", "throttle", "error" or "lost" (see the module docstring)
 
 
 class CallRecorder:
@@ -48,8 +58,12 @@ class CallRecorder:
         s3_rules: bool = True,
         region: str = "us-east-1",
         credentials: Credentials | None = None,
+        faults: float = 0.0,
+        seed: int = 18,
     ) -> None:
         self.upstream = upstream or moto_url
+        self.faults = faults
+        self._random = random.Random(seed)
         self.s3_rules = s3_rules
         self.calls: list[Call] = []
         self._lock = threading.Lock()
@@ -85,6 +99,17 @@ class CallRecorder:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def fault(self) -> str:
+        """The fault this call gets ("" for none)."""
+        with self._lock:
+            if self.faults <= 0 or self._random.random() >= self.faults:
+                return ""
+            return self._random.choice(("throttle", "error", "lost"))
+
+    def faulted(self) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.fault]
+
     def _record(self, call: Call) -> None:
         with self._lock:
             self.calls.append(call)
@@ -118,12 +143,15 @@ def _handler(recorder: CallRecorder) -> type[QuietHandler]:
             body = self.body()
             headers = dict(self.headers.items())
             classified = classify(self.command, self.path, headers, body)
-            refused = None
-            if classified.service == "s3":
+            fault = recorder.fault()
+            refused = _failure(classified.service, fault) if fault in ("throttle", "error") else None
+            if refused is None and classified.service == "s3":
                 refused = recorder.refusal(self.command, classified.operation, self.path, headers, body)
             upstream = refused or self.forward(recorder.upstream, body)
             if refused is None and classified.service == "s3":
                 recorder.after(classified.operation, self.path, upstream.status)
+            if fault == "lost":
+                upstream = _failure(classified.service, "error")
             recorder._record(
                 Call(
                     classified.service,
@@ -132,6 +160,7 @@ def _handler(recorder: CallRecorder) -> type[QuietHandler]:
                     self.command,
                     self.path,
                     upstream.status,
+                    fault,
                 )
             )
             self.relay(upstream)
@@ -142,3 +171,16 @@ def _handler(recorder: CallRecorder) -> type[QuietHandler]:
         do_PUT = do_POST = do_DELETE = do_HEAD = do_GET
 
     return Handler
+
+
+def _failure(service: str, fault: str) -> Upstream:
+    """AWS's answer for a throttled call or an internal error, in the service's own error format."""
+    if service == "s3":
+        if fault == "throttle":
+            return Upstream(503, list(XML_HEADERS.items()), s3_error("SlowDown", "Please reduce your request rate."))
+        return Upstream(500, list(XML_HEADERS.items()), s3_error("InternalError", "We encountered an internal error."))
+    if fault == "throttle":
+        return Upstream(400, list(QUERY_XML_HEADERS.items()), query_error("Throttling", "Rate exceeded"))
+    return Upstream(
+        500, list(QUERY_XML_HEADERS.items()), query_error("InternalFailure", "internal error", sender=False)
+    )

@@ -174,10 +174,12 @@ def create_role(stack: Stack, name: str, namespace: str, service_account: str, p
     return arn
 
 
-def credentials_through_a_pod(stack: Stack, namespace: str, name: str, root: Path) -> tuple[dict[str, str], str]:
-    """Create a pod of ServiceAccount ``app``; the webhook mutates it; the kubelet's token for it is
+def credentials_through_a_pod(
+    stack: Stack, namespace: str, name: str, root: Path, service_account: str = "app"
+) -> tuple[dict[str, str], str]:
+    """Create a pod of ``service_account``; the webhook mutates it; the kubelet's token for it is
     written where the pod says; the SDK environment it gives and the token's kid."""
-    stack.kube.create_pod(namespace, k.pod(name, "app"))
+    stack.kube.create_pod(namespace, k.pod(name, service_account))
     pod = stack.kube.get_pod(namespace, name)
     injected = Injected.from_pod(pod, "app")
     token = request_kubelet_token(stack.kube, pod, injected)

@@ -37,6 +37,7 @@ IAM OIDC provider. Nothing is written without a difference: a second apply makes
   apply   make them and print what was done and the resulting conditions;
           exit 0 ready, 1 applied but not ready (the conditions say why), 2 error
   delete  undo what the objects created, as their deletionPolicy says (Retain: nothing)
+  convert print irsa-manager and eksctl IRSA objects as ours (provision convert -h)
 
 AWS credentials and endpoints come from boto3's standard chain and variables (AWS_PROFILE,
 AWS_REGION, AWS_ENDPOINT_URL, ...). With keys.source APIServer the key set is read from the
@@ -115,6 +116,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     kind.add_argument("-f", "--filename", action="append", required=True, metavar="FILE")
     kind.add_argument("--keys-dir", required=True, help="host folder with sa-signer.key and sa-signer.pub")
     kind.set_defaults(func=input_errors(COMMAND)(_kind_config))
+    # Imported here: the convert verb reads the files with this module's read_documents.
+    from webhook.commands import provisionconvert
+
+    provisionconvert.register(verbs)
     parser.set_defaults(func=lambda args: _usage(parser))
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from webhook.provisioner.model import JSON, Change, DeletionPolicy
+from webhook.provisioner.model import JSON, Change, DeletionPolicy, Plan
 
 ROLE_KIND = "IRSARole"
 ROLE_PLURAL = "irsaroles"
@@ -114,6 +114,24 @@ class ObservedRoleState:
     issuer: IssuerFacts
     role: ObservedRole | None  # the role of spec.role_name, if any
     service_accounts: tuple[ObservedServiceAccount, ...]
+
+
+# --- the plan -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RolePlan(Plan):
+    """A role's plan: a :class:`~webhook.provisioner.model.Plan`, and when it is blocked, why in one
+    word and whether it only waits.
+
+    Two kinds of block: terminal (a guardrail, a role that is not ours, a path IAM cannot change:
+    nothing happens until the object changes) and waiting (the issuer is not Ready, the OIDC provider
+    of ``issuerURL`` does not exist yet: those change without the object changing, so the controller
+    retries them with backoff instead of marking the object terminal).
+    """
+
+    reason: str = ""  # when blocked: the CamelCase reason of the status's condition and terminal flag
+    waiting: bool = False  # blocked only until the issuer (or provider) is there: retried, not terminal
 
 
 # --- changes (AWS) --------------------------------------------------------------------------------

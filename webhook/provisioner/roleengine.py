@@ -21,16 +21,18 @@ from typing import Any
 
 from webhook.aws.errors import AwsError
 from webhook.aws.session import AwsClients
+from webhook.core.arn import oidc_provider_arn
 from webhook.oidc.errors import InputError
+from webhook.oidc.issuer import host_path
 from webhook.provisioner import model
 from webhook.provisioner.model import JSON, Outcome
 from webhook.provisioner.roleexecute import execute_role
-from webhook.provisioner.rolemodel import Guardrails, IssuerFacts, ObservedRoleState, RoleSpec
+from webhook.provisioner.rolemodel import Guardrails, IssuerFacts, ObservedRoleState, RolePlan, RoleSpec
 from webhook.provisioner.roleobserve import observe_role, observe_service_accounts, provider_exists
 from webhook.provisioner.roleplanner import plan_role, plan_role_deletion
 from webhook.provisioner.rolespec import check_guardrails, read_role
-from webhook.provisioner.rolestatus import role_status
-from webhook.provisioner.status import events_for, invalid_status
+from webhook.provisioner.rolestatus import invalid_role_status, role_status
+from webhook.provisioner.status import events_for
 
 log = logging.getLogger("irsa_webhook.provisioner")
 
@@ -42,7 +44,7 @@ IssuerLookup = Callable[[str], JSON | None]
 class RoleResult:
     name: str
     spec: RoleSpec | None
-    plan: model.Plan | None
+    plan: RolePlan | model.Plan | None
     outcome: Outcome
 
 
@@ -70,8 +72,8 @@ class RoleEngine:
         except InputError as exc:
             return self._terminal(name, obj, previous, str(exc), "InvalidSpec")
         violation = check_guardrails(spec, self.guardrails)
-        if violation is not None:
-            return self._terminal(name, obj, previous, violation, "GuardrailViolated", spec)
+        if violation is not None:  # before anything is read: a tenant's violation costs no AWS call
+            return self._terminal(name, obj, previous, violation, "GuardrailViolation", spec)
         applied: list[model.Change] = []
         try:
             observed = self._observe(spec)
@@ -84,13 +86,17 @@ class RoleEngine:
                     plan = plan_role(spec, observed, self.annotation_key, self.guardrails)
         except AwsError as exc:
             applied = list(getattr(exc, "applied", applied))
-            status = invalid_status(obj, str(exc), previous, self.now(), reason="AccessDenied" if exc.kind == "access-denied" else "AWSError")
+            reason = {"access-denied": "AccessDenied", "retryable": "AWSUnavailable"}.get(exc.kind, "AWSRefused")
+            status = invalid_role_status(obj, str(exc), previous, self.now(), reason=reason, terminal=False)
             retry: model.Retry = "terminal" if exc.kind == "terminal" else "backoff"
             outcome = Outcome(status, tuple(applied), tuple(events_for(previous, status)), retry, str(exc))
             return RoleResult(name, spec, None, outcome)
-        status = role_status(spec, observed, plan, previous, self.now())
+        status = role_status(
+            spec, observed, plan, annotation_key=self.annotation_key, previous=previous, now=self.now()
+        )
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
-        retry = "terminal" if plan.blocked and not _waiting(plan) else ("none" if ready else "backoff")
+        # Waiting for the issuer is retried with backoff: the issuer changes without this object changing.
+        retry = "terminal" if plan.blocked and not plan.waiting else ("none" if ready else "backoff")
         outcome = Outcome(status, tuple(applied), tuple(events_for(previous, status)), retry, plan.blocked)
         return RoleResult(name, spec, plan, outcome)
 
@@ -131,27 +137,36 @@ class RoleEngine:
         )
 
     def _issuer(self, spec: RoleSpec, account: str, partition: str) -> IssuerFacts:
-        from webhook.provisioner.roleobserve import issuer_facts_from_status, issuer_facts_from_url
-
         if spec.issuer_ref is not None:
-            return issuer_facts_from_status(self.issuers(spec.issuer_ref), spec.issuer_ref)
-        assert spec.issuer_url is not None  # read_role: exactly one of the two
-        facts = issuer_facts_from_url(spec.issuer_url, account, partition)
-        if facts.provider_arn is not None and not provider_exists(facts.provider_arn, self.aws):
-            return IssuerFacts(False, spec.issuer_url, facts.provider_arn, f"no IAM OIDC provider {facts.provider_arn}: create it (an IRSAIssuer with issuerURL does)")
-        return facts
+            return issuer_facts(self.issuers(spec.issuer_ref), spec.issuer_ref)
+        url = spec.issuer_url or ""  # read_role: exactly one of the two
+        arn = oidc_provider_arn(partition, account, host_path(url))
+        if not provider_exists(arn, self.aws):
+            return IssuerFacts(False, url, arn, f"IAM has no OIDC provider {arn}")
+        return IssuerFacts(True, url, arn)
 
     def _terminal(
         self, name: str, obj: JSON, previous: JSON | None, message: str, reason: str, spec: RoleSpec | None = None
     ) -> RoleResult:
-        status = invalid_status(obj, message, previous, self.now(), reason=reason)
-        status["terminal"] = {"reason": reason, "message": message}
+        status = invalid_role_status(obj, message, previous, self.now(), reason=reason)
         outcome = Outcome(status, events=tuple(events_for(previous, status)), retry="terminal", error=message)
         return RoleResult(name, spec, None, outcome)
 
 
-def _waiting(plan: model.Plan) -> bool:
-    return bool(plan.blocked) and plan.blocked.startswith("waiting for")
+def issuer_facts(issuer: JSON | None, name: str) -> IssuerFacts:
+    """What a role needs of the IRSAIssuer ``name`` (None: there is none), read from its status."""
+    if issuer is None:
+        return IssuerFacts(False, None, None, f"there is no IRSAIssuer {name}: create it, or fix spec.issuerRef")
+    status = issuer.get("status") if isinstance(issuer.get("status"), dict) else {}
+    conditions = status.get("conditions") if isinstance(status.get("conditions"), list) else []
+    ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
+    url, arn = status.get("issuerURL"), status.get("providerARN")
+    url = url if isinstance(url, str) and url else None
+    arn = arn if isinstance(arn, str) and arn else None
+    if ready is None or ready.get("status") != "True":
+        why = ready.get("message") if isinstance(ready, dict) and ready.get("message") else "it is not Ready yet"
+        return IssuerFacts(False, url, arn, str(why))
+    return IssuerFacts(True, url, arn)
 
 
 def _name(obj: JSON) -> str:

@@ -70,10 +70,10 @@ class RoleEngine:
         try:
             spec = read_role(obj, self.cluster_name)
         except InputError as exc:
-            return self._terminal(name, obj, previous, str(exc), "InvalidSpec")
+            return self._terminal(name, obj, previous, str(exc), reason="InvalidSpec")
         violation = check_guardrails(spec, self.guardrails)
         if violation is not None:  # before anything is read: a tenant's violation costs no AWS call
-            return self._terminal(name, obj, previous, violation, "GuardrailViolation", spec)
+            return self._terminal(name, obj, previous, violation, reason="GuardrailViolation", spec=spec)
         applied: list[model.Change] = []
         try:
             observed = self._observe(spec)
@@ -146,7 +146,7 @@ class RoleEngine:
         return IssuerFacts(True, url, arn)
 
     def _terminal(
-        self, name: str, obj: JSON, previous: JSON | None, message: str, reason: str, spec: RoleSpec | None = None
+        self, name: str, obj: JSON, previous: JSON | None, message: str, *, reason: str, spec: RoleSpec | None = None
     ) -> RoleResult:
         status = invalid_role_status(obj, message, previous, self.now(), reason=reason)
         outcome = Outcome(status, events=tuple(events_for(previous, status)), retry="terminal", error=message)

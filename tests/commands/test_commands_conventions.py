@@ -25,6 +25,7 @@ BAD_INPUT = [
         "trust-policy",
         id="trust-policy",
     ),
+    pytest.param(["controller", "--cluster-name", "c", "--kinds", "Nothing"], "controller", id="controller"),
 ]
 
 

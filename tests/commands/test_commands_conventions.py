@@ -26,6 +26,7 @@ BAD_INPUT = [
         "trust-policy",
         id="trust-policy",
     ),
+    pytest.param(["controller", "--cluster-name", "c", "--kinds", "Nothing"], "controller", id="controller"),
 ]
 
 

@@ -280,7 +280,7 @@ def _failure(exc: ApiException, verb: str, namespace: str, name: str) -> Service
         return ServiceAccountError(
             "access-denied", verb, f"{what}: the provisioner's credentials are not accepted by the API server", status
         )
-    if status == 403 and answer.get("reason") == "Forbidden" and "cannot" in said:
+    if status == 403 and answer.get("reason") == "Forbidden" and " cannot " in rawapi.status_message(exc):
         # RBAC's own answer ("... cannot patch resource ..."); other 403s (a namespace being
         # terminated, an admission webhook) say their reason in the message below.
         return ServiceAccountError(

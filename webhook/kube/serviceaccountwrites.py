@@ -73,6 +73,30 @@ def read_service_account(api: client.ApiClient, namespace: str, name: str) -> JS
     return found
 
 
+# A page of a ServiceAccount list: large enough that a namespace is one request, small enough that
+# a cluster-wide list never holds a huge answer in memory at once (as kube.LIST_PAGE_SIZE for pods).
+LIST_PAGE = 250
+
+
+def list_service_accounts(api: client.ApiClient, namespace: str | None) -> list[JSON]:
+    """Every ServiceAccount of ``namespace`` (None: of the cluster), page by page."""
+    path = _path(namespace, None) if namespace is not None else "/api/v1/serviceaccounts"
+    found: list[JSON] = []
+    token = ""
+    while True:
+        query = [("limit", str(LIST_PAGE))] + ([("continue", token)] if token else [])
+        try:
+            page: JSON = rawapi.call(api, "GET", path, query=query)
+        except ApiException as exc:
+            raise _failure(exc, "list", namespace or "", "") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc, "list", namespace or "", "") from None
+        found.extend(item for item in page.get("items") or [] if isinstance(item, dict))
+        token = str((page.get("metadata") or {}).get("continue") or "")
+        if not token:
+            return found
+
+
 def annotated_by(sa: Mapping[str, Any], key: str, manager: str) -> bool:
     """Whether ``manager`` owns the annotation ``key`` of ``sa`` through server-side apply: the only
     ownership an apply of an empty intent takes back (an Update entry of the same manager name is

@@ -23,7 +23,13 @@ from kubernetes import client
 
 from webhook.aws.errors import AwsError, translated
 from webhook.aws.session import AwsClients
-from webhook.kube.serviceaccountwrites import annotated_by, read_service_account
+from webhook.kube.serviceaccountwrites import (
+    ServiceAccountError,
+    annotated_by,
+    list_service_accounts,
+    read_service_account,
+)
+from webhook.oidc.conditions import like_pattern
 from webhook.provisioner.documents import load_policy
 from webhook.provisioner.model import JSON
 from webhook.provisioner.rolemodel import (
@@ -93,6 +99,57 @@ def observe_service_account(
         annotation_managed_by_us=annotated_by(sa, annotation_key, FIELD_MANAGER),
         created_by=annotations.get(CREATED_BY_ANNOTATION),
     )
+
+
+def observe_service_accounts(
+    spec: RoleSpec, api: client.ApiClient, annotation_key: str, role_arn: str
+) -> tuple[ObservedServiceAccount, ...]:
+    """What :mod:`webhook.provisioner.rolebindings` needs: one record per bound ServiceAccount named
+    without wildcards (``exists=False`` when missing), every existing ServiceAccount a wildcard entry
+    matches, and any other ServiceAccount that carries ``role_arn`` in the annotation (bound once, or
+    by hand: what a deletion must find), from one list of the object's namespace (IRSARole) or of
+    the cluster (ClusterIRSARole)."""
+    try:
+        listed = list_service_accounts(api, spec.namespace)
+    except ServiceAccountError as exc:
+        raise AwsError(exc.kind, "kubernetes:ListServiceAccounts", exc.message) from exc
+    by_key = {(_ns(sa), _sa_name(sa)): sa for sa in listed}
+    wanted: dict[tuple[str, str], None] = {}
+    for bound in spec.service_accounts:
+        if any(ch in bound.namespace for ch in "*?"):
+            wanted |= {key: None for key in by_key if like_pattern(bound.namespace).fullmatch(key[0]) and key[1] == bound.name}
+        else:
+            wanted[(bound.namespace, bound.name)] = None
+    for key, sa in by_key.items():
+        if ((sa.get("metadata") or {}).get("annotations") or {}).get(annotation_key) == role_arn:
+            wanted[key] = None
+    records = []
+    for namespace, name in wanted:
+        sa = by_key.get((namespace, name))
+        records.append(_observed(namespace, name, sa, annotation_key))
+    return tuple(records)
+
+
+def _observed(namespace: str, name: str, sa: Mapping[str, Any] | None, annotation_key: str) -> ObservedServiceAccount:
+    if sa is None:
+        return ObservedServiceAccount(namespace=namespace, name=name, exists=False)
+    annotations = (sa.get("metadata") or {}).get("annotations") or {}
+    return ObservedServiceAccount(
+        namespace=namespace,
+        name=name,
+        exists=True,
+        annotations=dict(annotations),
+        annotation_managed_by_us=annotated_by(sa, annotation_key, FIELD_MANAGER),
+        created_by=annotations.get(CREATED_BY_ANNOTATION),
+    )
+
+
+def _ns(sa: Mapping[str, Any]) -> str:
+    return str((sa.get("metadata") or {}).get("namespace", ""))
+
+
+def _sa_name(sa: Mapping[str, Any]) -> str:
+    return str((sa.get("metadata") or {}).get("name", ""))
 
 
 def issuer_facts_from_status(issuer_obj: Mapping[str, Any] | None, name: str) -> IssuerFacts:

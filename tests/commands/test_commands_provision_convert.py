@@ -27,7 +27,7 @@ from tests.support.cases import load_yaml
 from tests.support.cli import Run, Runner, runner
 from tests.support.paths import CASES
 from webhook.cli import main
-from webhook.commands.provision import read_documents
+from webhook.commands.objectfiles import read_documents
 from webhook.provisioner.convert.common import CONVERTED_FROM_ANNOTATION
 from webhook.provisioner.model import API_GROUP, ISSUER_KIND
 from webhook.provisioner.rolemodel import CLUSTER_ROLE_KIND, ROLE_KIND

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,7 @@ def test_the_controller_reconciles_both_kinds_and_cleans_up(stack: Stack, webhoo
     with issuer_crd(stack.plane), role_crds(stack.plane):
         stack.kube.create(f"{GROUP}/irsaissuers", issuer_object(stack.issuer))
         stack.kube.create(f"{GROUP}/namespaces/{team_a}/irsaroles", role_object(team_a))
-        shared = {
+        shared: dict[str, Any] = {
             "apiVersion": "irsa-webhook.io/v1alpha1",
             "kind": "ClusterIRSARole",
             "metadata": {"name": f"shared-{os.getpid()}"},
@@ -205,8 +206,8 @@ def test_the_controller_reconciles_both_kinds_and_cleans_up(stack: Stack, webhoo
                 f"{GROUP}/namespaces/{team_a}/irsaroles/reader",
                 f"{GROUP}/clusterirsaroles/{shared['metadata']['name']}",
             ):
-                wait_for(lambda path=path: condition(stack.kube.get(path).get("status", {}), "Ready") == "True",
-                         timeout=SETTLE, what=f"{path} Ready", on_timeout=controller.process.tail)  # fmt: skip
+                wait_for(partial(_ready, stack, path), timeout=SETTLE, what=f"{path} Ready",
+                         on_timeout=controller.process.tail)  # fmt: skip
             for ns in (team_a, team_b):
                 role_arn = annotation(stack, ns, "shared")
                 assert role_arn is not None
@@ -233,6 +234,10 @@ def test_the_controller_reconciles_both_kinds_and_cleans_up(stack: Stack, webhoo
     assert reader_arn.rsplit("/", 1)[-1] not in roles
     for ns in (team_a, team_b):
         assert not stack.kube.exists(f"/api/v1/namespaces/{ns}/serviceaccounts/shared")
+
+
+def _ready(stack: Stack, path: str) -> bool:
+    return condition(stack.kube.get(path).get("status", {}), "Ready") == "True"
 
 
 def _attached(stack: Stack, role_arn: str) -> list[str]:

@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from webhook.commands.common import Exit, input_errors, say
-from webhook.commands.provision import COMMAND, Document, read_documents
+from webhook.commands.objectfiles import Document, read_documents
+from webhook.commands.provision import COMMAND
 from webhook.oidc.errors import InputError
 from webhook.oidc.issuer import validate_issuer
 from webhook.provisioner.convert import Converter, Options, converter_for, irsamanager

@@ -21,14 +21,19 @@ from typing import Any
 
 from webhook.aws.errors import AwsError
 from webhook.aws.session import AwsClients
-from webhook.core.arn import oidc_provider_arn
+from webhook.core.arn import oidc_provider_arn, role_arn
 from webhook.oidc.errors import InputError
 from webhook.oidc.issuer import host_path
 from webhook.provisioner import model
 from webhook.provisioner.model import JSON, Outcome
 from webhook.provisioner.roleexecute import execute_role
 from webhook.provisioner.rolemodel import Guardrails, IssuerFacts, ObservedRoleState, RolePlan, RoleSpec
-from webhook.provisioner.roleobserve import observe_role, observe_service_accounts, provider_exists
+from webhook.provisioner.roleobserve import (
+    issuer_facts_from_status,
+    observe_role,
+    observe_service_accounts,
+    provider_exists,
+)
 from webhook.provisioner.roleplanner import plan_role, plan_role_deletion
 from webhook.provisioner.rolespec import check_guardrails, read_role
 from webhook.provisioner.rolestatus import invalid_role_status, role_status
@@ -128,17 +133,19 @@ class RoleEngine:
         with translated("sts:GetCallerIdentity"):
             identity = self.aws.sts.get_caller_identity()
         account, partition = str(identity["Account"]), str(identity["Arn"]).split(":")[1]
+        role = observe_role(spec.role_name, self.aws)
+        arn = role.arn if role is not None else role_arn(partition, account, spec.path, spec.role_name)
         return ObservedRoleState(
             account=account,
             partition=partition,
             issuer=self._issuer(spec, account, partition),
-            role=observe_role(spec.role_name, self.aws),
-            service_accounts=observe_service_accounts(spec, self.kube, self.annotation_key),
+            role=role,
+            service_accounts=observe_service_accounts(spec, self.kube, self.annotation_key, arn),
         )
 
     def _issuer(self, spec: RoleSpec, account: str, partition: str) -> IssuerFacts:
         if spec.issuer_ref is not None:
-            return issuer_facts(self.issuers(spec.issuer_ref), spec.issuer_ref)
+            return issuer_facts_from_status(self.issuers(spec.issuer_ref), spec.issuer_ref)
         url = spec.issuer_url or ""  # read_role: exactly one of the two
         arn = oidc_provider_arn(partition, account, host_path(url))
         if not provider_exists(arn, self.aws):
@@ -151,22 +158,6 @@ class RoleEngine:
         status = invalid_role_status(obj, message, previous, self.now(), reason=reason)
         outcome = Outcome(status, events=tuple(events_for(previous, status)), retry="terminal", error=message)
         return RoleResult(name, spec, None, outcome)
-
-
-def issuer_facts(issuer: JSON | None, name: str) -> IssuerFacts:
-    """What a role needs of the IRSAIssuer ``name`` (None: there is none), read from its status."""
-    if issuer is None:
-        return IssuerFacts(False, None, None, f"there is no IRSAIssuer {name}: create it, or fix spec.issuerRef")
-    status = issuer.get("status") if isinstance(issuer.get("status"), dict) else {}
-    conditions = status.get("conditions") if isinstance(status.get("conditions"), list) else []
-    ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
-    url, arn = status.get("issuerURL"), status.get("providerARN")
-    url = url if isinstance(url, str) and url else None
-    arn = arn if isinstance(arn, str) and arn else None
-    if ready is None or ready.get("status") != "True":
-        why = ready.get("message") if isinstance(ready, dict) and ready.get("message") else "it is not Ready yet"
-        return IssuerFacts(False, url, arn, str(why))
-    return IssuerFacts(True, url, arn)
 
 
 def _name(obj: JSON) -> str:

@@ -38,6 +38,7 @@ from webhook.provisioner.rolemodel import (
     IssuerFacts,
     ObservedRole,
     ObservedServiceAccount,
+    RoleSpec,
 )
 
 # Items asked for per page of a list (IAM's own default and maximum is 100 for these three calls).
@@ -117,7 +118,9 @@ def observe_service_accounts(
     wanted: dict[tuple[str, str], None] = {}
     for bound in spec.service_accounts:
         if any(ch in bound.namespace for ch in "*?"):
-            wanted |= {key: None for key in by_key if like_pattern(bound.namespace).fullmatch(key[0]) and key[1] == bound.name}
+            wanted |= {
+                key: None for key in by_key if like_pattern(bound.namespace).fullmatch(key[0]) and key[1] == bound.name
+            }
         else:
             wanted[(bound.namespace, bound.name)] = None
     for key, sa in by_key.items():
@@ -125,8 +128,7 @@ def observe_service_accounts(
             wanted[key] = None
     records = []
     for namespace, name in wanted:
-        sa = by_key.get((namespace, name))
-        records.append(_observed(namespace, name, sa, annotation_key))
+        records.append(_observed(namespace, name, by_key.get((namespace, name)), annotation_key))
     return tuple(records)
 
 

@@ -259,7 +259,12 @@ def test_a_namespaced_kind_is_reconciled_written_and_cleaned_up_in_its_namespace
         wait_for(controller.synced, timeout=10, what="the first list")
         for namespace in namespaces:  # the same name in two namespaces: two objects
             meta = {"name": "reader", "labels": {RUN_LABEL: run}}
-            body = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": ROLE_KIND, "metadata": meta, "spec": {}}
+            body = {
+                "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                "kind": ROLE_KIND,
+                "metadata": meta,
+                "spec": {"issuerRef": "main", "serviceAccounts": [{"name": "app"}]},
+            }
             kube.create(roles_in(namespace), body)
             role_objects.append(f"{roles_in(namespace)}/reader")
         for namespace in namespaces:

@@ -90,7 +90,13 @@ def test_a_role_follows_its_issuer_and_a_missing_crd_holds_nothing_back(
         role_path = f"/apis/{VERSION}/namespaces/{namespace}/{ROLE_PLURAL}"
         meta = {"name": "reader", "labels": labels}
         kube.create(
-            role_path, {"apiVersion": VERSION, "kind": ROLE_KIND, "metadata": meta, "spec": {"issuerRef": issuer_name}}
+            role_path,
+            {
+                "apiVersion": VERSION,
+                "kind": ROLE_KIND,
+                "metadata": meta,
+                "spec": {"issuerRef": issuer_name, "serviceAccounts": [{"name": "app"}]},
+            },
         )
         made.append(f"{role_path}/reader")
         manager.started_leading()

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 
 from tests.support.paths import REPO
+from webhook.provisioner.rolebindings import BindingState
 
 from . import helm as chart
 from .objects import NAMESPACE, Obj, Rendered, container_of, one, selects
@@ -241,7 +242,8 @@ def test_the_role_crds(rendered: Rendered, name: str, kind: str, scope: str) -> 
     assert set(status) == {"observedGeneration", "roleARN", "serviceAccounts", "terminal", "conditions"}
     bound = status["serviceAccounts"]["items"]["properties"]
     assert set(bound) == {"namespace", "name", "state"}
-    assert bound["state"]["enum"] == ["Created", "Annotated", "Conflict", "Missing"]
+    # every state the controller writes (rolebindings.BindingState), or the API server refuses its status
+    assert bound["state"]["enum"] == list(get_args(BindingState))
     assert set(status["terminal"]["properties"]) == {"reason", "message"}
     # The conditions are metav1.Condition, as the issuer's.
     issuer = role_crd_version(rendered[RENDER], CRD)["schema"]["openAPIV3Schema"]["properties"]["status"]

@@ -504,7 +504,7 @@ def test_status_subresource_and_columns(control_plane: ControlPlane, namespace: 
     [
         pytest.param(
             {"serviceAccounts": [{"namespace": "a", "name": "app", "state": "Bound"}]},
-            'supported values: "Created", "Annotated", "Conflict", "Missing"',
+            'supported values: "Created", "Annotated", "Pending", "Conflict", "Missing"',
             id="account-state",
         ),
         pytest.param(

@@ -42,7 +42,8 @@ from .provisioning import (
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 GROUP = "/apis/irsa-webhook.io/v1alpha1"
-READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+# moto has no AWS-managed policies: a customer-managed one, made with the stack
+READ_ONLY = f"arn:aws:iam::{ACCOUNT}:policy/reports-read-only"
 INLINE = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::reports/*"}],
@@ -54,6 +55,7 @@ def stack(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> 
     with running_stack(moto_server, tmp_path_factory.mktemp("provisioner-roles")) as running:
         issuer = provision(running, "apply", issuer_object(running.issuer))
         assert issuer.returncode == 0, issuer.stdout + issuer.stderr
+        running.iam().create_policy(PolicyName="reports-read-only", PolicyDocument=json.dumps(INLINE))
         yield running
 
 
@@ -109,11 +111,11 @@ def test_a_role_from_a_laptop_binds_its_service_accounts_and_no_other(
         },
     )
     role = role_object(ns)
-    plan = provision(stack, "plan", role)
+    plan = provision(stack, "plan", issuer_object(stack.issuer), role)
     assert plan.returncode == 1, plan.stdout + plan.stderr
     assert "iam:CreateRole" in plan.stdout
 
-    applied = provision(stack, "apply", role)
+    applied = provision(stack, "apply", issuer_object(stack.issuer), role)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     role_arn = annotation(stack, ns, "reader")
     assert role_arn is not None
@@ -124,13 +126,13 @@ def test_a_role_from_a_laptop_binds_its_service_accounts_and_no_other(
     assert reader["annotations"]["owner"] == "team-payments"
 
     # converged: plan in sync, a second apply writes nothing
-    assert provision(stack, "plan", role).returncode == 0
+    assert provision(stack, "plan", issuer_object(stack.issuer), role).returncode == 0
     mark = len(stack.recorder.writes())
-    assert provision(stack, "apply", role).returncode == 0
+    assert provision(stack, "apply", issuer_object(stack.issuer), role).returncode == 0
     assert [c for c in stack.recorder.writes()[mark:] if c.service != "sts"] == []
 
     # a bound ServiceAccount's pod gets the role's credentials through the verifying STS
-    env, _ = credentials_through_a_pod(stack, ns, "reports", tmp_path / "bound")
+    env, _ = credentials_through_a_pod(stack, ns, "reports", tmp_path / "bound", service_account="reader")
     assert caller_identity(env)["Arn"].startswith(assumed_role_arn_prefix(role_arn))
     # a ServiceAccount annotated by hand with the same role, but not bound by the object: refused
     stack.kube.create_service_account(ns, "intruder", {k.ROLE_ANNOTATION: role_arn})
@@ -142,24 +144,28 @@ def test_a_role_from_a_laptop_binds_its_service_accounts_and_no_other(
     # drift made by hand: trust policy, a detached policy, a deleted inline policy, a tag, the annotation
     iam = stack.iam()
     name = role_arn.rsplit("/", 1)[-1]
-    iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    hijacked = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(hijacked))
     iam.detach_role_policy(RoleName=name, PolicyArn=READ_ONLY)
     iam.delete_role_policy(RoleName=name, PolicyName="read-reports")
     iam.tag_role(RoleName=name, Tags=[{"Key": "team", "Value": "someone-else"}])
     stack.kube.merge_patch(
         f"/api/v1/namespaces/{ns}/serviceaccounts/writer", {"metadata": {"annotations": {k.ROLE_ANNOTATION: None}}}
     )
-    drift = provision(stack, "plan", role, extra=("-o", "json"))
+    drift = provision(stack, "plan", issuer_object(stack.issuer), role, extra=("-o", "json"))
     assert drift.returncode == 1, drift.stderr
     actions = {c["action"] for c in json.loads(drift.stdout)[-1]["changes"]}
     assert {"iam:UpdateAssumeRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePolicy", "iam:TagRole"} <= actions
-    assert provision(stack, "apply", role).returncode == 0
-    assert provision(stack, "plan", role).returncode == 0
+    assert provision(stack, "apply", issuer_object(stack.issuer), role).returncode == 0
+    assert provision(stack, "plan", issuer_object(stack.issuer), role).returncode == 0
     assert annotation(stack, ns, "writer") == role_arn
 
     # deletion: the role and its policies go, our annotation goes, the ServiceAccount we created goes;
     # the user's ServiceAccount stays with everything else it had
-    deleted = provision(stack, "delete", role)
+    deleted = provision(stack, "delete", issuer_object(stack.issuer), role)
     assert deleted.returncode == 0, deleted.stdout + deleted.stderr
     assert name not in {r["RoleName"] for r in iam.list_roles()["Roles"]}
     assert annotation(stack, ns, "reader") is None
@@ -172,20 +178,28 @@ def test_a_role_from_a_laptop_binds_its_service_accounts_and_no_other(
 def test_a_role_that_is_not_ours_is_never_touched(stack: Stack) -> None:
     ns = namespace(stack, "legacy")
     iam = stack.iam()
-    untouched = json.dumps({"Version": "2012-10-17", "Statement": []})
+    untouched = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
     iam.create_role(RoleName="legacy-app", AssumeRolePolicyDocument=untouched)
     before = iam.get_role(RoleName="legacy-app")["Role"]
     role = role_object(ns, roleName="legacy-app")
-    result = provision(stack, "apply", role)
+    result = provision(stack, "apply", issuer_object(stack.issuer), role)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "not ours" in result.stdout + result.stderr
     assert iam.get_role(RoleName="legacy-app")["Role"] == before
-    assert provision(stack, "delete", role).returncode == 0
+    assert provision(stack, "delete", issuer_object(stack.issuer), role).returncode == 0
     assert iam.get_role(RoleName="legacy-app")["Role"] == before
 
 
 def test_the_controller_reconciles_both_kinds_and_cleans_up(stack: Stack, webhook: Server, tmp_path: Path) -> None:
     team_a, team_b = namespace(stack, "team-a"), namespace(stack, "team-b")
+    stack.kube.create_service_account(team_a, "reader")  # bound without create: the user's to make
     with issuer_crd(stack.plane), role_crds(stack.plane):
         stack.kube.create(f"{GROUP}/irsaissuers", issuer_object(stack.issuer))
         stack.kube.create(f"{GROUP}/namespaces/{team_a}/irsaroles", role_object(team_a))
@@ -200,7 +214,8 @@ def test_the_controller_reconciles_both_kinds_and_cleans_up(stack: Stack, webhoo
             },
         }  # fmt: skip
         stack.kube.create(f"{GROUP}/clusterirsaroles", shared)
-        controller = start_controller(stack, stack.aws_env() | {"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"]})
+        env = stack.aws_env() | {"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"]}
+        controller = start_controller(stack, env, "--probe-service-account", "irsa-probe/probe")
         try:
             for path in (
                 f"{GROUP}/namespaces/{team_a}/irsaroles/reader",

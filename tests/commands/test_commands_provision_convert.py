@@ -8,7 +8,7 @@ that stop the run: one error line, exit 2, nothing on stdout.
 
 Checked whatever the case: each warning names its source object; each converted object says where
 it came from; each role says ``adoption: Always`` and each object its ``deletionPolicy``, with a
-comment; each converted IRSAIssuer passes ``read_issuer``; the output reads back as ``provision``'s
+comment; each converted object passes ``read_issuer`` or ``read_role``; the output reads back as ``provision``'s
 own input, of our kinds only.
 """
 
@@ -31,6 +31,7 @@ from webhook.commands.objectfiles import read_documents
 from webhook.provisioner.convert.common import CONVERTED_FROM_ANNOTATION
 from webhook.provisioner.model import API_GROUP, ISSUER_KIND
 from webhook.provisioner.rolemodel import CLUSTER_ROLE_KIND, ROLE_KIND
+from webhook.provisioner.rolespec import read_role
 from webhook.provisioner.spec import read_issuer
 
 CASES_DIR = CASES / "convert"
@@ -84,6 +85,7 @@ def check_output(text: str, tmp_path: Path) -> None:
         if obj["kind"] == ISSUER_KIND:
             read_issuer(obj, "convert")
         else:
+            read_role(obj, "convert")
             assert obj["spec"]["adoption"] == "Always"
             assert ("namespace" in obj["metadata"]) == (obj["kind"] == ROLE_KIND)
             assert ("issuerRef" in obj["spec"]) != ("issuerURL" in obj["spec"])

@@ -26,6 +26,7 @@ from webhook.oidc.issuer import validate_issuer
 from webhook.provisioner.convert import Converter, Options, converter_for, irsamanager
 from webhook.provisioner.convert.common import CONVERTED_FROM_ANNOTATION
 from webhook.provisioner.model import ISSUER_KIND, JSON
+from webhook.provisioner.rolespec import read_role
 from webhook.provisioner.spec import read_issuer
 
 DESCRIPTION = """\
@@ -151,11 +152,12 @@ def _check(objects: list[JSON]) -> None:
             where = f"{key[1]}/{key[2]}" if key[1] else key[2]
             raise InputError(f"{seen[key]} and {_source(obj)} both become {key[0]} {where}: rename one of them first")
         seen[key] = _source(obj)
-        if obj["kind"] == ISSUER_KIND:
-            try:
-                read_issuer(obj, "convert")  # the cluster name only feeds the owner tag, not used here
-            except InputError as exc:
-                raise InputError(f"the IRSAIssuer converted from {_source(obj)} is not valid: {exc}") from exc
+        # Every converted object must be one our readers accept: the cluster name only feeds the owner tag.
+        reader = read_issuer if obj["kind"] == ISSUER_KIND else read_role
+        try:
+            reader(obj, "convert")
+        except InputError as exc:
+            raise InputError(f"the {obj['kind']} converted from {_source(obj)} is not valid: {exc}") from exc
 
 
 def _shared_roles(objects: Iterable[JSON]) -> list[str]:

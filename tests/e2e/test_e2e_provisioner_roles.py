@@ -258,3 +258,59 @@ def _ready(stack: Stack, path: str) -> bool:
 def _attached(stack: Stack, role_arn: str) -> list[str]:
     name = role_arn.rsplit("/", 1)[-1]
     return [p["PolicyArn"] for p in stack.iam().list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
+
+
+def test_a_tenant_gets_no_role_for_another_namespace_nor_a_policy_outside_the_allow_list(stack: Stack) -> None:
+    """A tenant with RBAC on irsaroles in its own namespace only (the shipped tenant ClusterRole, bound
+    there): neither object costs an AWS write, both say why, and the cluster-scoped kind is refused."""
+    tenant_ns, victim_ns = namespace(stack, "tenant"), namespace(stack, "victim")
+    stack.kube.create_service_account(victim_ns, "db-admin")
+    stack.plane.kubectl("apply", "-f", str(REPO / "manifests/components/provisioner/tenant_cluster_role.yaml"))
+    stack.plane.kubectl("-n", tenant_ns, "create", "rolebinding", "tenant", "--clusterrole=irsa-webhook-tenant",
+                        "--user=tenant")  # fmt: skip
+    allowed = f"arn:aws:iam::{ACCOUNT}:policy/tenant-*"
+    stolen = role_object(tenant_ns, "steal", serviceAccounts=[{"namespace": victim_ns, "name": "db-admin"}])
+    wider = role_object(tenant_ns, "wider", serviceAccounts=[{"name": "app", "create": True}])
+    with issuer_crd(stack.plane), role_crds(stack.plane):
+        stack.kube.create(f"{GROUP}/irsaissuers", issuer_object(stack.issuer))
+        for obj in (stolen, wider):
+            created = stack.plane.kubectl("--as=tenant", "apply", "-f", "-", input=json.dumps(obj), check=False)
+            assert created.returncode == 0, created.stderr
+        victim = [{"namespace": victim_ns, "name": "db-admin"}]
+        cluster_wide = {
+            "apiVersion": "irsa-webhook.io/v1alpha1",
+            "kind": "ClusterIRSARole",
+            "metadata": {"name": "x"},
+            "spec": {"issuerRef": "main", "serviceAccounts": victim},
+        }
+        refused = stack.plane.kubectl("--as=tenant", "apply", "-f", "-", input=json.dumps(cluster_wide), check=False)
+        assert refused.returncode != 0
+        assert "forbidden" in refused.stderr.lower()
+        mark = len(stack.recorder.calls)
+        env = stack.aws_env() | {"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"]}
+        controller = start_controller(
+            stack, env, "--probe-service-account", "irsa-probe/probe", "--allowed-policy-arn", allowed
+        )
+        try:
+            for name, reason in (("steal", "InvalidSpec"), ("wider", "GuardrailViolation")):
+                path = f"{GROUP}/namespaces/{tenant_ns}/irsaroles/{name}"
+                wait_for(partial(_terminal, stack, path), timeout=SETTLE, what=f"{name} terminal",
+                         on_timeout=controller.process.tail)  # fmt: skip
+                assert stack.kube.get(path)["status"]["terminal"]["reason"] == reason
+            # deleted while the controller runs: its finalizer goes (a refused object owns nothing)
+            for name in ("steal", "wider"):
+                stack.kube.delete(f"{GROUP}/namespaces/{tenant_ns}/irsaroles/{name}")
+            wait_for(lambda: not stack.kube.exists(f"{GROUP}/namespaces/{tenant_ns}/irsaroles/steal")
+                     and not stack.kube.exists(f"{GROUP}/namespaces/{tenant_ns}/irsaroles/wider"),
+                     timeout=SETTLE, what="both refused objects gone", on_timeout=controller.process.tail)  # fmt: skip
+        finally:
+            controller.process.stop()
+    iam_writes = [
+        c for c in stack.recorder.calls[mark:] if c.service == "iam" and not c.operation.startswith(("Get", "List"))
+    ]
+    assert iam_writes == []
+    assert annotation(stack, victim_ns, "db-admin") is None
+
+
+def _terminal(stack: Stack, path: str) -> bool:
+    return "terminal" in stack.kube.get(path).get("status", {})

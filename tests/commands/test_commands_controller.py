@@ -1,5 +1,6 @@
-"""``irsa-webhook controller``: its flags, checked with one-line messages, and a whole run against the
-fake API server with a stand-in engine (the command's wiring: Lease, watch, probes, metrics, stop)."""
+"""``irsa-webhook controller``: its flags, checked with one-line messages, and whole runs against the
+fake API server with stand-in engines (the command's wiring: the three kinds, one Lease, the watches,
+probes, metrics, stop; a role following its issuer; a CRD not installed)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.engines import ScriptedEngine
+from tests.support.engines import RoleEngines, ScriptedEngine, outcome
 from tests.support.kubeapi import FakeApiServer, FakeCluster
 from tests.support.ports import free_port
 from tests.support.waits import wait_for
@@ -22,8 +23,11 @@ from webhook.cli import build_parser, main
 from webhook.commands import controller
 from webhook.commands.common import Exit
 from webhook.provisioner.model import API_GROUP, API_VERSION, ISSUER_KIND, ISSUER_PLURAL
+from webhook.provisioner.rolemodel import CLUSTER_ROLE_KIND, CLUSTER_ROLE_PLURAL, ROLE_KIND, ROLE_PLURAL, Guardrails
 
 COLLECTION = f"/apis/{API_GROUP}/{API_VERSION}/{ISSUER_PLURAL}"
+ROLES_IN = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/%s/{ROLE_PLURAL}"
+CLUSTER_ROLES = f"/apis/{API_GROUP}/{API_VERSION}/{CLUSTER_ROLE_PLURAL}"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/irsa-webhook/leases"
 
 
@@ -130,7 +134,8 @@ def test_a_run_leads_reconciles_serves_its_probes_and_releases_the_lease_on_stop
         ]
         stop = threading.Event()
         codes: list[int] = []
-        runner = threading.Thread(target=lambda: codes.append(controller.run(parse(*argv), factory, stop)))
+        roles = RoleEngines()
+        runner = threading.Thread(target=lambda: codes.append(controller.run(parse(*argv), factory, stop, roles)))
         runner.start()
         try:
             wait_for(
@@ -166,7 +171,7 @@ def test_a_taken_port_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.Capt
         with FakeApiServer(FakeCluster()) as server:
             argv = ["--cluster-name=c", f"--kubeconfig={server.kubeconfig(tmp_path)}", "--bind-address=127.0.0.1"]
             argv += [f"--health-port={free_port()}", f"--metrics-port={port}"]
-            code = controller.run(parse(*argv), lambda *_: ScriptedEngine(), threading.Event())
+            code = controller.run(parse(*argv), lambda *_: ScriptedEngine(), threading.Event(), RoleEngines())
     finally:
         taken.close()
     err = capsys.readouterr().err.strip().splitlines()
@@ -191,7 +196,7 @@ def test_a_key_change_on_the_api_server_reconciles_every_issuer_before_the_resyn
             "--metrics-port=0",
         ]
         stop = threading.Event()
-        runner = threading.Thread(target=lambda: controller.run(parse(*argv), lambda *_: engine, stop))
+        runner = threading.Thread(target=lambda: controller.run(parse(*argv), lambda *_: engine, stop, RoleEngines()))
         runner.start()
         try:
             wait_for(lambda: len(engine.calls_of("reconcile", "main")) == 1, timeout=10, what="the first reconcile")
@@ -209,3 +214,193 @@ def test_a_key_change_on_the_api_server_reconciles_every_issuer_before_the_resyn
 def test_keys_poll_interval_flag() -> None:
     assert controller.settings(parse("--cluster-name", "c")).keys_poll == 60
     assert controller.settings(parse("--cluster-name", "c", "--keys-poll-interval", "0")).keys_poll == 0
+
+
+# -- the three kinds -----------------------------------------------------------------------------------
+def role(kind: str, name: str, namespace: str | None = None, issuer: str = "main") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    spec = {"issuerRef": issuer, "serviceAccounts": [{"name": name}]}
+    return {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": kind, "metadata": meta, "spec": spec}
+
+
+def issuer_object(name: str = "main") -> dict[str, Any]:
+    meta = {"name": name}
+    return {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": ISSUER_KIND, "metadata": meta, "spec": {}}
+
+
+def is_ready(issuer: dict[str, Any] | None) -> bool:
+    conditions = ((issuer or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+class Run:
+    """``controller.run`` on a thread, with stand-in engines for the three kinds."""
+
+    def __init__(self, server: FakeApiServer, folder: Path, *argv: str) -> None:
+        self.issuers = ScriptedEngine()
+        self.roles = RoleEngines()
+        self.made: list[Any] = []
+        self.health = free_port()
+        args = [
+            "--cluster-name=cluster-a",
+            f"--kubeconfig={server.kubeconfig(folder)}",
+            "--bind-address=127.0.0.1",
+            f"--health-port={self.health}",
+            "--resync=1h",
+            *argv,
+        ]
+        self.stop = threading.Event()
+        self.codes: list[int] = []
+        self.thread = threading.Thread(
+            target=lambda: self.codes.append(controller.run(parse(*args), self.factory, self.stop, self.roles))
+        )
+
+    def factory(self, *given: Any) -> ScriptedEngine:
+        self.made.append(given)
+        return self.issuers
+
+    def __enter__(self) -> Run:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(20)
+        assert self.codes == [Exit.OK]
+
+    def ready(self) -> bool:
+        return httpx.get(f"http://127.0.0.1:{self.health}/readyz").status_code == 200
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        from prometheus_client import REGISTRY
+
+        return REGISTRY.get_sample_value(name, labels)
+
+
+def test_one_run_reconciles_the_three_kinds_under_one_lease_and_a_role_follows_its_issuer(tmp_path: Path) -> None:
+    with FakeApiServer(FakeCluster()) as server:
+        store = server.cluster.store
+        store.put(COLLECTION, issuer_object())
+        store.put(ROLES_IN % "team-a", role(ROLE_KIND, "reader", "team-a"))
+        store.put(CLUSTER_ROLES, role(CLUSTER_ROLE_KIND, "shared"))
+        keys = ("team-a/reader", "shared")
+        seen: dict[str, list[bool]] = {key: [] for key in keys}
+        roles_tried = threading.Event()
+
+        run = Run(
+            server,
+            tmp_path,
+            "--leader-election-namespace=irsa-webhook",
+            "--annotation-prefix=irsa.example.com",
+            "--role-path=/tenants/",
+            "--forbid-inline-policies",
+        )
+
+        def role_answer(key: str) -> Any:
+            def answer(obj: dict[str, Any]) -> Any:
+                # The issuer as the role engine would read it: through the lookup it was given.
+                ready = is_ready(run.roles.wirings[obj["kind"]].issuers("main"))
+                seen[key].append(ready)
+                if all(seen.values()):
+                    roles_tried.set()
+                if ready:
+                    return outcome(obj)
+                # Terminal: only a change (here: of its issuer) brings it back before the hourly resync.
+                return outcome(obj, ready=False, retry="terminal", reason="IssuerNotReady")
+
+            return answer
+
+        run.roles.engines[ROLE_KIND].script["team-a/reader"] = role_answer("team-a/reader")
+        run.roles.engines[CLUSTER_ROLE_KIND].script["shared"] = role_answer("shared")
+        # The issuer becomes Ready only after both roles found it not Ready.
+        run.issuers.during = lambda obj: roles_tried.wait(10)
+        with run:
+            wait_for(run.ready, timeout=10, what="ready")
+            wait_for(lambda: all(s == [False, True] for s in seen.values()), timeout=10, what="the roles to follow")
+            threading.Event().wait(0.5)
+            assert all(s == [False, True] for s in seen.values()), seen  # woken once, not polled
+            leases = [r for r in server.cluster.requests if r.method == "POST" and r.path == LEASES]
+            assert len(leases) == 1  # one Lease for every kind
+            wiring = run.roles.wirings[ROLE_KIND]
+            assert wiring.issuer_engine is run.issuers  # one AWS side (one rate limit) for every kind
+            assert (wiring.cluster_name, wiring.annotation_key) == ("cluster-a", "irsa.example.com/role-arn")
+            assert wiring.guardrails == Guardrails(forbid_inline_policies=True, role_path="/tenants/")
+            assert sorted(run.roles.wirings) == [CLUSTER_ROLE_KIND, ROLE_KIND]
+            stored = store.get(ROLES_IN % "team-a", "reader")
+            assert stored is not None
+            assert stored["metadata"]["finalizers"] == ["irsa-webhook.io/provisioner"]  # roles: Delete by default
+            assert run.metric("irsa_webhook_provisioner_kind_served", kind=ROLE_KIND) == 1
+        assert len(run.made) == 1
+
+
+def test_a_crd_not_installed_neither_crashes_nor_holds_readiness_back(tmp_path: Path) -> None:
+    with FakeApiServer(FakeCluster()) as server:
+        server.cluster.fail[CLUSTER_ROLES] = 404  # ClusterIRSARole's CRD is not installed
+        server.cluster.store.put(ROLES_IN % "team-a", role(ROLE_KIND, "reader", "team-a"))
+        with Run(server, tmp_path, "--no-leader-elect") as run:
+            wait_for(run.ready, timeout=10, what="ready without the missing CRD")
+            wait_for(lambda: bool(run.roles.engines[ROLE_KIND].calls_of("reconcile", "team-a/reader")), timeout=5)
+            assert run.metric("irsa_webhook_provisioner_kind_served", kind=CLUSTER_ROLE_KIND) == 0
+            server.cluster.store.put(CLUSTER_ROLES, role(CLUSTER_ROLE_KIND, "shared"))
+            del server.cluster.fail[CLUSTER_ROLES]  # installed later: picked up without a restart
+            engine = run.roles.engines[CLUSTER_ROLE_KIND]
+            wait_for(lambda: bool(engine.calls_of("reconcile", "shared")), timeout=10, what="the late kind")
+            assert run.metric("irsa_webhook_provisioner_kind_served", kind=CLUSTER_ROLE_KIND) == 1
+
+
+def test_kinds_runs_only_the_kinds_asked_for(tmp_path: Path) -> None:
+    with FakeApiServer(FakeCluster()) as server:
+        server.cluster.store.put(COLLECTION, issuer_object())
+        server.cluster.store.put(ROLES_IN % "team-a", role(ROLE_KIND, "reader", "team-a"))
+        server.cluster.fail[CLUSTER_ROLES] = 500  # not run: must not hold readiness back either
+        with Run(server, tmp_path, "--no-leader-elect", "--kinds=IRSAIssuer") as run:
+            wait_for(run.ready, timeout=10, what="ready")
+            wait_for(lambda: bool(run.issuers.calls_of("reconcile", "main")), timeout=5, what="the issuer")
+            threading.Event().wait(0.3)
+            assert run.roles.wirings == {}
+            assert not any(r.path.endswith(ROLE_PLURAL) for r in server.cluster.requests)
+
+
+def test_roles_run_alone_read_the_issuers_without_reconciling_them(tmp_path: Path) -> None:
+    with FakeApiServer(FakeCluster()) as server:
+        ready = {"conditions": [{"type": "Ready", "status": "True"}], "providerARN": "arn:p"}
+        server.cluster.store.put(COLLECTION, dict(issuer_object(), status=ready))
+        server.cluster.store.put(ROLES_IN % "team-a", role(ROLE_KIND, "reader", "team-a"))
+        found: list[bool] = []
+        with Run(server, tmp_path, "--no-leader-elect", "--kinds=IRSARole") as run:
+
+            def answer(obj: dict[str, Any]) -> Any:
+                found.append(is_ready(run.roles.wirings[ROLE_KIND].issuers("main")))
+                return outcome(obj)
+
+            run.roles.engines[ROLE_KIND].script["team-a/reader"] = answer
+            wait_for(lambda: bool(found), timeout=10, what="the role's reconcile")
+            assert found[0] is True
+            assert run.issuers.calls == []  # the issuer engine holds the AWS side, and reconciles nothing
+            assert sorted(run.roles.wirings) == [ROLE_KIND]
+
+
+def test_the_role_engine_is_built_on_the_issuer_engines_aws_side() -> None:
+    roleengine = pytest.importorskip("webhook.provisioner.roleengine", reason="needs the role engine's modules")
+    aws = object()
+    wiring = controller.RoleWiring(
+        ROLE_KIND,
+        "cluster-a",
+        api="the api client",
+        issuer_engine=type("IssuerEngine", (), {"aws": aws})(),
+        issuers=lambda name: None,
+        annotation_key="irsa.example.com/role-arn",
+        guardrails=Guardrails(role_path="/tenants/"),
+    )
+    built = controller._role_engine(wiring)
+    assert isinstance(built, roleengine.RoleEngine)
+    assert built.aws is aws
+    assert (built.cluster_name, built.kube, built.annotation_key) == (
+        "cluster-a",
+        "the api client",
+        wiring.annotation_key,
+    )
+    assert built.issuers is wiring.issuers
+    assert built.guardrails == wiring.guardrails

@@ -20,11 +20,13 @@ BAD_INPUT = [
     pytest.param(["audit", "--kubeconfig", "{tmp}/missing.yaml"], "audit", id="audit"),
     pytest.param(["keys", "generate", "--out", "{tmp}/taken"], "keys", id="keys"),
     pytest.param(["oidc", "jwks", "--key", "{tmp}/missing.yaml"], "oidc", id="oidc"),
+    pytest.param(["provision", "convert", "-f", "{tmp}/missing.yaml"], "provision", id="provision-convert"),
     pytest.param(
         ["trust-policy", "--issuer", "http://x", "--account-id", "111122223333", "--service-account", "a:b"],
         "trust-policy",
         id="trust-policy",
     ),
+    pytest.param(["controller", "--cluster-name", "c", "--kinds", "Nothing"], "controller", id="controller"),
 ]
 
 

@@ -122,7 +122,7 @@ def test_a_bucket_that_does_not_exist_without_create_bucket_is_an_error(cli: Run
     ("content", "extra", "message"),
     [
         ("kind: [", (), "is not valid YAML"),
-        ("apiVersion: v1\nkind: ConfigMap\n", (), "no IRSAIssuer object"),
+        ("apiVersion: v1\nkind: ConfigMap\n", (), "no IRSAIssuer, ClusterIRSARole, IRSARole object"),
         ("apiVersion: irsa-webhook.io/v1alpha1\nkind: IRSARoleX\nmetadata: {name: a}\n", (), "unknown kind"),
         (
             "apiVersion: irsa-webhook.io/v1alpha1\nkind: IRSAIssuer\nmetadata: {name: a}\nspec: {issuerURL: http://x}\n",

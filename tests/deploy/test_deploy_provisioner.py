@@ -1,22 +1,25 @@
-"""The provisioner's deployable shape: the kustomize component `provisioner` (the IRSAIssuer CRD,
-`irsa-webhook controller` and its RBAC) and the chart's `provisioner.*` values, which render the same.
+"""The provisioner's deployable shape: the kustomize component `provisioner` (the IRSAIssuer, IRSARole
+and ClusterIRSARole CRDs, `irsa-webhook controller` and its RBAC, the tenants' ClusterRole) and the
+chart's `provisioner.*` values, which render the same.
 
 The component is rendered on top of the default overlay as a user adds it (render.COMPONENT_RENDERS,
 ``default+provisioner``), the chart with ci/provisioner.yaml and with --set; checkov scans both
 (test_deploy_scan.py). What kube-apiserver itself makes of the CRD (defaults, CEL rules, printer
-columns) and of the RBAC (SubjectAccessReview) is tests/e2e/test_e2e_provisioner_crd.py and
-test_e2e_provisioner_manifests.py.
+columns) and of the RBAC (SubjectAccessReview) is tests/e2e/test_e2e_provisioner_crd.py,
+test_e2e_provisioner_role_crds.py and test_e2e_provisioner_manifests.py.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 
 from tests.support.paths import REPO
+from webhook.provisioner.rolebindings import BindingState
 
 from . import helm as chart
 from .objects import NAMESPACE, Obj, Rendered, container_of, one, selects
@@ -35,15 +38,37 @@ from .provisioner import (
 from .render import documents, kustomize
 
 CRD = "irsaissuers.irsa-webhook.io"
+ROLE_CRD = "irsaroles.irsa-webhook.io"
+CLUSTER_ROLE_CRD = "clusterirsaroles.irsa-webhook.io"
+CRDS = [CRD, ROLE_CRD, CLUSTER_ROLE_CRD]
+TENANT = "irsa-webhook-tenant"
+KINDS = ["irsaissuers", "irsaroles", "clusterirsaroles"]
 
 # The ClusterRole, written out: exactly these verbs on exactly these resources, nothing else.
 CLUSTER_RULES = [
-    {"apiGroups": ["irsa-webhook.io"], "resources": ["irsaissuers"], "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": ["irsa-webhook.io"], "resources": ["irsaissuers/status"], "verbs": ["update", "patch"]},
-    {"apiGroups": ["irsa-webhook.io"], "resources": ["irsaissuers/finalizers"], "verbs": ["update"]},
+    {"apiGroups": ["irsa-webhook.io"], "resources": KINDS, "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["irsa-webhook.io"], "resources": [f"{k}/status" for k in KINDS], "verbs": ["update", "patch"]},
+    {"apiGroups": ["irsa-webhook.io"], "resources": [f"{k}/finalizers" for k in KINDS], "verbs": ["update"]},
+    # In every namespace: the ServiceAccounts the roles bind (docs/deploy.md says what that means).
+    {
+        "apiGroups": [""],
+        "resources": ["serviceaccounts"],
+        "verbs": ["get", "list", "watch", "create", "patch", "delete"],
+    },
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     {"nonResourceURLs": ["/openid/v1/jwks", "/.well-known/openid-configuration"], "verbs": ["get"]},
+]
+
+
+# The tenants' ClusterRole: IRSARoles and their status, nothing else.
+TENANT_RULES = [
+    {
+        "apiGroups": ["irsa-webhook.io"],
+        "resources": ["irsaroles"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+    },
+    {"apiGroups": ["irsa-webhook.io"], "resources": ["irsaroles/status"], "verbs": ["get"]},
 ]
 
 
@@ -92,10 +117,11 @@ def test_the_webhook_itself_is_the_default_overlay(rendered: Rendered) -> None:
     added = provisioner_objects(objs)
     assert [o for o in objs if o not in added] == rendered["default"]
     assert {(o["kind"], o["metadata"]["name"]) for o in added} == {
-        ("CustomResourceDefinition", CRD),
+        *(("CustomResourceDefinition", crd) for crd in CRDS),
         ("Namespace", NAME),
         ("ServiceAccount", NAME),
         ("ClusterRole", NAME),
+        ("ClusterRole", TENANT),
         ("ClusterRoleBinding", NAME),
         ("Role", NAME),
         ("RoleBinding", NAME),
@@ -107,12 +133,14 @@ def test_the_webhook_itself_is_the_default_overlay(rendered: Rendered) -> None:
             assert obj["metadata"]["namespace"] == NAME, obj["metadata"]
 
 
-def test_the_crd_is_its_own_file() -> None:
-    """The roles issue adds its two CRDs next to this one, each in its own file."""
-    (crd,) = documents((COMPONENT / "crd-irsaissuers.yaml").read_text())
-    assert crd["metadata"]["name"] == CRD
+@pytest.mark.parametrize("name", CRDS)
+def test_each_crd_is_its_own_file(name: str) -> None:
+    """crd-<plural>.yaml, which tests/support/crds.py applies to a control plane as it is."""
+    file = f"crd-{name.partition('.')[0]}.yaml"
+    (crd,) = documents((COMPONENT / file).read_text())
+    assert crd["metadata"]["name"] == name
     kustomization = yaml.safe_load((COMPONENT / "kustomization.yaml").read_text())
-    assert "crd-irsaissuers.yaml" in kustomization["resources"]
+    assert file in kustomization["resources"]
 
 
 def test_the_crd(rendered: Rendered) -> None:
@@ -159,6 +187,117 @@ def test_the_crd(rendered: Rendered) -> None:
     assert status["conditions"]["x-kubernetes-list-map-keys"] == ["type"]
 
 
+def role_crd_version(objs: list[Obj], name: str) -> Obj:
+    versions: list[Obj] = one(objs, "CustomResourceDefinition", name)["spec"]["versions"]
+    (version,) = versions
+    return version
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "scope"),
+    [(ROLE_CRD, "IRSARole", "Namespaced"), (CLUSTER_ROLE_CRD, "ClusterIRSARole", "Cluster")],
+)
+def test_the_role_crds(rendered: Rendered, name: str, kind: str, scope: str) -> None:
+    spec = one(rendered[RENDER], "CustomResourceDefinition", name)["spec"]
+    plural = name.partition(".")[0]
+    assert (spec["group"], spec["scope"]) == ("irsa-webhook.io", scope)
+    assert spec["names"] == {
+        "kind": kind,
+        "listKind": f"{kind}List",
+        "plural": plural,
+        "singular": kind.lower(),
+        "categories": ["irsa-webhook"],
+    }
+    version = role_crd_version(rendered[RENDER], name)
+    assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+    assert version["subresources"] == {"status": {}}
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"] if c.get("priority", 0) == 0}
+    assert columns == {
+        "Role ARN": ".status.roleARN",
+        "Ready": '.status.conditions[?(@.type=="Ready")].status',
+        "Age": ".metadata.creationTimestamp",
+    }
+    schema = version["schema"]["openAPIV3Schema"]
+    assert schema["required"] == ["spec"]
+    fields = schema["properties"]["spec"]["properties"]
+    # The defaults the design fixes; kube-apiserver filling them in is the e2e test's.
+    defaults = {key: field["default"] for key, field in fields.items() if "default" in field}
+    want = {
+        "path": "/",
+        "maxSessionDuration": 3600,
+        "audience": "sts.amazonaws.com",
+        "adoption": "IfOwned",
+        "deletionPolicy": "Delete",
+    }
+    assert defaults == (want | {"allowWildcards": False} if kind == "ClusterIRSARole" else want)
+    assert (fields["maxSessionDuration"]["minimum"], fields["maxSessionDuration"]["maximum"]) == (3600, 43200)
+    assert fields["roleName"]["maxLength"] == 64
+    assert fields["adoption"]["enum"] == ["Never", "IfOwned", "Always"]
+    assert fields["deletionPolicy"]["enum"] == ["Delete", "Retain"]
+    assert fields["serviceAccounts"]["items"]["properties"]["create"]["default"] is False
+    assert set(fields["serviceAccounts"]["items"]["properties"]) == {"namespace", "name", "create"}
+    assert fields["inlinePolicies"]["additionalProperties"]["x-kubernetes-preserve-unknown-fields"] is True
+    assert fields["tags"]["additionalProperties"]["type"] == "string"
+    status = schema["properties"]["status"]["properties"]
+    assert set(status) == {"observedGeneration", "roleARN", "serviceAccounts", "terminal", "conditions"}
+    bound = status["serviceAccounts"]["items"]["properties"]
+    assert set(bound) == {"namespace", "name", "state"}
+    # every state the controller writes (rolebindings.BindingState), or the API server refuses its status
+    assert bound["state"]["enum"] == list(get_args(BindingState))
+    assert set(status["terminal"]["properties"]) == {"reason", "message"}
+    # The conditions are metav1.Condition, as the issuer's.
+    issuer = role_crd_version(rendered[RENDER], CRD)["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert status["conditions"] == issuer["properties"]["conditions"] | {
+        "description": status["conditions"]["description"]
+    }
+
+
+def without_descriptions(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: without_descriptions(v) for k, v in schema.items() if k != "description"}
+    if isinstance(schema, list):
+        return [without_descriptions(v) for v in schema]
+    return schema
+
+
+def test_the_two_role_kinds_differ_only_where_the_design_says(rendered: Rendered) -> None:
+    """ClusterIRSARole's spec is IRSARole's plus allowWildcards, with a namespace per ServiceAccount
+    that is required and may be a pattern (then not with create: true), and the wildcard rule; the
+    rest, the status included, is the same schema."""
+    namespaced, cluster = (
+        without_descriptions(role_crd_version(rendered[RENDER], name)["schema"]["openAPIV3Schema"])
+        for name in (ROLE_CRD, CLUSTER_ROLE_CRD)
+    )
+    assert namespaced["properties"]["status"] == cluster["properties"]["status"]
+    own, anyone = namespaced["properties"]["spec"], cluster["properties"]["spec"]
+    assert set(anyone["properties"]) - set(own["properties"]) == {"allowWildcards"}
+    assert set(own["properties"]) - set(anyone["properties"]) == set()
+    for key in own["properties"]:
+        if key != "serviceAccounts":
+            assert own["properties"][key] == anyone["properties"][key], key
+    own_accounts, any_accounts = own["properties"]["serviceAccounts"], anyone["properties"]["serviceAccounts"]
+    assert (own_accounts["x-kubernetes-list-map-keys"], own_accounts["items"]["required"]) == (["name"], ["name"])
+    assert any_accounts["x-kubernetes-list-map-keys"] == any_accounts["items"]["required"] == ["namespace", "name"]
+    # Only the namespace pattern lets * and ? through; a name is a pattern in neither kind.
+    assert not re.search(own_accounts["items"]["properties"]["namespace"]["pattern"], "team-*")
+    assert re.search(any_accounts["items"]["properties"]["namespace"]["pattern"], "team-?")
+    assert own_accounts["items"]["properties"]["name"] == any_accounts["items"]["properties"]["name"]
+    rules = [r["rule"] for r in own["x-kubernetes-validations"]]
+    assert rules == [r["rule"] for r in anyone["x-kubernetes-validations"]][: len(rules)]
+    assert any("allowWildcards" in r["rule"] for r in anyone["x-kubernetes-validations"])
+    assert any("create" in r["rule"] for r in any_accounts["items"]["x-kubernetes-validations"])
+
+
+def test_the_tenant_role(rendered: Rendered) -> None:
+    """IRSARoles for whoever may edit a namespace: aggregated into `edit`, nothing else, and no binding
+    of its own (a RoleBinding per namespace is the user's; a ClusterRoleBinding would give every one)."""
+    objs = rendered[RENDER]
+    tenant = one(objs, "ClusterRole", TENANT)
+    assert tenant["rules"] == TENANT_RULES
+    assert tenant["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert not [o for o in objs if "Binding" in o["kind"] and o["roleRef"]["name"] == TENANT]
+
+
 def test_the_cluster_role_grants_exactly_what_the_controller_does(rendered: Rendered) -> None:
     objs = rendered[RENDER]
     assert one(objs, "ClusterRole", NAME)["rules"] == CLUSTER_RULES
@@ -168,12 +307,15 @@ def test_the_cluster_role_grants_exactly_what_the_controller_does(rendered: Rend
         binding = one(objs, kind, NAME)
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": NAME}
         assert binding["subjects"] == subject
-    # Never more than that: no Secrets, no wildcard, no delete anywhere, no write to any spec.
+    # Never more than that: no Secrets, no wildcard, no write to any spec, no delete but of the
+    # ServiceAccounts it created.
     granted = one(objs, "ClusterRole", NAME)["rules"] + one(objs, "Role", NAME)["rules"]
     for rule in granted:
         assert "*" not in rule["verbs"], rule
         assert "*" not in rule.get("resources", []), rule
-        assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+        assert not {"deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+        assert "delete" not in rule["verbs"] or rule.get("resources") == ["serviceaccounts"], rule
+        assert "update" not in rule["verbs"] or all("/" in r or r == "leases" for r in rule["resources"]), rule
         assert "secrets" not in rule.get("resources", []), rule
 
 
@@ -339,14 +481,21 @@ def test_the_schema_refuses_bad_provisioner_values(helm: Path, args: list[str], 
 
 
 def test_the_documented_example(chart_rendered: Rendered) -> None:
-    """ci/provisioner.yaml: the role annotation on the ServiceAccount, the extra flag appended, the
-    webhook of the same release giving its pods credentials."""
+    """ci/provisioner.yaml: the role annotation on the ServiceAccount, the guardrails as flags and the
+    extra flag appended, the webhook of the same release giving its pods credentials."""
     objs = chart_rendered["helm-provisioner"]
     account = one(objs, "ServiceAccount", NAME)
     assert account["metadata"]["annotations"] == {
         "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/irsa-webhook-provisioner"
     }
-    assert controller(objs)["args"] == [*ARGS, "--aws-calls-per-second=5"]
+    assert controller(objs)["args"] == [
+        *ARGS,
+        "--require-permissions-boundary=arn:aws:iam::111122223333:policy/tenant-boundary",
+        "--allowed-policy-arn=arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+        "--allowed-policy-arn=arn:aws:iam::111122223333:policy/tenant-*",
+        "--role-path=/irsa/",
+        "--aws-calls-per-second=5",
+    ]
     assert one(objs, "ConfigMap", NAME)["data"] == {"cluster-name": CLUSTER}
     labels = one(objs, "Deployment", NAME)["spec"]["template"]["metadata"]["labels"]
     assert webhook_calls(objs, NAME, labels)
@@ -355,9 +504,11 @@ def test_the_documented_example(chart_rendered: Rendered) -> None:
     assert not selects(one(objs, "Deployment", NAME)["spec"]["selector"], webhook_labels)
     for service in (o for o in objs if o["kind"] == "Service" and o not in provisioner_objects(objs)):
         assert not selects({"matchLabels": service["spec"]["selector"]}, labels)
-    # Helm never deletes the CRD (and so every IRSAIssuer) on uninstall.
-    crd = one(objs, "CustomResourceDefinition", CRD)
-    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    # Helm never deletes a CRD (and so every object of its kind) on uninstall.
+    for name in CRDS:
+        crd = one(objs, "CustomResourceDefinition", name)
+        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert one(objs, "ClusterRole", TENANT)["rules"] == TENANT_RULES
 
 
 def test_the_chart_follows_the_release_and_the_values(helm: Path) -> None:
@@ -374,6 +525,9 @@ def test_the_chart_follows_the_release_and_the_values(helm: Path) -> None:
     )
     objs = provisioner_objects(documents(result.stdout))
     name = "edge-irsa-webhook-provisioner"
+    tenant = one(objs, "ClusterRole", "edge-irsa-webhook-tenant")
+    assert tenant["rules"] == TENANT_RULES
+    objs.remove(tenant)
     assert {o["kind"] for o in objs} == {
         "ConfigMap",
         "ServiceAccount",
@@ -404,21 +558,101 @@ def test_the_chart_follows_the_release_and_the_values(helm: Path) -> None:
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == name
 
 
-def test_the_crd_of_the_chart_can_be_kept_or_not(helm: Path) -> None:
+def test_the_crds_of_the_chart_can_be_kept_or_not(helm: Path) -> None:
     base = ["--set", f"provisioner.clusterName={CLUSTER}"]
-    crd = one(chart_render(helm, *base, "--set", "provisioner.keepCRDs=false"), "CustomResourceDefinition", CRD)
-    assert "annotations" not in crd["metadata"]
+    objs = chart_render(helm, *base, "--set", "provisioner.keepCRDs=false")
+    for name in CRDS:
+        assert "annotations" not in one(objs, "CustomResourceDefinition", name)["metadata"]
+
+
+def test_the_tenant_role_can_be_left_out(helm: Path) -> None:
+    base = ["--set", f"provisioner.clusterName={CLUSTER}"]
+    objs = chart_render(helm, *base, "--set", "provisioner.tenantRole.enabled=false")
+    assert [o["metadata"]["name"] for o in provisioner_objects(objs) if o["kind"] == "ClusterRole"] == [NAME]
+
+
+GUARDRAILS = [
+    pytest.param(
+        {"requirePermissionsBoundary": ["arn:aws:iam::*:policy/boundary", "arn:aws:iam::1?:policy/b"]},
+        [
+            "--require-permissions-boundary=arn:aws:iam::*:policy/boundary",
+            "--require-permissions-boundary=arn:aws:iam::1?:policy/b",
+        ],
+        id="boundaries",
+    ),
+    pytest.param(
+        {"allowedPolicyARNs": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]},
+        ["--allowed-policy-arn=arn:aws:iam::aws:policy/ReadOnlyAccess"],
+        id="allowed-policies",
+    ),
+    pytest.param({"forbidInlinePolicies": True}, ["--forbid-inline-policies"], id="no-inline-policies"),
+    pytest.param({"forbidInlinePolicies": False}, [], id="inline-policies-allowed"),
+    pytest.param({"rolePath": "/irsa/"}, ["--role-path=/irsa/"], id="role-path"),
+    pytest.param({"roleNamePrefix": "tenant-"}, ["--role-name-prefix=tenant-"], id="role-name-prefix"),
+    pytest.param({}, [], id="none"),
+]
+
+
+@pytest.mark.parametrize(("guardrails", "flags"), GUARDRAILS)
+def test_the_guardrails_are_flags_rendered_only_when_set(
+    helm: Path, tmp_path: Path, guardrails: dict[str, Any], flags: list[str]
+) -> None:
+    """Each value becomes its flag (a list: the flag once per entry), after the fixed ones and before
+    extraArgs; a value left at its default renders nothing, so the controller's default holds."""
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"provisioner": {"guardrails": guardrails, "extraArgs": ["--v=4"]}}))
+    objs = chart_render(helm, "--set", f"provisioner.clusterName={CLUSTER}", "-f", str(values))
+    assert controller(objs)["args"] == [*ARGS, *flags, "--v=4"]
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        pytest.param(["--set", "provisioner.guardrails.rolePath=irsa"], "rolePath", id="path-without-slashes"),
+        pytest.param(["--set", "provisioner.guardrails.rolePath=/irsa"], "rolePath", id="path-without-last-slash"),
+        pytest.param(["--set", "provisioner.guardrails.roleNamePrefix=a b"], "roleNamePrefix", id="prefix-space"),
+        pytest.param(
+            ["--set", "provisioner.guardrails.allowedPolicyARNs={ReadOnlyAccess}"], "allowedPolicyARNs", id="not-an-arn"
+        ),
+        pytest.param(
+            ["--set", "provisioner.guardrails.requirePermissionsBoundary=arn:aws:iam::aws:policy/x"],
+            "requirePermissionsBoundary",
+            id="boundary-not-a-list",
+        ),
+        pytest.param(["--set", "provisioner.guardrails.forbidInline=true"], "forbidInline", id="guardrail-typo"),
+        pytest.param(["--set", "provisioner.tenantRole.enable=true"], "enable", id="tenant-role-typo"),
+    ],
+)
+def test_the_schema_refuses_bad_guardrails(helm: Path, args: list[str], where: str) -> None:
+    result = chart.run(helm, "template", chart.RELEASE, str(chart.CHART), *args, check=False)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert where in result.stderr
 
 
 # --- the examples ---------------------------------------------------------------------------------
 
 EXAMPLES = sorted((REPO / "examples" / "provisioner").glob("*.yaml"))
+EXAMPLE_KINDS = {
+    "clusterrole-shared.yaml": "ClusterIRSARole",
+    "issuer-eks.yaml": "IRSAIssuer",
+    "issuer-s3.yaml": "IRSAIssuer",
+    "role-s3-reader.yaml": "IRSARole",
+}
 
 
-def test_the_examples_are_issuers() -> None:
-    assert [p.name for p in EXAMPLES] == ["issuer-eks.yaml", "issuer-s3.yaml"]
+def test_the_examples() -> None:
+    """One object each, of the kind its name says (the e2e CRD tests have kube-apiserver accept them)."""
+    assert [p.name for p in EXAMPLES] == sorted(EXAMPLE_KINDS)
     for path in EXAMPLES:
-        (issuer,) = documents(path.read_text())
-        assert (issuer["apiVersion"], issuer["kind"]) == ("irsa-webhook.io/v1alpha1", "IRSAIssuer")
+        (obj,) = documents(path.read_text())
+        assert (obj["apiVersion"], obj["kind"]) == ("irsa-webhook.io/v1alpha1", EXAMPLE_KINDS[path.name])
     eks: Any = documents((REPO / "examples" / "provisioner" / "issuer-eks.yaml").read_text())[0]
     assert set(eks["spec"]) == {"issuerURL"}  # only the provider is ensured
+    # The role trusts the S3 example's issuer, the shared role the EKS example's.
+    s3, role, shared = (
+        documents((REPO / "examples" / "provisioner" / name).read_text())[0]
+        for name in ("issuer-s3.yaml", "role-s3-reader.yaml", "clusterrole-shared.yaml")
+    )
+    assert role["spec"]["issuerRef"] == s3["metadata"]["name"]
+    assert shared["spec"]["issuerURL"] == eks["spec"]["issuerURL"]

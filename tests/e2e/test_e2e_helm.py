@@ -47,8 +47,11 @@ pytestmark = pytest.mark.e2e
 CI_VALUES = chart.ci_values()
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 SECRET_OF_EXISTING = "irsa-webhook-byo-tls"  # ci/existing-secret.yaml's pki.existingSecret
-# ci/provisioner.yaml's CRD, which `helm uninstall` keeps (helm.sh/resource-policy: keep).
-ISSUER_CRD = "customresourcedefinition.apiextensions.k8s.io/irsaissuers.irsa-webhook.io"
+# ci/provisioner.yaml's CRDs, which `helm uninstall` keeps (helm.sh/resource-policy: keep).
+PROVISIONER_CRDS = [
+    f"customresourcedefinition.apiextensions.k8s.io/{plural}.irsa-webhook.io"
+    for plural in ("irsaissuers", "irsaroles", "clusterirsaroles")
+]
 # The stand-in CRDs: (group, kind, plural) of what the chart renders beyond Kubernetes' own kinds.
 STAND_INS = [
     ("cert-manager.io", "Issuer", "issuers"),
@@ -412,7 +415,14 @@ def check_provisioner_rbac(release: Release, objs: list[k.JSON]) -> None:
     assert not can("create", "serviceaccounts/token", namespace=home, name="default")
     assert can("patch", "irsaissuers/status", group="irsa-webhook.io", name="main")
     assert not can("update", "irsaissuers", group="irsa-webhook.io", name="main")
+    assert can("patch", "irsaroles/status", group="irsa-webhook.io", namespace="team-a", name="app")
+    assert can("patch", "serviceaccounts", namespace="team-a", name="app")
     assert not can("get", "secrets", namespace=home)
+    # The tenants' role: IRSARoles, and nothing of the controller's (the whole table:
+    # test_e2e_provisioner_manifests.py).
+    (tenant,) = [o for o in objs if o["kind"] == "ClusterRole" and o["metadata"]["name"].endswith("-tenant")]
+    assert tenant["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert {r for rule in tenant["rules"] for r in rule["resources"]} == {"irsaroles", "irsaroles/status"}
 
 
 def check_pod_security(release: Release, objs: list[k.JSON]) -> None:
@@ -476,10 +486,10 @@ def test_install_and_uninstall(make_release: ReleaseFactory, tmp_path: Path, cas
         assert "securityContext, podSecurityContext, readinessProbe." in notes
 
     release.uninstall()
-    # The IRSAIssuer CRD stays: deleting it would delete every IRSAIssuer. Deleted here, so that the
-    # next owner of the CRD (another release, another test) can take it.
-    kept = [ISSUER_CRD] if case == "provisioner" else []
-    assert release.left_over(manifest) == kept
+    # The CRDs stay: deleting one would delete every object of its kind. Deleted here, so that the
+    # next owner of the CRDs (another release, another test) can take them.
+    kept = PROVISIONER_CRDS if case == "provisioner" else []
+    assert sorted(release.left_over(manifest)) == sorted(kept)
     for name in kept:
         release.control_plane.kubectl("delete", "--wait=true", "--timeout=30s", name)
     assert not release.kube.exists(

@@ -23,25 +23,9 @@ pytestmark = pytest.mark.e2e
 NO_WEBHOOK: dict[str, str] = {}
 
 
-def client_as(control_plane: ControlPlane, user: str | None) -> Any:
-    """An ApiClient of the admin, impersonating ``user`` (a ServiceAccount's user name gets its
-    groups from the API server, as the real ServiceAccount would)."""
-    from kubernetes import client
-
-    configuration = client.Configuration()
-    configuration.host = control_plane.server
-    configuration.ssl_ca_cert = str(control_plane.ca_file)
-    configuration.api_key = {"authorization": f"Bearer {control_plane.token}"}
-    configuration.retries = False
-    api = client.ApiClient(configuration)
-    if user:
-        api.set_default_header("Impersonate-User", user)
-    return api
-
-
 @pytest.fixture
 def as_admin(control_plane: ControlPlane) -> Iterator[Any]:
-    api = client_as(control_plane, None)
+    api = control_plane.api_client_as(None)
     yield api
     api.close()
 
@@ -82,7 +66,7 @@ def test_without_rbac_the_message_names_the_grant_and_that_grant_suffices(
 ) -> None:
     namespace = make_namespace(labels=NO_WEBHOOK)
     kube.create_service_account(namespace, "provisioner")
-    api = client_as(control_plane, f"system:serviceaccount:{namespace}:provisioner")
+    api = control_plane.api_client_as(f"system:serviceaccount:{namespace}:provisioner")
     try:
         keys = read_cluster_keys(api, (namespace, "provisioner"))
         # Every ServiceAccount may read the key set (system:service-account-issuer-discovery); a token
@@ -117,7 +101,7 @@ def test_without_rbac_the_message_names_the_grant_and_that_grant_suffices(
 
 
 def test_a_user_who_may_not_read_the_key_set_is_told_what_to_grant(control_plane: ControlPlane) -> None:
-    api = client_as(control_plane, "e2e-nobody")
+    api = control_plane.api_client_as("e2e-nobody")
     try:
         keys = read_cluster_keys(api, None)
     finally:

@@ -25,27 +25,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from botocore.exceptions import ClientError
 
 from tests.support import kuberest as k
 from tests.support.certs import Certs
-from tests.support.controlplane import ControlPlane, find_binaries
-from tests.support.moto import ACCESS_KEY_ID, ACCOUNT, SECRET_ACCESS_KEY, MotoServer
+from tests.support.moto import ACCOUNT, MotoServer
 from tests.support.paths import REPO
-from tests.support.ports import free_port
-from tests.support.procs import ManagedProcess
 from tests.support.server import Server
-from tests.support.standins import CallRecorder, PublicS3, VerifyingSTS, admin_client
 from tests.support.waits import wait_for
 from webhook.oidc.jwks import key_id
 from webhook.oidc.keys import generate_key_pair, load_public_keys
@@ -58,165 +48,41 @@ from .chain import (
     sdk_environment,
     write_token,
 )
+from .provisioning import (
+    BUCKET,
+    CONTROLLER_NS,
+    CONTROLLER_SA,
+    CRD,
+    ISSUERS,
+    LABEL,
+    POLICY,
+    PREFIX,
+    SETTLE,
+    Stack,
+    condition,
+    create_role,
+    credentials_through_a_pod,
+    issuer_object,
+    issuer_status,
+    provision,
+    running_stack,
+    running_webhook,
+    start_controller,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
-
-BUCKET = "irsa-e2e-issuer"
-PREFIX = "cluster-e2e"
-CLUSTER = "e2e-provisioner"
-REGION = "us-east-1"
-LABEL = {"irsa-e2e-provisioner": "on"}
-CONFIGURATION = "irsa-e2e-provisioner"
-CONTROLLER_NS, CONTROLLER_SA = "irsa-webhook-provisioner", "irsa-webhook-provisioner"
-CRD = REPO / "manifests" / "components" / "provisioner" / "crd-irsaissuers.yaml"
-POLICY = REPO / "examples" / "provisioner" / "provisioner-policy.json"
-ISSUERS = "/apis/irsa-webhook.io/v1alpha1/irsaissuers"
-SETTLE = 60.0
-
-
-@dataclass
-class Stack:
-    """Everything this module runs: AWS stand-ins, its control plane, its webhook."""
-
-    moto: MotoServer
-    front: PublicS3
-    recorder: CallRecorder
-    sts: VerifyingSTS
-    plane: ControlPlane
-    kube: k.KubeRest
-    workdir: Path
-
-    @property
-    def issuer(self) -> str:
-        return self.front.issuer_url(BUCKET, PREFIX)
-
-    def aws_env(self) -> dict[str, str]:
-        """A laptop's environment: admin keys, AWS through the recorder, the front's CA trusted."""
-        home = self.workdir / "home"
-        home.mkdir(exist_ok=True)
-        return {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(home),
-            "AWS_ENDPOINT_URL": self.recorder.url,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_CONFIG_FILE": str(home / "no-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-credentials"),
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "SSL_CERT_FILE": str(self.front.ca_file),
-        }
-
-    def s3(self) -> Any:
-        return admin_client(self.moto.url, "s3")
-
-    def iam(self) -> Any:
-        return admin_client(self.moto.url, "iam")
-
-    def served_kids(self) -> list[str]:
-        """The kids an anonymous client reads at the issuer, as STS would."""
-        request = urllib.request.Request(f"{self.issuer}/keys.json")
-        with urllib.request.urlopen(request, context=self.front.client_context(), timeout=10) as response:
-            return [key["kid"] for key in json.loads(response.read())["keys"]]
-
-
-def issuer_object(issuer: str, deletion: str = "Retain") -> dict[str, Any]:
-    return {
-        "apiVersion": "irsa-webhook.io/v1alpha1",
-        "kind": "IRSAIssuer",
-        "metadata": {"name": "main"},
-        "spec": {
-            # the front is path-style on 127.0.0.1: the URL is given, the bucket is where it is stored
-            "issuerURL": issuer,
-            "discovery": {"s3": {"bucket": BUCKET, "region": REGION, "prefix": PREFIX, "createBucket": True}},
-            "keys": {"source": "APIServer"},
-            "oidcProvider": {"clientIDs": ["sts.amazonaws.com"]},
-            "deletionPolicy": deletion,
-        },
-    }
 
 
 @pytest.fixture(scope="module")
 def stack(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    moto_server.reset()
-    workdir = tmp_path_factory.mktemp("provisioner")
-    front = PublicS3(moto_server.url, workdir / "front")
-    recorder = CallRecorder(moto_server.url)
-    sts = VerifyingSTS(moto_server.url, ca_file=front.ca_file, upstream=recorder.url)
-    plane = ControlPlane(
-        workdir=workdir / "plane", assets=find_binaries(), external_issuer=front.issuer_url(BUCKET, PREFIX)
-    )
-    try:
-        plane.start()
-        kube = k.KubeRest(plane.server, plane.token, plane.ca_file)
-        try:
-            for ns in ("irsa-probe", CONTROLLER_NS):
-                kube.create_namespace(ns, LABEL)
-            kube.create_service_account("irsa-probe", "probe")
-            yield Stack(moto_server, front, recorder, sts, plane, kube, workdir)
-        finally:
-            kube.close()
-    finally:
-        plane.stop()
-        for standin in (sts, recorder, front):
-            standin.stop()
+    with running_stack(moto_server, tmp_path_factory.mktemp("provisioner")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def webhook(stack: Stack, tmp_path_factory: pytest.TempPathFactory, webhook_certs: Certs) -> Iterator[Server]:
-    server = Server(
-        tmp_path_factory.mktemp("provisioner-webhook"),
-        webhook_certs,
-        "--aws-default-region",
-        REGION,
-        kubeconfig=stack.plane.kubeconfig,
-        bind_address=None,
-    ).start()
-    try:
-        k.register_webhook(stack.kube, CONFIGURATION, server.mutate_url, webhook_certs.ca_pem, "Fail", LABEL)
+    with running_webhook(stack, tmp_path_factory.mktemp("provisioner-webhook"), webhook_certs) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def provision(stack: Stack, verb: str, obj: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
-    manifest = stack.workdir / "issuer.yaml"
-    manifest.write_text(yaml.safe_dump(obj))
-    argv = [sys.executable, "-m", "webhook", "provision", verb, "-f", str(manifest), "--cluster-name", CLUSTER]
-    argv += ["--kubeconfig", str(stack.plane.kubeconfig), "--probe-service-account", "irsa-probe/probe", *extra]
-    return subprocess.run(argv, env=stack.aws_env(), capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
-
-
-def create_role(stack: Stack, name: str, namespace: str, service_account: str, policy: str | None = None) -> str:
-    """A role trusted by one ServiceAccount through the issuer, its trust policy from our own command."""
-    trust = subprocess.run(
-        [sys.executable, "-m", "webhook", "trust-policy", "--issuer", stack.issuer, "--account-id", ACCOUNT,
-         "--service-account", f"{namespace}:{service_account}"],
-        capture_output=True, text=True, timeout=60, check=True, cwd=REPO,
-    ).stdout  # fmt: skip
-    iam = stack.iam()
-    arn: str = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-    if policy is not None:
-        iam.put_role_policy(RoleName=name, PolicyName="provisioner", PolicyDocument=policy)
-    return arn
-
-
-def credentials_through_a_pod(stack: Stack, namespace: str, name: str, root: Path) -> tuple[dict[str, str], str]:
-    """Create a pod of ServiceAccount ``app``; the webhook mutates it; the kubelet's token for it is
-    written where the pod says; the SDK environment it gives and the token's kid."""
-    stack.kube.create_pod(namespace, k.pod(name, "app"))
-    pod = stack.kube.get_pod(namespace, name)
-    injected = Injected.from_pod(pod, "app")
-    token = request_kubelet_token(stack.kube, pod, injected)
-    write_token(root, injected, token)
-    return sdk_environment(root, injected, stack.sts.url), _kid(token)
-
-
-def _kid(token: str) -> str:
-    import jwt
-
-    kid: str = jwt.get_unverified_header(token)["kid"]
-    return kid
 
 
 def test_bootstrap_from_a_laptop_then_a_pod_gets_credentials(stack: Stack, webhook: Server, tmp_path: Path) -> None:
@@ -235,7 +101,7 @@ def test_bootstrap_from_a_laptop_then_a_pod_gets_credentials(stack: Stack, webho
     again = provision(stack, "plan", obj)
     assert again.returncode == 0, again.stdout
     mark = len(stack.recorder.writes())
-    second = provision(stack, "apply", obj, "-o", "json")
+    second = provision(stack, "apply", obj, extra=("-o", "json"))
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)[0]["changes"] == []
     assert stack.recorder.writes()[mark:] == []  # a converged issuer: not one write call
@@ -262,7 +128,7 @@ def test_drift_shows_in_plan_and_apply_repairs_it(stack: Stack) -> None:
     arn = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"][0]["Arn"]
     iam.remove_client_id_from_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="sts.amazonaws.com")
 
-    plan = provision(stack, "plan", obj, "-o", "json")
+    plan = provision(stack, "plan", obj, extra=("-o", "json"))
     assert plan.returncode == 1, plan.stderr
     actions = [c["action"] for c in json.loads(plan.stdout)[0]["changes"]]
     assert "s3:PutObject" in actions
@@ -272,33 +138,6 @@ def test_drift_shows_in_plan_and_apply_repairs_it(stack: Stack) -> None:
     repaired = provision(stack, "apply", obj)
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert provision(stack, "plan", obj).returncode == 0
-
-
-@dataclass
-class Controller:
-    process: ManagedProcess
-    health: int
-
-
-def start_controller(stack: Stack, env: dict[str, str], *extra: str) -> Controller:
-    health = free_port()
-    argv = [
-        sys.executable, "-m", "webhook", "controller", "--cluster-name", CLUSTER,
-        "--kubeconfig", str(stack.plane.kubeconfig), "--resync", "2s", "--no-leader-elect",
-        "--probe-service-account", f"{CONTROLLER_NS}/{CONTROLLER_SA}",
-        "--health-port", str(health), "--metrics-port", "0", "--bind-address", "127.0.0.1", *extra,
-    ]  # fmt: skip
-    process = ManagedProcess("irsa-webhook-controller", argv, stack.workdir / "controller.log", env=env, cwd=REPO)
-    return Controller(process, health)
-
-
-def issuer_status(stack: Stack) -> dict[str, Any]:
-    status: dict[str, Any] = stack.kube.get(f"{ISSUERS}/main").get("status", {})
-    return status
-
-
-def condition(status: dict[str, Any], kind: str) -> str | None:
-    return next((c["status"] for c in status.get("conditions", []) if c["type"] == kind), None)
 
 
 def test_the_controller_on_irsa_reconciles_repairs_and_mirrors_a_rotation(

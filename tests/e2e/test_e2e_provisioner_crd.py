@@ -1,6 +1,6 @@
 """The IRSAIssuer CRD (manifests/components/provisioner/crd-irsaissuers.yaml, the chart's copy is the
 same: tests/deploy/test_deploy_provisioner.py) in a real kube-apiserver: installed and Established,
-it accepts the examples in examples/provisioner and fills in the defaults; its schema and CEL rules
+it accepts the issuer examples in examples/provisioner and fills in the defaults; its schema and CEL rules
 refuse what the object alone shows to be wrong, with messages that say what to do; the status
 subresource and the printer columns work.
 
@@ -20,6 +20,7 @@ import pytest
 
 from tests.deploy.render import documents
 from tests.support.controlplane import ControlPlane
+from tests.support.crds import admitted, dry_run
 from tests.support.crds import issuer_crd as installed_crd
 from tests.support.paths import REPO
 
@@ -35,21 +36,6 @@ def issuer_crd(control_plane: ControlPlane) -> Iterator[None]:
         yield
 
 
-def dry_run(control_plane: ControlPlane, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    return control_plane.kubectl(
-        "apply", "--dry-run=server", "--validate=strict", "-o", "json", "-f", "-", input=json.dumps(obj), check=False
-    )
-
-
-def admitted(control_plane: ControlPlane, obj: dict[str, Any]) -> dict[str, Any]:
-    """OBJ as kube-apiserver would store it (defaults filled in); fails the test on a refusal or warning."""
-    result = dry_run(control_plane, obj)
-    assert result.returncode == 0, result.stderr
-    assert "Warning" not in result.stderr, result.stderr
-    stored: dict[str, Any] = json.loads(result.stdout)
-    return stored
-
-
 def issuer(name: str = "main", **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "irsa-webhook.io/v1alpha1", "kind": "IRSAIssuer", "metadata": {"name": name}, "spec": spec}
 
@@ -58,7 +44,7 @@ S3 = {"bucket": "example-cluster-oidc", "region": "eu-west-1", "prefix": "prod-e
 PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("issuer-*.yaml")), ids=lambda p: p.stem)
 def test_the_examples_are_accepted(control_plane: ControlPlane, issuer_crd: None, path: Any) -> None:
     (example,) = documents(path.read_text())
     stored = admitted(control_plane, example)

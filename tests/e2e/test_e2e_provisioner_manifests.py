@@ -1,13 +1,16 @@
 """The provisioner component (manifests/components/provisioner, on the default overlay) against a real
 kube-apiserver: every object passes the server-side dry run with strict fields, its pod is admitted
 under the restricted Pod Security level of its namespace, and its RBAC, installed, lets the
-controller's ServiceAccount do what the controller does and nothing near it, as kube-apiserver's own
-authorizer decides (SubjectAccessReview).
+controller's ServiceAccount do what the controller does and nothing near it, and a tenant bound to
+irsa-webhook-tenant in its namespace write IRSARoles there and nothing else of the provisioner's, as
+kube-apiserver's own authorizer decides (SubjectAccessReview).
 
 The reviews name the ServiceAccount's user without its groups, so only the component's bindings count:
 every ServiceAccount may also read /openid/v1/jwks through the default binding of
 system:service-account-issuer-discovery to system:serviceaccounts, which a cluster may have removed.
-The chart renders the same RBAC (tests/deploy/test_deploy_provisioner.py compares them).
+The chart renders the same RBAC (tests/deploy/test_deploy_provisioner.py compares them). The tenant
+role's aggregation into `edit` is kube-controller-manager's work, absent here: its label is checked
+offline, and the tenant is bound to the role itself.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ WEBHOOK_NAMESPACE = "irsa-webhook"
 # API groups whose CRDs the control plane does not have (test_e2e_manifests.py says why).
 CRD_GROUPS = {"cert-manager.io", "monitoring.coreos.com"}
 RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+TENANT_ROLE = "irsa-webhook-tenant"
+TENANT = "alice"  # a user bound to TENANT_ROLE in TENANT_NAMESPACE only
+TENANT_NAMESPACE = "team-a"
+OTHER_NAMESPACE = "team-b"
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +69,9 @@ def test_the_render_passes_server_side_dry_run(
     checked = [o for o in objs if group_of(o) not in CRD_GROUPS]
     output = control_plane.dry_run_apply(checked)
     assert output.count("(server dry run)") == len(checked)
-    assert "customresourcedefinition.apiextensions.k8s.io/irsaissuers.irsa-webhook.io" in output
+    for crd in ("irsaissuers", "irsaroles", "clusterirsaroles"):
+        assert f"customresourcedefinition.apiextensions.k8s.io/{crd}.irsa-webhook.io" in output
+    assert f"clusterrole.rbac.authorization.k8s.io/{TENANT_ROLE}" in output
     assert f"deployment.apps/{NAME}" in output
 
 
@@ -79,9 +88,22 @@ def test_the_controller_pod_is_admitted_under_restricted_pod_security(
 
 
 @pytest.fixture(scope="module")
-def rbac(control_plane: ControlPlane, objs: list[k.JSON], namespaces: None) -> Iterator[None]:
-    """The component's ServiceAccount, roles and bindings, installed for real for the reviews."""
-    text = yaml.safe_dump_all([o for o in objs if o["kind"] in RBAC_KINDS and o["metadata"]["name"] == NAME])
+def rbac(control_plane: ControlPlane, kube: k.KubeRest, objs: list[k.JSON], namespaces: None) -> Iterator[None]:
+    """The component's ServiceAccount, roles and bindings, installed for real for the reviews; and the
+    tenant role, bound to TENANT in TENANT_NAMESPACE as a platform team would (a RoleBinding)."""
+    ours = [o for o in objs if o["kind"] in RBAC_KINDS and o["metadata"]["name"] in {NAME, TENANT_ROLE}]
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "irsa-roles", "namespace": TENANT_NAMESPACE},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TENANT_ROLE},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": TENANT}],
+    }
+    # Left for the session, as the component's namespaces (see namespaces).
+    for namespace in (TENANT_NAMESPACE, OTHER_NAMESPACE):
+        if not kube.exists(f"/api/v1/namespaces/{namespace}"):
+            kube.create_namespace(namespace, {})
+    text = yaml.safe_dump_all([*ours, binding])
     control_plane.kubectl("apply", "-f", "-", input=text)
     try:
         yield
@@ -89,13 +111,13 @@ def rbac(control_plane: ControlPlane, objs: list[k.JSON], namespaces: None) -> I
         control_plane.kubectl("delete", "--ignore-not-found", "-f", "-", input=text)
 
 
-def allowed(kube: k.KubeRest, attributes: dict[str, Any]) -> bool:
-    """kube-apiserver's decision for the controller's ServiceAccount alone (no groups: see above)."""
+def allowed(kube: k.KubeRest, attributes: dict[str, Any], user: str = f"system:serviceaccount:{NAME}:{NAME}") -> bool:
+    """kube-apiserver's decision for USER alone (no groups: see above), the controller by default."""
     key = "nonResourceAttributes" if "path" in attributes else "resourceAttributes"
     review = {
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SubjectAccessReview",
-        "spec": {"user": f"system:serviceaccount:{NAME}:{NAME}", key: attributes},
+        "spec": {"user": user, key: attributes},
     }
     answer = kube.create("/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
     return bool(answer["status"].get("allowed"))
@@ -114,6 +136,7 @@ def resource(verb: str, group: str, plural: str, namespace: str = "", name: str 
 
 
 ISSUERS = "irsa-webhook.io"
+ROLES = [("irsaroles", "team-a"), ("clusterirsaroles", "")]
 # What the controller does, and what it must not be able to do; each a SubjectAccessReview.
 DECISIONS = [
     # Its objects: read and watch, patch (the finalizer), status, finalizers; never create, delete or
@@ -126,6 +149,25 @@ DECISIONS = [
     pytest.param(resource("update", ISSUERS, "irsaissuers", name="main"), False, id="no-update-issuer"),
     pytest.param(resource("create", ISSUERS, "irsaissuers"), False, id="no-create-issuer"),
     pytest.param(resource("delete", ISSUERS, "irsaissuers", name="main"), False, id="no-delete-issuer"),
+    # The same for both kinds of role (an IRSARole in any namespace).
+    *[
+        pytest.param(resource(verb, ISSUERS, plural + sub, namespace, name), True, id=f"{verb}-{plural}{sub}")
+        for plural, namespace in ROLES
+        for verb, sub, name in [
+            ("get", "", "app"),
+            ("list", "", ""),
+            ("watch", "", ""),
+            ("patch", "", "app"),
+            ("update", "/status", "app"),
+            ("patch", "/status", "app"),
+            ("update", "/finalizers", "app"),
+        ]
+    ],
+    *[
+        pytest.param(resource(verb, ISSUERS, plural, namespace, name), False, id=f"no-{verb}-{plural}")
+        for plural, namespace in ROLES
+        for verb, name in [("create", ""), ("update", "app"), ("delete", "app"), ("deletecollection", "")]
+    ],
     # Events of cluster-scoped objects are written to "default"; both APIs.
     pytest.param(resource("create", "", "events", namespace="default"), True, id="create-core-events"),
     pytest.param(resource("patch", "", "events", namespace="default", name="e"), True, id="patch-core-events"),
@@ -156,8 +198,25 @@ DECISIONS = [
         False,
         id="no-webhook-token",
     ),
-    # Not yet: the roles issue adds ServiceAccount annotation rights. Nothing of Secrets, ever.
-    pytest.param(resource("patch", "", "serviceaccounts", "team-a", "app"), False, id="no-serviceaccount-patch"),
+    # The ServiceAccounts the roles bind, in any namespace: read, create, annotate (server-side apply is
+    # a patch), delete (only those it created: the code's rule). Never update a whole one, nor
+    # request another's token. Nothing of Secrets, ever.
+    *[
+        pytest.param(resource(verb, "", "serviceaccounts", namespace, name), True, id=f"{verb}-sa-{namespace or 'all'}")
+        for namespace in ("team-a", "kube-system", "")
+        for verb, name in [
+            ("get", "app"),
+            ("list", ""),
+            ("watch", ""),
+            ("create", ""),
+            ("patch", "app"),
+            ("delete", "app"),
+        ]
+        if namespace or verb in {"list", "watch"}
+    ],
+    pytest.param(resource("update", "", "serviceaccounts", "team-a", "app"), False, id="no-serviceaccount-update"),
+    pytest.param(resource("create", "", "serviceaccounts/token", "team-a", "app"), False, id="no-app-token"),
+    pytest.param(resource("deletecollection", "", "serviceaccounts", "team-a"), False, id="no-sa-deletecollection"),
     pytest.param(resource("get", "", "secrets", NAME, "any"), False, id="no-secrets"),
     pytest.param(resource("list", "", "secrets"), False, id="no-secrets-listed"),
 ]
@@ -170,28 +229,84 @@ def test_rbac_as_kube_apiserver_decides(
     assert allowed(kube, attributes) is expected, json.dumps(attributes)
 
 
+# A tenant bound to the tenant role in its namespace: IRSARoles there, their status to read; nothing
+# in another namespace, nothing of ClusterIRSARoles, issuers or ServiceAccounts (the controller's).
+TENANT_DECISIONS = [
+    *[
+        pytest.param(resource(verb, ISSUERS, "irsaroles", TENANT_NAMESPACE, name), True, id=f"{verb}-own-irsaroles")
+        for verb, name in [
+            ("get", "app"),
+            ("list", ""),
+            ("watch", ""),
+            ("create", ""),
+            ("update", "app"),
+            ("patch", "app"),
+            ("delete", "app"),
+        ]
+    ],
+    pytest.param(resource("get", ISSUERS, "irsaroles/status", TENANT_NAMESPACE, "app"), True, id="read-own-status"),
+    pytest.param(
+        resource("patch", ISSUERS, "irsaroles/status", TENANT_NAMESPACE, "app"), False, id="no-write-own-status"
+    ),
+    pytest.param(
+        resource("update", ISSUERS, "irsaroles/finalizers", TENANT_NAMESPACE, "app"), False, id="no-finalizers"
+    ),
+    *[
+        pytest.param(resource(verb, ISSUERS, "irsaroles", OTHER_NAMESPACE), False, id=f"no-{verb}-irsaroles-elsewhere")
+        for verb in ("create", "list", "get", "delete")
+    ],
+    pytest.param(resource("list", ISSUERS, "irsaroles"), False, id="no-irsaroles-of-every-namespace"),
+    *[
+        pytest.param(resource(verb, ISSUERS, "clusterirsaroles", name="x"), False, id=f"no-{verb}-clusterirsaroles")
+        for verb in ("create", "get", "patch")
+    ],
+    pytest.param(resource("create", ISSUERS, "irsaissuers"), False, id="no-issuers"),
+    *[
+        pytest.param(resource(verb, "", "serviceaccounts", TENANT_NAMESPACE, "app"), False, id=f"no-{verb}-sa")
+        for verb in ("create", "patch", "update", "delete")
+    ],
+]
+
+
+@pytest.mark.parametrize(("attributes", "expected"), TENANT_DECISIONS)
+def test_tenant_rbac_as_kube_apiserver_decides(
+    kube: k.KubeRest, rbac: None, attributes: dict[str, Any], expected: bool
+) -> None:
+    assert allowed(kube, attributes, TENANT) is expected, json.dumps(attributes)
+
+
+def uncovered(rules: list[k.JSON], decisions: list[Any]) -> list[tuple[str, str]]:
+    """The (verb, resource or URL) pairs of RULES that no allowed decision of DECISIONS exercises."""
+    allowed_params = [cast(dict[str, str], p.values[0]) for p in decisions if p.values[1] is True]
+    missing: list[tuple[str, str]] = []
+    for rule in rules:
+        if "nonResourceURLs" in rule:
+            covered = {a["path"] for a in allowed_params if "path" in a}
+            missing += [("get", url) for url in rule["nonResourceURLs"] if url not in covered]
+            continue
+        for verb in rule["verbs"]:
+            for res in rule["resources"]:
+                hits = [
+                    a
+                    for a in allowed_params
+                    if "path" not in a
+                    and a["verb"] == verb
+                    and a["group"] in rule["apiGroups"]
+                    and "/".join(filter(None, (a["resource"], a["subresource"]))) == res
+                ]
+                missing += [] if hits else [(verb, res)]
+    return missing
+
+
 def test_every_rule_is_exercised() -> None:
-    """Each rule of the component's roles is granted by at least one allowed decision above: a rule
-    nobody needs would show up here."""
+    """Each verb on each resource of the component's roles is granted by at least one allowed decision
+    above: a rule nobody needs would show up here."""
     component = MANIFESTS / "components" / "provisioner"
     rules = [
         rule
         for file in ("cluster_role.yaml", "role.yaml")
         for rule in yaml.safe_load((component / file).read_text())["rules"]
     ]
-    allowed_params = [cast(dict[str, str], p.values[0]) for p in DECISIONS if p.values[1] is True]
-    for rule in rules:
-        if "nonResourceURLs" in rule:
-            covered = {a["path"] for a in allowed_params if "path" in a}
-            assert set(rule["nonResourceURLs"]) <= covered, rule
-            continue
-        for verb in rule["verbs"]:
-            hits = [
-                a
-                for a in allowed_params
-                if "path" not in a
-                and a["verb"] == verb
-                and a["group"] in rule["apiGroups"]
-                and "/".join(filter(None, (a["resource"], a["subresource"]))) in rule["resources"]
-            ]
-            assert hits, (verb, rule)
+    assert uncovered(rules, DECISIONS) == []
+    tenant = yaml.safe_load((component / "tenant_cluster_role.yaml").read_text())["rules"]
+    assert uncovered(tenant, TENANT_DECISIONS) == []

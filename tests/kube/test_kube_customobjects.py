@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.kubeapi import FakeApiServer, FakeCluster
 from webhook.kube import events
-from webhook.kube.customobjects import ClusterObjects, Conflict, CustomResource
+from webhook.kube.customobjects import Conflict, CustomObjects, CustomResource
 from webhook.kube.reflector import ListWatch
 
 WIDGETS = CustomResource("example.com", "v1", "widgets")
@@ -40,8 +40,8 @@ def server() -> Iterator[FakeApiServer]:
 
 
 @pytest.fixture
-def objects(server: FakeApiServer, tmp_path: Path) -> ClusterObjects:
-    return ClusterObjects(server.api_client(tmp_path), WIDGETS, "test-manager")
+def objects(server: FakeApiServer, tmp_path: Path) -> CustomObjects:
+    return CustomObjects(server.api_client(tmp_path), WIDGETS, "test-manager")
 
 
 def stored(server: FakeApiServer, name: str) -> dict[str, Any] | None:
@@ -52,7 +52,7 @@ def writes(server: FakeApiServer) -> list[Any]:
     return [r for r in server.cluster.requests if r.method != "GET"]
 
 
-def test_get_reads_the_object_or_none(server: FakeApiServer, objects: ClusterObjects) -> None:
+def test_get_reads_the_object_or_none(server: FakeApiServer, objects: CustomObjects) -> None:
     server.cluster.store.put(COLLECTION, widget("a", size=1))
     found = objects.get("a")
     assert found is not None
@@ -60,7 +60,7 @@ def test_get_reads_the_object_or_none(server: FakeApiServer, objects: ClusterObj
     assert objects.get("b") is None
 
 
-def test_the_list_call_serves_the_reflector(server: FakeApiServer, objects: ClusterObjects) -> None:
+def test_the_list_call_serves_the_reflector(server: FakeApiServer, objects: CustomObjects) -> None:
     server.cluster.store.put(COLLECTION, widget("a"))
     server.cluster.store.put(COLLECTION, widget("b"))
     listed = threading.Event()
@@ -93,7 +93,7 @@ def test_the_list_call_serves_the_reflector(server: FakeApiServer, objects: Clus
     assert server.cluster.requests[0].path == COLLECTION
 
 
-def test_the_list_call_takes_a_label_selector(server: FakeApiServer, objects: ClusterObjects) -> None:
+def test_the_list_call_takes_a_label_selector(server: FakeApiServer, objects: CustomObjects) -> None:
     for name, team in (("a", "red"), ("b", "blue"), ("c", "red")):
         server.cluster.store.put(COLLECTION, dict(widget(name), metadata={"name": name, "labels": {"team": team}}))
     listed = objects.list_call("team=red")(limit=16, _preload_content=False)
@@ -103,7 +103,7 @@ def test_the_list_call_takes_a_label_selector(server: FakeApiServer, objects: Cl
     assert len(json.loads(everything.data)["items"]) == 3
 
 
-def test_the_status_is_replaced_whole_without_a_precondition(server: FakeApiServer, objects: ClusterObjects) -> None:
+def test_the_status_is_replaced_whole_without_a_precondition(server: FakeApiServer, objects: CustomObjects) -> None:
     server.cluster.store.put(COLLECTION, widget("a", size=1))
     objects.write_status("a", {"observedGeneration": 1, "providerARN": "arn:1", "conditions": []})
     # A spec edit lands between our read and our write: the status write must not fail for it.
@@ -124,11 +124,11 @@ def test_the_status_is_replaced_whole_without_a_precondition(server: FakeApiServ
     assert not any(op["op"] == "test" for op in patch.body)
 
 
-def test_the_status_of_a_deleted_object_is_none(objects: ClusterObjects) -> None:
+def test_the_status_of_a_deleted_object_is_none(objects: CustomObjects) -> None:
     assert objects.write_status("gone", {"observedGeneration": 1}) is None
 
 
-def test_a_finalizer_is_added_to_an_object_without_any(server: FakeApiServer, objects: ClusterObjects) -> None:
+def test_a_finalizer_is_added_to_an_object_without_any(server: FakeApiServer, objects: CustomObjects) -> None:
     obj = server.cluster.store.put(COLLECTION, widget("a"))
     written = objects.add_finalizer(obj, OURS)
     assert written["metadata"]["finalizers"] == [OURS]
@@ -137,18 +137,18 @@ def test_a_finalizer_is_added_to_an_object_without_any(server: FakeApiServer, ob
     assert final["metadata"]["finalizers"] == [OURS]
 
 
-def test_a_finalizer_is_appended_after_the_others(server: FakeApiServer, objects: ClusterObjects) -> None:
+def test_a_finalizer_is_appended_after_the_others(server: FakeApiServer, objects: CustomObjects) -> None:
     obj = server.cluster.store.put(COLLECTION, widget("a", ["theirs"]))
     assert objects.add_finalizer(obj, OURS)["metadata"]["finalizers"] == ["theirs", OURS]
 
 
-def test_a_finalizer_already_there_is_not_written_again(server: FakeApiServer, objects: ClusterObjects) -> None:
+def test_a_finalizer_already_there_is_not_written_again(server: FakeApiServer, objects: CustomObjects) -> None:
     obj = server.cluster.store.put(COLLECTION, widget("a", [OURS]))
     assert objects.add_finalizer(obj, OURS) is obj
     assert writes(server) == []
 
 
-def test_adding_conflicts_when_the_finalizers_changed_meanwhile(server: FakeApiServer, objects: ClusterObjects) -> None:
+def test_adding_conflicts_when_the_finalizers_changed_meanwhile(server: FakeApiServer, objects: CustomObjects) -> None:
     obj = server.cluster.store.put(COLLECTION, widget("a", ["theirs"]))
     current = stored(server, "a")
     assert current is not None
@@ -162,7 +162,7 @@ def test_adding_conflicts_when_the_finalizers_changed_meanwhile(server: FakeApiS
 
 
 def test_adding_the_first_conflicts_when_the_object_changed_meanwhile(
-    server: FakeApiServer, objects: ClusterObjects
+    server: FakeApiServer, objects: CustomObjects
 ) -> None:
     obj = server.cluster.store.put(COLLECTION, widget("a"))
     current = stored(server, "a")
@@ -176,14 +176,14 @@ def test_adding_the_first_conflicts_when_the_object_changed_meanwhile(
     assert final["metadata"]["finalizers"] == ["theirs"]
 
 
-def test_only_our_finalizer_is_removed(server: FakeApiServer, objects: ClusterObjects) -> None:
+def test_only_our_finalizer_is_removed(server: FakeApiServer, objects: CustomObjects) -> None:
     obj = server.cluster.store.put(COLLECTION, widget("a", ["first", OURS, "last"]))
     written = objects.remove_finalizer(obj, OURS)
     assert written is not None
     assert written["metadata"]["finalizers"] == ["first", "last"]
 
 
-def test_removing_conflicts_when_ours_moved_meanwhile(server: FakeApiServer, objects: ClusterObjects) -> None:
+def test_removing_conflicts_when_ours_moved_meanwhile(server: FakeApiServer, objects: CustomObjects) -> None:
     obj = server.cluster.store.put(COLLECTION, widget("a", ["first", OURS]))
     current = stored(server, "a")
     assert current is not None
@@ -194,7 +194,7 @@ def test_removing_conflicts_when_ours_moved_meanwhile(server: FakeApiServer, obj
 
 
 def test_removing_the_last_finalizer_of_a_deleted_object_lets_it_go(
-    server: FakeApiServer, objects: ClusterObjects
+    server: FakeApiServer, objects: CustomObjects
 ) -> None:
     server.cluster.store.put(COLLECTION, widget("a", [OURS]))
     server.cluster.store.handle("DELETE", f"{COLLECTION}/a", {}, None, "")
@@ -247,3 +247,110 @@ def test_micro_time_is_rfc3339_with_microseconds() -> None:
 
     assert events.micro_time(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "2026-01-02T03:04:05.000006Z"
     assert json.dumps(events.micro_time())  # a plain string
+
+
+# -- namespaced kinds ----------------------------------------------------------------------------------
+GADGETS = CustomResource("example.com", "v1", "gadgets", kind="Gadget", namespaced=True)
+
+
+def gadget(namespace: str, name: str, finalizers: list[str] | None = None, **spec: Any) -> dict[str, Any]:
+    obj = dict(widget(name, finalizers, **spec), kind="Gadget")
+    obj["metadata"]["namespace"] = namespace
+    return obj
+
+
+def gadgets_in(namespace: str) -> str:
+    return f"/apis/example.com/v1/namespaces/{namespace}/gadgets"
+
+
+@pytest.fixture
+def namespaced(server: FakeApiServer, tmp_path: Path) -> CustomObjects:
+    return CustomObjects(server.api_client(tmp_path), GADGETS, "test-manager")
+
+
+def test_keys_and_paths_of_both_scopes() -> None:
+    assert WIDGETS.key(widget("a")) == "a"
+    assert WIDGETS.object_path("a") == f"{COLLECTION}/a"
+    assert WIDGETS.label == "widgets"  # no kind given: the plural names them
+    assert GADGETS.key(gadget("team-a", "x")) == "team-a/x"
+    assert GADGETS.object_path("team-a/x") == "/apis/example.com/v1/namespaces/team-a/gadgets/x"
+    assert GADGETS.path == "/apis/example.com/v1/gadgets"  # the list and watch span every namespace
+    assert GADGETS.label == "Gadget"
+
+
+@pytest.mark.parametrize(
+    ("resource", "bad_key", "message"),
+    [
+        pytest.param(WIDGETS, "team-a/x", "is not the name of a cluster-scoped widgets", id="cluster-with-namespace"),
+        pytest.param(GADGETS, "x", "is not namespace/name", id="namespaced-without"),
+        pytest.param(GADGETS, "team-a/", "is not namespace/name", id="namespaced-empty-name"),
+        pytest.param(GADGETS, "a/b/c", "is not namespace/name", id="namespaced-two-slashes"),
+    ],
+)
+def test_a_key_of_the_wrong_shape_is_refused(resource: CustomResource, bad_key: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        resource.object_path(bad_key)
+
+
+def test_a_namespaced_object_without_a_namespace_has_no_key() -> None:
+    with pytest.raises(ValueError, match=r"metadata\.namespace is missing \(a Gadget is namespaced\)"):
+        GADGETS.key(widget("x"))
+    with pytest.raises(ValueError, match=r"metadata\.name is missing"):
+        WIDGETS.key({"metadata": {}})
+
+
+def test_namespaced_objects_are_read_and_written_in_their_namespace(
+    server: FakeApiServer, namespaced: CustomObjects
+) -> None:
+    one = server.cluster.store.put(gadgets_in("team-a"), gadget("team-a", "x", size=1))
+    server.cluster.store.put(gadgets_in("team-b"), gadget("team-b", "x", size=2))
+    found = namespaced.get("team-b/x")
+    assert found is not None
+    assert found["spec"] == {"size": 2}  # the same name in another namespace is another object
+    assert namespaced.get("team-c/x") is None
+    written = namespaced.add_finalizer(one, OURS)
+    assert written["metadata"]["finalizers"] == [OURS]
+    assert namespaced.write_status("team-a/x", {"observedGeneration": 1}) is not None
+    stored_a = server.cluster.store.get(gadgets_in("team-a"), "x")
+    stored_b = server.cluster.store.get(gadgets_in("team-b"), "x")
+    assert stored_a is not None
+    assert stored_b is not None
+    assert (stored_a["metadata"]["finalizers"], stored_a["status"]) == ([OURS], {"observedGeneration": 1})
+    assert "finalizers" not in stored_b["metadata"]
+    assert "status" not in stored_b
+    assert [r.path for r in writes(server)] == [
+        "/apis/example.com/v1/namespaces/team-a/gadgets/x",
+        "/apis/example.com/v1/namespaces/team-a/gadgets/x/status",
+    ]
+    assert namespaced.remove_finalizer(written, OURS) is not None
+
+
+def test_the_list_call_of_a_namespaced_kind_spans_every_namespace(
+    server: FakeApiServer, namespaced: CustomObjects
+) -> None:
+    server.cluster.store.put(gadgets_in("team-a"), gadget("team-a", "x"))
+    server.cluster.store.put(gadgets_in("team-b"), gadget("team-b", "y"))
+    server.cluster.store.put(COLLECTION, widget("not-a-gadget"))
+    listed = namespaced.list_call()(limit=16, _preload_content=False)
+    items = json.loads(listed.data)["items"]
+    assert [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in items] == [("team-a", "x"), ("team-b", "y")]
+    assert server.cluster.requests[-1].path == "/apis/example.com/v1/gadgets"
+
+
+def test_an_event_about_a_namespaced_object_is_written_in_its_namespace(server: FakeApiServer, tmp_path: Path) -> None:
+    obj = server.cluster.store.put(gadgets_in("team-a"), gadget("team-a", "x"))
+    assert events.record(server.api_client(tmp_path), obj, "Normal", "Ready", "ok", controller="c", instance="i")
+    (request,) = [r for r in server.cluster.requests if r.method == "POST" and "events" in r.path]
+    assert request.path == "/apis/events.k8s.io/v1/namespaces/team-a/events"
+    assert request.body["metadata"]["namespace"] == "team-a"
+    assert request.body["regarding"]["namespace"] == "team-a"
+    assert (request.body["regarding"]["kind"], request.body["regarding"]["name"]) == ("Gadget", "x")
+
+
+def test_an_event_about_a_namespaced_object_that_fails_names_it_with_its_namespace(
+    server: FakeApiServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.cluster.fail["/apis/events.k8s.io/v1/namespaces/team-a/events"] = 403
+    obj = gadget("team-a", "x")
+    assert not events.record(server.api_client(tmp_path), obj, "Normal", "Ready", "ok", controller="c", instance="i")
+    assert "cannot record an event about Gadget team-a/x (Ready): HTTP 403" in caplog.text

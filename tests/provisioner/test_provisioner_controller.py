@@ -16,9 +16,12 @@ from prometheus_client import REGISTRY
 from tests.support.engines import ScriptedEngine, outcome
 from tests.support.kubeapi import FakeApiServer, FakeCluster
 from tests.support.waits import wait_for
-from webhook.kube.customobjects import ClusterObjects, CustomResource
-from webhook.provisioner.controller import FINALIZER, Controller, comparable
+from webhook.kube.customobjects import CustomObjects, CustomResource
+from webhook.provisioner.controller import FINALIZER, Controller, DeletionDefault, comparable
+from webhook.provisioner.informer import OnChange
+from webhook.provisioner.manager import ISSUERS, ROLES
 from webhook.provisioner.model import API_GROUP, API_VERSION, ISSUER_KIND, ISSUER_PLURAL, Outcome
+from webhook.provisioner.rolemodel import ROLE_KIND
 from webhook.provisioner.workqueue import Backoff
 
 COLLECTION = f"/apis/{API_GROUP}/{API_VERSION}/{ISSUER_PLURAL}"
@@ -38,13 +41,21 @@ def issuer(name: str, policy: str = "Retain", finalizers: list[str] | None = Non
 class Loop:
     """A controller that is not started: the test feeds its cache and runs it step by step."""
 
-    def __init__(self, server: FakeApiServer, folder: Path) -> None:
+    def __init__(
+        self,
+        server: FakeApiServer,
+        folder: Path,
+        resource: CustomResource = ISSUERS,
+        deletion_default: DeletionDefault = "Retain",
+        on_change: OnChange | None = None,
+    ) -> None:
         self.server = server
         self.store = server.cluster.store
+        self.resource = resource
         self.engine = ScriptedEngine()
         self.leading = True
         api = server.api_client(folder)
-        objects = ClusterObjects(api, CustomResource(API_GROUP, API_VERSION, ISSUER_PLURAL), "test")
+        objects = CustomObjects(api, resource, "test")
         self.controller = Controller(
             api,
             objects,
@@ -54,35 +65,42 @@ class Loop:
             resync=RESYNC,
             is_leader=lambda: self.leading,
             backoff=Backoff(),
+            deletion_default=deletion_default,
+            on_change=on_change,
         )
 
     def create(self, obj: JSON) -> JSON:
-        stored = self.store.put(COLLECTION, obj)
+        collection, _ = self._where(self.resource.key(obj))
+        stored = self.store.put(collection, obj)
         self.controller.cache._apply("ADDED", stored, stored["metadata"]["resourceVersion"])
         return stored
 
-    def deliver(self, name: str) -> JSON:
+    def deliver(self, key: str) -> JSON:
         """The watch delivers the object as stored now (MODIFIED)."""
-        stored = self.stored(name)
+        stored = self.stored(key)
         self.controller.cache._apply("MODIFIED", stored, stored["metadata"]["resourceVersion"])
         return stored
 
-    def edit(self, name: str, **spec: Any) -> JSON:
-        current = self.stored(name)
+    def edit(self, key: str, **spec: Any) -> JSON:
+        current = self.stored(key)
         current["spec"].update(spec)
-        code, _ = self.store.handle("PUT", f"{COLLECTION}/{name}", {}, current, "application/json")
+        code, _ = self.store.handle("PUT", self.resource.object_path(key), {}, current, "application/json")
         assert code == 200
-        return self.deliver(name)
+        return self.deliver(key)
 
-    def delete(self, name: str) -> None:
-        self.store.handle("DELETE", f"{COLLECTION}/{name}", {}, None, "")
-        if self.store.get(COLLECTION, name) is not None:
-            self.deliver(name)
+    def delete(self, key: str) -> None:
+        self.store.handle("DELETE", self.resource.object_path(key), {}, None, "")
+        if self.store.get(*self._where(key)) is not None:
+            self.deliver(key)
 
-    def stored(self, name: str) -> JSON:
-        found = self.store.get(COLLECTION, name)
-        assert found is not None, name
+    def stored(self, key: str) -> JSON:
+        found = self.store.get(*self._where(key))
+        assert found is not None, key
         return found
+
+    def _where(self, key: str) -> tuple[str, str]:
+        collection, name = self.resource.object_path(key).rsplit("/", 1)
+        return collection, name
 
     def step(self) -> str | None:
         return self.controller.step(timeout=0)
@@ -104,7 +122,8 @@ def loop(tmp_path: Path) -> Iterator[Loop]:
 
 
 def result_count(result: str) -> float:
-    return REGISTRY.get_sample_value("irsa_webhook_provisioner_reconciles_total", {"result": result}) or 0.0
+    labels = {"kind": ISSUER_KIND, "result": result}
+    return REGISTRY.get_sample_value("irsa_webhook_provisioner_reconciles_total", labels) or 0.0
 
 
 def test_delete_policy_puts_the_finalizer_on_before_the_engine_first_runs(loop: Loop) -> None:
@@ -170,7 +189,7 @@ def test_in_sync_is_resynced_with_jitter(loop: Loop) -> None:
     assert due is not None
     assert RESYNC * 0.9 - 1 <= due <= RESYNC * 1.1
     assert result_count("success") == before + 1
-    last = REGISTRY.get_sample_value("irsa_webhook_provisioner_last_success_timestamp_seconds")
+    last = REGISTRY.get_sample_value("irsa_webhook_provisioner_last_success_timestamp_seconds", {"kind": ISSUER_KIND})
     assert last is not None
     assert abs(last - time.time()) < 60
 
@@ -365,10 +384,122 @@ def test_the_worker_reconciles_only_while_leading(tmp_path: Path) -> None:
             time.sleep(0.5)
             assert loop.engine.calls == []
             assert REGISTRY.get_sample_value("irsa_webhook_provisioner_leader") == 0
-            assert REGISTRY.get_sample_value("irsa_webhook_provisioner_queue_depth") == 1
+            assert REGISTRY.get_sample_value("irsa_webhook_provisioner_queue_depth", {"kind": ISSUER_KIND}) == 1
             loop.leading = True
             loop.controller.started_leading()
             wait_for(lambda: bool(loop.engine.calls_of("reconcile")), timeout=5, what="a reconcile")
             assert REGISTRY.get_sample_value("irsa_webhook_provisioner_leader") == 1
         finally:
             loop.controller.stop()
+
+
+# -- a namespaced kind ---------------------------------------------------------------------------------
+def role(namespace: str, name: str, **spec: Any) -> JSON:
+    meta: JSON = {"name": name, "namespace": namespace}
+    return {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": ROLE_KIND, "metadata": meta, "spec": spec}
+
+
+@pytest.fixture
+def roles(tmp_path: Path) -> Iterator[Loop]:
+    with FakeApiServer(FakeCluster()) as server:
+        yield Loop(server, tmp_path, ROLES, deletion_default="Delete")
+
+
+def role_results(result: str) -> float:
+    labels = {"kind": ROLE_KIND, "result": result}
+    return REGISTRY.get_sample_value("irsa_webhook_provisioner_reconciles_total", labels) or 0.0
+
+
+def test_namespaced_objects_are_keyed_by_namespace_and_written_where_they_live(roles: Loop) -> None:
+    roles.create(role("team-a", "reader"))
+    roles.create(role("team-b", "reader"))  # the same name in another namespace: another object
+    assert {roles.step(), roles.step()} == {"team-a/reader", "team-b/reader"}
+    assert roles.step() is None
+    for namespace in ("team-a", "team-b"):
+        stored = roles.stored(f"{namespace}/reader")
+        assert stored["metadata"]["finalizers"] == [FINALIZER]  # no deletionPolicy: the kind's default, Delete
+        assert stored["status"]["conditions"][0]["status"] == "True"
+    assert {r.path for r in roles.status_writes()} == {
+        f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/irsaroles/reader/status"
+        for namespace in ("team-a", "team-b")
+    }
+    posted = [r for r in roles.server.cluster.requests if r.method == "POST" and r.path.endswith("/events")]
+    assert sorted((r.path, r.body["regarding"]["namespace"]) for r in posted) == [
+        ("/apis/events.k8s.io/v1/namespaces/team-a/events", "team-a"),
+        ("/apis/events.k8s.io/v1/namespaces/team-b/events", "team-b"),
+    ]
+    assert [o["metadata"]["namespace"] for o in roles.engine.calls_of("reconcile", "team-a/reader")] == ["team-a"]
+
+
+def test_a_namespaced_object_is_cleaned_up_and_let_go_by_its_key(roles: Loop) -> None:
+    roles.create(role("team-a", "reader"))
+    roles.create(role("team-b", "reader"))
+    roles.step()
+    roles.step()
+    before = role_results("deleted")
+    roles.delete("team-a/reader")
+    assert roles.step() == "team-a/reader"
+    assert [o["metadata"]["namespace"] for o in roles.engine.calls_of("delete")] == ["team-a"]
+    assert roles.store.get(f"/apis/{API_GROUP}/{API_VERSION}/namespaces/team-a/irsaroles", "reader") is None
+    assert roles.stored("team-b/reader")["metadata"]["finalizers"] == [FINALIZER]
+    assert role_results("deleted") == before + 1
+
+
+def test_a_kind_whose_default_is_retain_keeps_no_finalizer_without_a_policy(loop: Loop) -> None:
+    loop.create(dict(issuer("a"), spec={"issuerURL": "https://a.example"}))
+    loop.step()
+    assert "finalizers" not in loop.stored("a")["metadata"]
+
+
+def test_an_explicit_retain_beats_the_kinds_default(roles: Loop) -> None:
+    roles.create(role("team-a", "kept", deletionPolicy="Retain"))
+    roles.step()
+    assert "finalizers" not in roles.stored("team-a/kept")["metadata"]
+
+
+def test_wake_where_queues_the_objects_asked_for_with_their_backoff_started_over(roles: Loop) -> None:
+    waiting = lambda obj: outcome(obj, ready=False, retry="backoff", reason="IssuerNotReady")  # noqa: E731
+    for name, ref in (("one", "main"), ("two", "main"), ("other", "second")):
+        roles.engine.script[f"team-a/{name}"] = waiting
+        roles.create(role("team-a", name, issuerRef=ref))
+    for _ in range(3):
+        for _ in range(3):
+            roles.step()
+        for name in ("one", "two", "other"):
+            roles.controller.queue.add(f"team-a/{name}")  # the test does not wait out the backoff
+    for _ in range(3):
+        roles.step()
+    assert (roles.controller.queue.scheduled("team-a/one") or 0) > 1  # backed off after five failures
+    woken = roles.controller.wake_where(lambda obj: obj["spec"]["issuerRef"] == "main")
+    assert woken == ["team-a/one", "team-a/two"]
+    assert roles.controller.queue.scheduled("team-a/one") == 0
+    assert (roles.controller.queue.scheduled("team-a/other") or 0) > 1
+    roles.step()
+    due = roles.controller.queue.scheduled("team-a/one")
+    assert due is not None
+    assert due <= 1  # the next failure waits as a first one does
+
+
+def test_the_listener_is_told_every_change_and_our_own_writes_at_once(tmp_path: Path) -> None:
+    told: list[tuple[str, Any, Any]] = []
+    with FakeApiServer(FakeCluster()) as server:
+        loop = Loop(server, tmp_path, on_change=lambda key, old, new: told.append((key, old, new)))
+        loop.create(issuer("a"))
+        assert [(key, old) for key, old, _ in told] == [("a", None)]
+        loop.step()  # writes the status: the listener hears of it before any watch event brings it back
+        key, old, new = told[-1]
+        assert key == "a"
+        assert old is not None
+        assert "status" not in old
+        assert new["status"]["conditions"][0]["status"] == "True"
+        loop.store.handle("DELETE", "/apis/irsa-webhook.io/v1alpha1/irsaissuers/a", {}, None, "")
+        loop.controller.cache._apply("DELETED", new, "9999")
+        assert told[-1][0] == "a"
+        assert told[-1][2] is None
+
+
+def test_each_kind_counts_its_own_reconciles(loop: Loop) -> None:
+    issuers_before, roles_before = result_count("success"), role_results("success")
+    loop.create(issuer("a"))
+    loop.step()
+    assert (result_count("success"), role_results("success")) == (issuers_before + 1, roles_before)

@@ -1,5 +1,6 @@
-"""AWS state for the provisioner's tests: an issuer spec to observe or apply, and plain boto3 clients
-that set up or read back what is in moto without going through the code under test.
+"""AWS state for the provisioner's tests: an issuer spec to observe or apply, the documents and
+policies of a workload role, and plain boto3 clients that set up or read back what is in moto without
+going through the code under test.
 
 The plain clients use boto3's standard chain as the environment has it (the ``moto`` fixture points
 it at the moto server), path-style S3 addressing, and no tally or rate limit of ours.
@@ -7,11 +8,13 @@ it at the moto server), path-style S3 addressing, and no tally or rate limit of 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
+from webhook.oidc.trustpolicy import ServiceAccountRef, trust_policy
 from webhook.provisioner.model import ISSUER_KIND, IssuerSpec, S3Discovery, owner_value
 
 CLUSTER = "test-cluster"
@@ -69,3 +72,27 @@ def make_bucket(bucket: str, region: str = "us-east-1") -> Any:
 
 def provider_arn(host_path: str, account: str = "123456789012") -> str:
     return f"arn:aws:iam::{account}:oidc-provider/{host_path}"
+
+
+# --- workload roles -------------------------------------------------------------------------------
+
+ROLE_ISSUER = "https://issuer.example.com/cluster-a"
+ROLE_PROVIDER = provider_arn("issuer.example.com/cluster-a")
+
+
+def role_trust_policy(*subjects: str, audience: str = "sts.amazonaws.com") -> dict[str, Any]:
+    """A trust policy as the provisioner builds it (webhook.oidc.trustpolicy) for ``namespace:name``
+    subjects of ROLE_ISSUER."""
+    refs = [ServiceAccountRef(*subject.split(":", 1)) for subject in subjects or ("production:app",)]
+    return trust_policy(ROLE_ISSUER, ROLE_PROVIDER, refs, (audience,))
+
+
+def permission_policy(action: str = "s3:GetObject", resource: str = "*") -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]}
+
+
+def make_policy(name: str, action: str = "s3:GetObject") -> str:
+    """A customer-managed policy with a plain client (moto has no AWS-managed ones); its ARN."""
+    created = raw_iam().create_policy(PolicyName=name, PolicyDocument=json.dumps(permission_policy(action)))
+    arn: str = created["Policy"]["Arn"]
+    return arn

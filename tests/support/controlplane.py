@@ -210,6 +210,22 @@ class ControlPlane:
         assert "Warning" not in result.stderr, result.stderr
         return result.stdout
 
+    def api_client_as(self, user: str | None) -> Any:
+        """A kubernetes ApiClient of the admin, impersonating ``user`` (None: the admin itself; a
+        ServiceAccount's user name gets its groups from the API server, as the real one would). No
+        retries: a refusal is seen at once. The caller closes it."""
+        from kubernetes import client
+
+        configuration = client.Configuration()
+        configuration.host = self.server
+        configuration.ssl_ca_cert = str(self.ca_file)
+        configuration.api_key = {"authorization": f"Bearer {self.token}"}
+        configuration.retries = False
+        api = client.ApiClient(configuration)
+        if user:
+            api.set_default_header("Impersonate-User", user)
+        return api
+
     def logs(self) -> str:
         """The tails of the etcd and kube-apiserver logs, for failure reports."""
         return "\n".join(p.tail() for p in (self.etcd, self.apiserver) if p is not None)

@@ -4,7 +4,11 @@ moto 5.2.6 answers ``AddClientIDToOpenIDConnectProvider`` and ``RemoveClientIDFr
 with a 500 (NotImplementedError), and the provisioner converges an IAM OIDC provider's client IDs with
 exactly those two calls. They are added here as IAM documents them: both idempotent (adding a client
 ID that is there, or removing one that is not, succeeds and changes nothing), NoSuchEntity for an
-unknown provider, at most 100 client IDs (LimitExceeded). Everything else is moto's own code.
+unknown provider, at most 100 client IDs (LimitExceeded).
+
+Its ``ListRolePolicies`` answers every name in one page whatever ``MaxItems`` says, so a caller that
+never follows ``Marker`` would pass; it is replaced by one that pages as IAM does (``MaxItems``,
+default 100, and an opaque ``Marker``). Everything else is moto's own code.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from moto.server import main
 
 # IAM's quota of client IDs per OIDC provider.
 MAX_CLIENT_IDS = 100
+# IAM's default page size of its List calls.
+DEFAULT_MAX_ITEMS = 100
 
 
 def _add_client_id(self: IamResponse) -> ActionResult:
@@ -36,14 +42,27 @@ def _remove_client_id(self: IamResponse) -> ActionResult:
     return EmptyResult()
 
 
+def _list_role_policies(self: IamResponse) -> ActionResult:
+    names = self.backend.list_role_policies(self._get_param("RoleName"))
+    start = int(self._get_param("Marker") or 0)
+    end = start + int(self._get_param("MaxItems") or DEFAULT_MAX_ITEMS)
+    result: dict[str, object] = {"PolicyNames": names[start:end], "IsTruncated": end < len(names)}
+    if end < len(names):
+        result["Marker"] = str(end)
+    return ActionResult(result)
+
+
 def install() -> None:
-    """Teach moto's IAM the two actions (moto dispatches an action to the response method of its name)."""
+    """Teach moto's IAM the two actions and paging of ListRolePolicies (moto dispatches an action to the
+    response method of its name)."""
     for name, method in (
         ("add_client_id_to_open_id_connect_provider", _add_client_id),
         ("remove_client_id_from_open_id_connect_provider", _remove_client_id),
     ):
         if not hasattr(IamResponse, name):  # a moto that has them keeps its own
             setattr(IamResponse, name, method)
+    # Replaces moto's own, which does not page (tests/provisioner/test_provisioner_roleobserve.py fails without it).
+    IamResponse.list_role_policies = _list_role_policies  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

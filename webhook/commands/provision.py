@@ -14,13 +14,13 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from webhook.commands import files
+from webhook.commands import objectfiles, provisionreport
 from webhook.commands.common import Exit, fail, input_errors, one_line, say
 from webhook.oidc.errors import InputError
 
@@ -37,6 +37,7 @@ IAM OIDC provider. Nothing is written without a difference: a second apply makes
   apply   make them and print what was done and the resulting conditions;
           exit 0 ready, 1 applied but not ready (the conditions say why), 2 error
   delete  undo what the objects created, as their deletionPolicy says (Retain: nothing)
+  convert print irsa-manager and eksctl IRSA objects as ours (provision convert -h)
 
 AWS credentials and endpoints come from boto3's standard chain and variables (AWS_PROFILE,
 AWS_REGION, AWS_ENDPOINT_URL, ...). With keys.source APIServer the key set is read from the
@@ -98,6 +99,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
             help=f"a ServiceAccount to request a token for, to find the signing key (default {DEFAULT_PROBE})",
         )
         p.add_argument("--aws-calls-per-second", type=float, default=10.0, help="bound on AWS calls (default 10)")
+        p.add_argument(
+            "--annotation-prefix",
+            default="eks.amazonaws.com",
+            help="the webhook's --annotation-prefix: roles annotate ServiceAccounts with <prefix>/role-arn",
+        )
         p.add_argument("-o", "--output", choices=("text", "json"), default="text")
         p.set_defaults(func=input_errors(COMMAND)(_handler(verb)))
     kind = verbs.add_parser(
@@ -110,6 +116,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     kind.add_argument("-f", "--filename", action="append", required=True, metavar="FILE")
     kind.add_argument("--keys-dir", required=True, help="host folder with sa-signer.key and sa-signer.pub")
     kind.set_defaults(func=input_errors(COMMAND)(_kind_config))
+    # Imported here: the convert verb reads the files with this module's read_documents.
+    from webhook.commands import provisionconvert
+
+    provisionconvert.register(verbs)
     parser.set_defaults(func=lambda args: _usage(parser))
 
 
@@ -118,7 +128,7 @@ def _kind_config(args: argparse.Namespace) -> int:
     from webhook.provisioner.model import ISSUER_KIND
     from webhook.provisioner.spec import read_issuer
 
-    issuers = [d for d in read_documents(args.filename) if d.obj.get("kind") == ISSUER_KIND]
+    issuers = [d for d in objectfiles.read_documents(args.filename) if d.obj.get("kind") == ISSUER_KIND]
     if len(issuers) != 1:
         raise InputError(f"kind-config needs exactly one IRSAIssuer in the files, found {len(issuers)}")
     keys_dir = Path(args.keys_dir).resolve()  # kind needs an absolute host path
@@ -127,7 +137,7 @@ def _kind_config(args: argparse.Namespace) -> int:
             raise InputError(
                 f"{keys_dir / name} does not exist: run `irsa-webhook keys generate --out {args.keys_dir}`"
             )
-    spec = read_issuer(issuers[0].obj, "kind", read_file=_file_reader(issuers[0].base))
+    spec = read_issuer(issuers[0].obj, "kind", read_file=objectfiles.file_reader(issuers[0].base))
     config = kind_config(spec.issuer_url, str(keys_dir))
     config["kubeadmConfigPatches"] = [yaml.safe_dump(p, sort_keys=False) for p in config["kubeadmConfigPatches"]]
     print(yaml.safe_dump(config, sort_keys=False), end="")
@@ -146,104 +156,105 @@ def _handler(verb: str) -> Callable[[argparse.Namespace], int]:
     return handle
 
 
-# --- reading the files ---------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Document:
-    obj: dict[str, Any]
-    source: str  # file name and document number, for messages
-    base: Path  # relative publicKeyFiles are read from here
-
-
-def read_documents(paths: list[str]) -> list[Document]:
-    """Every YAML document of ``paths`` (files, folders, ``-``), in order; an unreadable one is an InputError."""
-    documents: list[Document] = []
-    for path, base in _expand(paths):
-        text = files.read_text(path, "manifest")
-        try:
-            loaded = list(yaml.safe_load_all(text))
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path} is not valid YAML: {one_line(exc)}") from exc
-        for number, obj in enumerate(loaded, start=1):
-            if obj is None:
-                continue
-            if not isinstance(obj, dict):
-                raise InputError(f"{path} (document {number}) is not an object")
-            if obj.get("kind") == "List" and isinstance(obj.get("items"), list):
-                documents.extend(Document(item, f"{path} (document {number})", base) for item in obj["items"])
-            else:
-                documents.append(Document(obj, f"{path} (document {number})", base))
-    return documents
-
-
-def _expand(paths: list[str]) -> Iterator[tuple[str, Path]]:
-    for path in paths:
-        if path == "-":
-            yield path, Path.cwd()
-        elif Path(path).is_dir():
-            for child in sorted(Path(path).iterdir()):
-                if child.suffix in (".yaml", ".yml", ".json") and child.is_file():
-                    yield str(child), child.parent
-        else:
-            yield path, Path(path).parent
-
-
-def _file_reader(base: Path) -> Callable[[str], str]:
-    def read(path: str) -> str:
-        full = Path(path) if Path(path).is_absolute() else base / path
-        return files.read_text(str(full), "keys.publicKeyFiles entry")
-
-    return read
-
-
 # --- running -----------------------------------------------------------------------------------
 
 
+# The order objects are made in (deletion: the reverse): a role needs its issuer's provider.
+KIND_ORDER = ("IRSAIssuer", "ClusterIRSARole", "IRSARole")
+
+
 def run(verb: str, args: argparse.Namespace) -> int:
-    from webhook.provisioner.model import API_GROUP, ISSUER_KIND
+    from webhook.provisioner.model import API_GROUP
 
     if not args.cluster_name:
         raise InputError(f"--cluster-name is required (or {CLUSTER_NAME_ENV}): it names this cluster in the owner tags")
-    documents = read_documents(args.filename)
+    documents = objectfiles.read_documents(args.filename)
     ours = [d for d in documents if str(d.obj.get("apiVersion", "")).startswith(f"{API_GROUP}/")]
     for skipped in (d for d in documents if d not in ours):
         say(COMMAND, f"skipping {skipped.source}: {skipped.obj.get('kind')!s} is not a provisioner object")
-    unknown = [d for d in ours if d.obj.get("kind") != ISSUER_KIND]
+    unknown = [d for d in ours if d.obj.get("kind") not in KIND_ORDER]
     if unknown:
-        raise InputError(f"{unknown[0].source}: unknown kind {unknown[0].obj.get('kind')!r} (expected {ISSUER_KIND})")
+        raise InputError(
+            f"{unknown[0].source}: unknown kind {unknown[0].obj.get('kind')!r} "
+            f"(expected one of {', '.join(KIND_ORDER)})"
+        )
     if not ours:
-        raise InputError("no IRSAIssuer object in the given files")
-    engine = _engine(args)
-    if verb == "delete":
-        ours.reverse()  # undo in the opposite order of creation
+        raise InputError(f"no {', '.join(KIND_ORDER)} object in the given files")
+    ours.sort(key=lambda d: KIND_ORDER.index(str(d.obj["kind"])), reverse=verb == "delete")
+    api = _api(args)
+    engine = _engine(args, api)
+    issued: dict[str, dict[str, Any]] = {}  # the issuers of this run, with the status this run gave them
+    roles = None
     reports = []
     code: int = Exit.OK
     for document in ours:
-        run_engine = dataclasses.replace(engine, read_file=_file_reader(document.base))
-        if verb == "delete":
-            result = run_engine.run_deletion(document.obj, apply=True)
+        kind = document.obj["kind"]
+        if kind == "IRSAIssuer":
+            run_engine = dataclasses.replace(engine, read_file=objectfiles.file_reader(document.base))
+            if verb == "delete":
+                result = run_engine.run_deletion(document.obj, apply=True)
+            else:
+                result = run_engine.run(document.obj, apply=verb == "apply")
+                name = str((document.obj.get("metadata") or {}).get("name", ""))
+                issued[name] = {**document.obj, "status": result.outcome.status or {}}
         else:
-            result = run_engine.run(document.obj, apply=verb == "apply")
-        reports.append(_report(verb, result))
+            if roles is None:
+                roles = _role_engine(args, engine, api, issued)
+            result = (
+                roles.run_deletion(document.obj, apply=True)
+                if verb == "delete"
+                else roles.run(document.obj, apply=verb == "apply")
+            )
+        reports.append(provisionreport.report(verb, kind, result))
         code = max(code, _exit_code(verb, result))
     if args.output == "json":
         print(json.dumps(reports, indent=2))
     else:
         for report in reports:
-            _print_text(verb, report)
+            provisionreport.print_text(verb, report)
     return code
 
 
-def _engine(args: argparse.Namespace) -> Any:
-    from webhook.aws.session import Boto3Missing
+def _api(args: argparse.Namespace) -> Any:
     from webhook.kube.client import api_client
-    from webhook.provisioner import assemble
 
     try:
-        api = api_client(kubeconfig=args.kubeconfig) if args.kubeconfig else None
+        return api_client(kubeconfig=args.kubeconfig) if args.kubeconfig else None
     except Exception as exc:  # the kubernetes loader raises several types for one "unusable file"
         raise InputError(f"cannot load the kubeconfig {args.kubeconfig}: {one_line(exc)}") from exc
+
+
+def _role_engine(args: argparse.Namespace, engine: Any, api: Any, issued: dict[str, dict[str, Any]]) -> Any:
+    """The roles' engine: the same AWS clients (one rate limit), the issuers of this run first, then
+    the cluster's IRSAIssuer objects (a role applied on its own, for an issuer the controller keeps)."""
+    from webhook.kube import rawapi
+    from webhook.provisioner.roleengine import RoleEngine
+
+    if api is None:
+        raise InputError("IRSARole and ClusterIRSARole need --kubeconfig: their ServiceAccounts are in the cluster")
+
+    def issuer(name: str) -> dict[str, Any] | None:
+        if name in issued:
+            return issued[name]
+        try:
+            found: dict[str, Any] = rawapi.call(api, "GET", f"/apis/irsa-webhook.io/v1alpha1/irsaissuers/{name}")
+        except Exception:  # not found, no CRD, no access: the role says it waits for its issuer
+            return None
+        return found
+
+    return RoleEngine(
+        cluster_name=args.cluster_name,
+        aws=engine.aws,
+        kube=api,
+        issuers=issuer,
+        annotation_key=f"{args.annotation_prefix}/role-arn",
+    )
+
+
+def _engine(args: argparse.Namespace, api: Any) -> Any:
+    from webhook.aws.session import Boto3Missing
+    from webhook.provisioner import assemble
+
     try:
         return assemble.engine(args.cluster_name, api, _probe(args.probe_service_account), args.aws_calls_per_second)
     except Boto3Missing as exc:
@@ -267,46 +278,6 @@ def _exit_code(verb: str, result: Any) -> int:
     if verb == "apply":
         return Exit.OK if outcome.retry == "none" else Exit.NO
     return Exit.OK
-
-
-def _report(verb: str, result: Any) -> dict[str, Any]:
-    plan = result.plan
-    changes = result.outcome.applied if verb != "plan" else (plan.changes if plan is not None else ())
-    return {
-        "kind": "IRSAIssuer",
-        "name": result.name,
-        "verb": verb,
-        "changes": [
-            {"action": c.action, "target": c.target, "summary": c.summary, **({"diff": c.diff} if c.diff else {})}
-            for c in changes
-        ],
-        "notes": list(plan.notes) if plan is not None else [],
-        "blocked": plan.blocked if plan is not None else None,
-        "error": result.outcome.error,
-        "status": result.outcome.status,
-    }
-
-
-def _print_text(verb: str, report: dict[str, Any]) -> None:
-    done = {"plan": "to change", "apply": "changed", "delete": "deleted"}[verb]
-    changes = report["changes"]
-    head = f"IRSAIssuer/{report['name']}: "
-    head += f"{len(changes)} {done}" if changes else ("in sync" if verb == "plan" else "nothing to do")
-    print(head)
-    for change in changes:
-        print(f"  {'~' if verb == 'plan' else '✓'} {change['action']} {change['target']}: {change['summary']}")
-        for line in change.get("diff", "").splitlines():
-            print(f"      {line}")
-    for note in report["notes"]:
-        print(f"  note: {note}")
-    if report["blocked"]:
-        print(f"  blocked: {report['blocked']}")
-    if report["error"] and not report["blocked"]:
-        print(f"  error: {report['error']}")
-    status = report["status"] or {}
-    for condition in status.get("conditions", []):
-        mark = "✓" if condition.get("status") == "True" else "✗"
-        print(f"  {mark} {condition.get('type')}: {condition.get('reason')}: {condition.get('message')}")
 
 
 __all__ = ["fail", "register", "run"]

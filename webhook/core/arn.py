@@ -23,6 +23,14 @@ ACCOUNT_RE = re.compile(ACCOUNT)
 _ROLE_PART = r"[A-Za-z0-9_+=,.@-]"
 # arn:<partition>:iam::<12-digit account>:role/<optional path/><name of at most 64 characters>
 ROLE_ARN_RE = re.compile(rf"arn:{PARTITION}:iam::{ACCOUNT}:role/(?:{_ROLE_PART}+/)*{_ROLE_PART}{{1,64}}")
+# A role name IAM accepts: 1-64 of those characters.
+ROLE_NAME_RE = re.compile(rf"{_ROLE_PART}{{1,64}}")
+# A role path: "/" or "/a/b/". IAM also takes other printable ASCII in a path, but a role whose ARN
+# ROLE_ARN_RE refuses could never be used through the webhook, so paths keep to the same characters.
+ROLE_PATH_RE = re.compile(rf"/(?:{_ROLE_PART}+/)*")
+MAX_ROLE_PATH = 512
+# arn:<partition>:iam::<account, or "aws" for AWS managed policies>:policy/<optional path/><name of 1-128>
+POLICY_ARN_RE = re.compile(rf"arn:{PARTITION}:iam::(?:{ACCOUNT}|aws):policy/(?:{_ROLE_PART}+/)*{_ROLE_PART}{{1,128}}")
 # arn:<partition>:iam::<account>:oidc-provider/<issuer host and path>
 OIDC_PROVIDER_ARN_RE = re.compile(
     rf"arn:(?P<partition>{PARTITION}):iam::(?P<account>{ACCOUNT}):oidc-provider/(?P<name>.+)"
@@ -70,3 +78,8 @@ def compose_role_arn(value: str, account: str, partition: str) -> str:
 def oidc_provider_arn(partition: str, account: str, host_path: str) -> str:
     """``arn:<partition>:iam::<account>:oidc-provider/<issuer host/path>``; the caller checks the parts."""
     return f"arn:{partition}:iam::{account}:oidc-provider/{host_path}"
+
+
+def role_arn(partition: str, account: str, path: str, name: str) -> str:
+    """``arn:<partition>:iam::<account>:role<path><name>`` (path ``/`` or ``/a/b/``); the caller checks the parts."""
+    return f"arn:{partition}:iam::{account}:role{path}{name}"

@@ -1,5 +1,9 @@
-"""Cluster-scoped custom resources as raw JSON: the reflector's list call, a GET, the status written
-whole, and a finalizer added or removed without losing anyone else's.
+"""Custom resources as raw JSON: the reflector's list call, a GET, the status written whole, and a
+finalizer added or removed without losing anyone else's.
+
+An object is named by its key: ``name`` for a cluster-scoped kind, ``namespace/name`` for a
+namespaced one (as client-go's cache keys them). The list and watch span every namespace
+(``/apis/{group}/{version}/{plural}`` serves a namespaced kind across all of them too).
 
 Two kinds of write, two kinds of concurrency:
 
@@ -32,11 +36,14 @@ class Conflict(Exception):
 
 @dataclass(frozen=True)
 class CustomResource:
-    """A cluster-scoped custom resource: ``/apis/{group}/{version}/{plural}``."""
+    """A custom resource: ``/apis/{group}/{version}/{plural}`` (every object, of every namespace), and
+    ``.../namespaces/{namespace}/{plural}/{name}`` for one object of a namespaced kind."""
 
     group: str
     version: str
     plural: str
+    kind: str = ""  # names the objects in logs and metrics (the plural when empty)
+    namespaced: bool = False
 
     @property
     def path(self) -> str:
@@ -46,9 +53,38 @@ class CustomResource:
     def api_version(self) -> str:
         return f"{self.group}/{self.version}"
 
+    @property
+    def label(self) -> str:
+        return self.kind or self.plural
 
-class ClusterObjects:
-    """Reads and writes of one cluster-scoped custom resource, as raw JSON."""
+    def key(self, obj: JSON) -> str:
+        """The key of ``obj``: ``namespace/name`` for a namespaced kind, else ``name``; ValueError
+        when the object lacks what its key needs."""
+        meta = obj.get("metadata") or {}
+        name = meta.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError("metadata.name is missing")
+        if not self.namespaced:
+            return name
+        namespace = meta.get("namespace")
+        if not isinstance(namespace, str) or not namespace:
+            raise ValueError(f"metadata.namespace is missing (a {self.label} is namespaced)")
+        return f"{namespace}/{name}"
+
+    def object_path(self, key: str) -> str:
+        """The path of the object of ``key``."""
+        if not self.namespaced:
+            if "/" in key:
+                raise ValueError(f"{key!r} is not the name of a cluster-scoped {self.label}")
+            return f"{self.path}/{key}"
+        namespace, _, name = key.partition("/")
+        if not namespace or not name or "/" in name:
+            raise ValueError(f"{key!r} is not namespace/name (a {self.label} is namespaced)")
+        return f"/apis/{self.group}/{self.version}/namespaces/{namespace}/{self.plural}/{name}"
+
+
+class CustomObjects:
+    """Reads and writes of one custom resource, as raw JSON, objects named by their key."""
 
     def __init__(self, api: client.ApiClient, resource: CustomResource, field_manager: str) -> None:
         self._api = api
@@ -64,22 +100,25 @@ class ClusterObjects:
             return functools.partial(objects.list_cluster_custom_object, *resource, label_selector=label_selector)
         return functools.partial(objects.list_cluster_custom_object, *resource)
 
-    def get(self, name: str) -> JSON | None:
+    def key(self, obj: JSON) -> str:
+        return self.resource.key(obj)
+
+    def get(self, key: str) -> JSON | None:
         """The object as stored now, None if there is none."""
         try:
-            found: JSON = rawapi.call(self._api, "GET", self._path(name))
+            found: JSON = rawapi.call(self._api, "GET", self.resource.object_path(key))
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
         return found
 
-    def write_status(self, name: str, status: JSON) -> JSON | None:
-        """Replace the whole ``.status`` of ``name`` (the status subresource); the object as stored
-        after the write, None if it is gone."""
+    def write_status(self, key: str, status: JSON) -> JSON | None:
+        """Replace the whole ``.status`` of the object of ``key`` (the status subresource); the object
+        as stored after the write, None if it is gone."""
         patch = [{"op": "add", "path": "/status", "value": status}]
         try:
-            return self._patch(self._path(name) + "/status", patch)
+            return self._patch(self.resource.object_path(key) + "/status", patch)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -126,13 +165,13 @@ class ClusterObjects:
         try:
             return self._write_metadata(obj, patch)
         except Conflict:
-            if self.get(_name(obj)) is None:
+            if self.get(self.key(obj)) is None:
                 return None
             raise
 
     def _write_metadata(self, obj: JSON, patch: list[JSON]) -> JSON:
         try:
-            written = self._patch(self._path(_name(obj)), patch)
+            written = self._patch(self.resource.object_path(self.key(obj)), patch)
         except ApiException as exc:
             # 422: a `test` failed (the finalizers or the object changed); 409: a write raced ours
             # inside the API server; 404: deleted meanwhile. Each: read again.
@@ -151,13 +190,3 @@ class ClusterObjects:
             query=[("fieldManager", self._field_manager)],
         )
         return written
-
-    def _path(self, name: str) -> str:
-        return f"{self.resource.path}/{name}"
-
-
-def _name(obj: JSON) -> str:
-    name = (obj.get("metadata") or {}).get("name")
-    if not isinstance(name, str) or not name:
-        raise ValueError("the object has no metadata.name")
-    return name

@@ -2,6 +2,10 @@
 
 An Event is a note for the humans reading ``kubectl describe``: failing to write one must never fail
 the work it describes, so :func:`record` logs a failure and returns False instead of raising.
+
+An Event about a namespaced object is written in that object's namespace (where ``kubectl describe``
+and the object's owners, who may read nothing else, look for it), one about a cluster-scoped object
+in ``default``, as client-go's recorder does.
 """
 
 from __future__ import annotations
@@ -71,13 +75,14 @@ def record(
         "type": event_type,
         "regarding": {key: value for key, value in reference.items() if value},
     }
+    shown = f"{meta['namespace']}/{name}" if meta.get("namespace") else name
     try:
         rawapi.call(api, "POST", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", body=body)
     except ApiException as exc:
         problem = f"HTTP {exc.status}: {rawapi.status_message(exc)[:LOG_VALUE_CHARS]}"
-        log.warning("cannot record an event about %s %s (%s): %s", regarding.get("kind"), name, reason, problem)
+        log.warning("cannot record an event about %s %s (%s): %s", regarding.get("kind"), shown, reason, problem)
         return False
     except Exception as exc:
-        log.warning("cannot record an event about %s %s (%s): %s", regarding.get("kind"), name, reason, describe(exc))
+        log.warning("cannot record an event about %s %s (%s): %s", regarding.get("kind"), shown, reason, describe(exc))
         return False
     return True

@@ -88,15 +88,27 @@ def _validate(ref: ServiceAccountRef, value: str, allow_wildcard: bool) -> None:
         raise InputError(f"--service-account {value!r}: write NS:NAME with exactly one ':'")
     if any(ch in ref.name for ch in "*?"):
         raise InputError(f"service account name {ref.name!r}: wildcards are not allowed in names, only namespaces")
-    if len(ref.name) > _SA_NAME_MAX or not _SA_NAME.fullmatch(ref.name):
+    if not valid_service_account_name(ref.name):
         raise InputError(f"service account name {ref.name!r} is not a valid Kubernetes name")
     if ref.has_wildcard:
         if not allow_wildcard:
             raise InputError(f"namespace {ref.namespace!r} contains a wildcard; pass --namespace-wildcard to allow it")
-        if not _NAMESPACE_PATTERN.fullmatch(ref.namespace):
+        if not valid_namespace(ref.namespace, wildcard=True):
             raise InputError(f"namespace pattern {ref.namespace!r} is not a valid Kubernetes namespace pattern")
-    elif not _NAMESPACE.fullmatch(ref.namespace):
+    elif not valid_namespace(ref.namespace):
         raise InputError(f"namespace {ref.namespace!r} is not a valid Kubernetes namespace name")
+
+
+def valid_service_account_name(name: str) -> bool:
+    """An RFC 1123 subdomain, as Kubernetes requires of a ServiceAccount's name (never a wildcard)."""
+    return len(name) <= _SA_NAME_MAX and _SA_NAME.fullmatch(name) is not None
+
+
+def valid_namespace(namespace: str, *, wildcard: bool = False) -> bool:
+    """An RFC 1123 label; with ``wildcard``, a pattern of one that may hold IAM's ``*`` and ``?``."""
+    if wildcard and any(ch in namespace for ch in "*?"):
+        return _NAMESPACE_PATTERN.fullmatch(namespace) is not None
+    return _NAMESPACE.fullmatch(namespace) is not None
 
 
 def provider_arn(issuer: str, account_id: str, partition: str = "aws") -> str:

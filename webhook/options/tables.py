@@ -235,3 +235,12 @@ def server_flags(names: tuple[str, ...], helps: dict[str, str] | None = None) ->
     return tuple(
         dataclasses.replace(f, help=helps[f.name]) if f.name in helps else f for f in SERVER_FLAGS if f.name in names
     )
+
+
+def mutation_flags(names: tuple[str, ...], helps: dict[str, str] | None = None) -> tuple[Flag, ...]:
+    """The mutation flags of these names, as :func:`server_flags` picks serve's: for a command that must
+    agree with the webhook on a setting (the controller writes the role-arn annotation serve reads)."""
+    helps = helps or {}
+    return tuple(
+        dataclasses.replace(f, help=helps[f.name]) if f.name in helps else f for f in MUTATION_FLAGS if f.name in names
+    )

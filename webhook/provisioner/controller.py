@@ -1,5 +1,5 @@
-"""The controller loop: the objects watched, a queue of names, one worker reconciling them while this
-replica leads.
+"""The controller loop of one kind: the objects watched, a queue of their keys (``name``, or
+``namespace/name`` for a namespaced kind), one worker reconciling them while this replica leads.
 
 What the loop decides, and the engine does not:
 
@@ -10,9 +10,10 @@ What the loop decides, and the engine does not:
   waits until the object changes.
 - **Whether.** Only while leading: the worker waits otherwise, and every write checks leadership
   first, so a replica that lost its Lease stops at the next write, before a successor starts.
-- **The finalizer.** With ``deletionPolicy: Delete`` the finalizer is on the object before the engine
-  first runs (so no AWS write can be orphaned by a deletion); with ``Retain`` ours is removed. On
-  deletion the engine's ``delete`` runs until it reports done, then the finalizer goes.
+- **The finalizer.** With ``deletionPolicy: Delete`` (or none, when the kind's ``deletion_default``
+  is Delete) the finalizer is on the object before the engine first runs (so no AWS write can be
+  orphaned by a deletion); with ``Retain`` ours is removed. On deletion the engine's ``delete``
+  runs until it reports done, then the finalizer goes.
 - **Writes to the object.** The status only when it differs from the stored one beyond
   ``lastTransitionTime``; the outcome's Events only along a status that changed (an Event tells of a
   transition, and none happened if the status did not move) or a deletion step.
@@ -25,15 +26,15 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from kubernetes import client
 
 from webhook.kube import events
-from webhook.kube.customobjects import ClusterObjects, Conflict
+from webhook.kube.customobjects import Conflict, CustomObjects
 from webhook.kube.objects import describe
 from webhook.provisioner import controller_metrics as metrics
-from webhook.provisioner.informer import ObjectCache, name_of
+from webhook.provisioner.informer import ObjectCache, OnChange
 from webhook.provisioner.model import Outcome
 from webhook.provisioner.workqueue import Backoff, WorkQueue
 
@@ -41,6 +42,7 @@ log = logging.getLogger("irsa_webhook.provisioner")
 
 JSON = dict[str, Any]
 Reconcile = Callable[[JSON], Outcome]
+DeletionDefault = Literal["Retain", "Delete"]
 
 FINALIZER = "irsa-webhook.io/provisioner"
 REPORTING_CONTROLLER = "irsa-webhook.io/provisioner"
@@ -56,7 +58,7 @@ class Controller:
     def __init__(
         self,
         api: client.ApiClient,
-        objects: ClusterObjects,
+        objects: CustomObjects,
         reconcile: Reconcile,
         delete: Reconcile,
         *,
@@ -66,7 +68,11 @@ class Controller:
         backoff: Backoff | None = None,
         watch_timeout: float = 300.0,
         label_selector: str = "",
+        deletion_default: DeletionDefault = "Retain",
+        on_change: OnChange | None = None,
     ) -> None:
+        """``on_change(key, old, new)`` is told every change the watch (or our own write) brings,
+        after the loop took it: how another kind follows this one's objects."""
         self._api = api
         self._objects = objects
         self._reconcile = reconcile
@@ -75,26 +81,33 @@ class Controller:
         self._resync = resync
         self._is_leader = is_leader
         self._backoff = backoff or Backoff()
+        self._deletion_default = deletion_default
+        self._listener = on_change
+        self.kind = objects.resource.label
+        self._metrics = metrics.for_kind(self.kind)
         self.queue = WorkQueue()
         self.cache = ObjectCache(
             objects.list_call(label_selector),  # "": every object
             self._changed,
             kind=objects.resource.plural,
-            restarts=metrics.WATCH_RESTART_REASONS,
-            parse_errors=metrics.PARSE_ERRORS_BY_SOURCE,
+            restarts=self._metrics.watch_restarts,
+            parse_errors=self._metrics.parse_errors,
             watch_timeout=watch_timeout,
+            key=objects.key,
         )
         self._leading = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        metrics.QUEUE_DEPTH.set_function(self.queue.ready)
-        metrics.OBJECTS.set_function(lambda: len(self.cache))
+        self._metrics.queue_depth.set_function(self.queue.ready)
+        self._metrics.objects.set_function(lambda: len(self.cache))
+        metrics.SERVED.labels(self.kind).set_function(lambda: 0 if self.cache.served is False else 1)
+        # One Lease for every kind of the process: each controller's is_leader is the same elector's.
         metrics.LEADER.set_function(lambda: 1 if self._is_leader() else 0)
 
     # -- running -------------------------------------------------------------------------------------
     def start(self) -> None:
         self.cache.start()
-        self._worker = threading.Thread(target=self._work, name="provisioner-worker", daemon=True)
+        self._worker = threading.Thread(target=self._work, name=f"{self.kind.lower()}-worker", daemon=True)
         self._worker.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -108,6 +121,10 @@ class Controller:
     def synced(self) -> bool:
         return self.cache.synced.is_set()
 
+    def settled(self) -> bool:
+        """Listed once, or its kind is not served (no CRD): nothing to wait for before being ready."""
+        return self.cache.settled()
+
     def started_leading(self) -> None:
         """Leadership gained: every object is reconciled (what the last leader scheduled is unknown)."""
         self.reconcile_all()
@@ -115,8 +132,20 @@ class Controller:
 
     def reconcile_all(self) -> None:
         """Queue every object now (kube-apiserver's keys changed: :mod:`webhook.provisioner.keywatch`)."""
-        for name in self.cache.names():
-            self.queue.add(name)
+        for key in self.cache.object_keys():
+            self.queue.add(key)
+
+    def wake_where(self, wanted: Callable[[JSON], bool]) -> list[str]:
+        """Queue now, with their backoff started over, the objects ``wanted`` says yes to (what they
+        depend on changed: as good as a new spec); their keys."""
+        woken = []
+        for key in self.cache.object_keys():
+            obj = self.cache.get(key)
+            if obj is not None and wanted(obj):
+                self._backoff.reset(key)
+                self.queue.add(key)
+                woken.append(key)
+        return woken
 
     def stopped_leading(self) -> None:
         self._leading.clear()
@@ -129,57 +158,64 @@ class Controller:
             self.step()
 
     def step(self, timeout: float = 1.0) -> str | None:
-        """Reconcile the next object due within ``timeout`` seconds; its name, None if none was due."""
-        name = self.queue.get(timeout=timeout)
-        if name is None:
+        """Reconcile the next object due within ``timeout`` seconds; its key, None if none was due."""
+        key = self.queue.get(timeout=timeout)
+        if key is None:
             return None
         try:
-            self._process(name)
+            self._process(key)
         finally:
-            self.queue.done(name)
-        return name
+            self.queue.done(key)
+        return key
 
     # -- what the watch says -------------------------------------------------------------------------
-    def _changed(self, name: str, old: JSON | None, new: JSON | None) -> None:
+    def _changed(self, key: str, old: JSON | None, new: JSON | None) -> None:
         if new is None:
-            self.queue.forget(name)
-            self._backoff.reset(name)
+            self.queue.forget(key)
+            self._backoff.reset(key)
         elif old is None or _generation(old) != _generation(new) or _deleting(new) != _deleting(old):
-            self._backoff.reset(name)  # a new spec starts its retries afresh
-            self.queue.add(name)
+            self._backoff.reset(key)  # a new spec starts its retries afresh
+            self.queue.add(key)
+        if self._listener is not None:
+            self._listener(key, old, new)
 
     # -- one object ----------------------------------------------------------------------------------
-    def _process(self, name: str) -> None:
-        obj = self.cache.get(name)
+    def _process(self, key: str) -> None:
+        obj = self.cache.get(key)
         if obj is None:
             return
         started = time.monotonic()
         try:
-            result, outcome = self._sync(name, obj)
+            result, outcome = self._sync(key, obj)
         except NotLeader:
-            log.info("lost leadership while reconciling %s: it is left to the new leader", name)
-            self.queue.add(name)  # done again if this replica leads again
+            log.info("lost leadership while reconciling %s %s: it is left to the new leader", self.kind, key)
+            self.queue.add(key)  # done again if this replica leads again
             return
         except Exception as exc:
-            delay = self._backoff.next_delay(name)
-            self.queue.add_after(name, delay)
-            metrics.RECONCILE_RESULTS["error"].inc()
-            log.warning("reconcile of %s failed (%s); retrying in %.1fs", name, describe(exc), delay)
+            delay = self._backoff.next_delay(key)
+            self.queue.add_after(key, delay)
+            self._metrics.results["error"].inc()
+            log.warning("reconcile of %s %s failed (%s); retrying in %.1fs", self.kind, key, describe(exc), delay)
             return
         if result is None:
             return
-        metrics.RECONCILE_RESULTS[result].inc()
-        fields: JSON = {"object": name, "result": result, "seconds": round(time.monotonic() - started, 3)}
+        self._metrics.results[result].inc()
+        fields: JSON = {
+            "kind": self.kind,
+            "object": key,
+            "result": result,
+            "seconds": round(time.monotonic() - started, 3),
+        }
         if outcome is not None:
             fields["changes"] = [change.summary for change in outcome.applied]
             if outcome.error:
                 fields["error"] = outcome.error
-        log.info("reconciled %s: %s", name, result, extra={"fields": fields})
+        log.info("reconciled %s %s: %s", self.kind, key, result, extra={"fields": fields})
 
-    def _sync(self, name: str, obj: JSON) -> tuple[str | None, Outcome | None]:
+    def _sync(self, key: str, obj: JSON) -> tuple[str | None, Outcome | None]:
         """Reconcile or clean up ``obj``: the result (None: nothing to do) and the engine's outcome."""
         meta = obj.get("metadata") or {}
-        delete_policy = ((obj.get("spec") or {}).get("deletionPolicy") or "Retain") == "Delete"
+        delete_policy = ((obj.get("spec") or {}).get("deletionPolicy") or self._deletion_default) == "Delete"
         ours = FINALIZER in (meta.get("finalizers") or ())
         if _deleting(obj):
             if not ours:
@@ -190,7 +226,7 @@ class Controller:
                 self._write_status(obj, outcome)
                 self._record(obj, outcome)
                 if not outcome.done:
-                    return self._schedule(name, outcome), outcome
+                    return self._schedule(key, outcome), outcome
             self._set_finalizer(obj, add=False)
             return "deleted", outcome
         if delete_policy != ours:
@@ -198,22 +234,22 @@ class Controller:
         outcome = self._call(self._reconcile, obj)
         if self._write_status(obj, outcome):
             self._record(obj, outcome)
-        return self._schedule(name, outcome), outcome
+        return self._schedule(key, outcome), outcome
 
     def _call(self, step: Reconcile, obj: JSON) -> Outcome:
         # Checked again before each write that follows: the engine may take long.
         self._check_leader()
         return step(obj)
 
-    def _schedule(self, name: str, outcome: Outcome) -> str:
+    def _schedule(self, key: str, outcome: Outcome) -> str:
         if outcome.retry == "backoff":
-            self.queue.add_after(name, self._backoff.next_delay(name))
+            self.queue.add_after(key, self._backoff.next_delay(key))
             return "retry"
-        self._backoff.reset(name)
+        self._backoff.reset(key)
         if outcome.retry == "terminal":
             return "terminal"  # until the object changes (a new generation wakes it)
-        self.queue.add_after(name, self._resync * random.uniform(1 - RESYNC_JITTER, 1 + RESYNC_JITTER))  # noqa: S311
-        metrics.LAST_SUCCESS.set(time.time())
+        self.queue.add_after(key, self._resync * random.uniform(1 - RESYNC_JITTER, 1 + RESYNC_JITTER))  # noqa: S311
+        self._metrics.last_success.set(time.time())
         return "success"
 
     # -- writes --------------------------------------------------------------------------------------
@@ -222,7 +258,7 @@ class Controller:
         if outcome.status is None or comparable(outcome.status) == comparable(obj.get("status")):
             return False
         self._check_leader()
-        written = self._objects.write_status(name_of(obj), outcome.status)
+        written = self._objects.write_status(self._objects.key(obj), outcome.status)
         if written is None:  # deleted meanwhile
             return False
         self.cache.remember(written, _version(obj))
@@ -243,7 +279,7 @@ class Controller:
 
     def _set_finalizer(self, obj: JSON, *, add: bool) -> JSON:
         """``obj`` with our finalizer added or removed, re-read and retried on a conflict."""
-        name = name_of(obj)
+        key = self._objects.key(obj)
         for attempt in range(FINALIZER_TRIES):
             self._check_leader()
             read_version = _version(obj)
@@ -253,7 +289,7 @@ class Controller:
                 else:
                     written = self._objects.remove_finalizer(obj, FINALIZER)
             except Conflict:
-                fresh = self._objects.get(name)
+                fresh = self._objects.get(key)
                 if fresh is None or attempt == FINALIZER_TRIES - 1:
                     raise
                 obj = fresh
@@ -262,7 +298,7 @@ class Controller:
                 return obj
             self.cache.remember(written, read_version)
             return written
-        raise Conflict(f"the finalizers of {name} kept changing")
+        raise Conflict(f"the finalizers of {key} kept changing")
 
     def _check_leader(self) -> None:
         if self._stop.is_set() or not self._is_leader():

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -31,6 +31,7 @@ from webhook.oidc.errors import InputError
 from webhook.oidc.issuer import validate_issuer
 from webhook.oidc.jwks import key_id
 from webhook.oidc.keys import load_public_keys, public_key_pem
+from webhook.provisioner.fields import generation, known, mapping, string, strings, unique
 from webhook.provisioner.model import (
     API_GROUP,
     API_VERSION,
@@ -107,22 +108,19 @@ def _name(obj: Mapping[str, Any]) -> str:
 def _read(obj: Mapping[str, Any], name: str, cluster: str, read_file: ReadFile | None) -> IssuerSpec:
     if not cluster:
         raise InputError("the cluster name is empty: pass --cluster-name (it goes into the owner tag)")
-    _known(obj, TOP_LEVEL_FIELDS, "the object")
-    spec = _mapping(obj.get("spec"), "spec")
-    _known(spec, SPEC_FIELDS, "spec")
-    s3 = _s3(_mapping(spec.get("discovery"), "spec.discovery"), "issuerURL" not in spec)
+    known(obj, TOP_LEVEL_FIELDS, "the object")
+    spec = mapping(obj.get("spec"), "spec")
+    known(spec, SPEC_FIELDS, "spec")
+    s3 = _s3(mapping(spec.get("discovery"), "spec.discovery"), "issuerURL" not in spec)
     issuer_url = _issuer_url(spec, s3)
-    key_source, public_keys = _keys(_mapping(spec.get("keys"), "spec.keys"), s3, read_file)
-    client_ids, thumbprints = _provider(_mapping(spec.get("oidcProvider"), "spec.oidcProvider"))
+    key_source, public_keys = _keys(mapping(spec.get("keys"), "spec.keys"), s3, read_file)
+    client_ids, thumbprints = _provider(mapping(spec.get("oidcProvider"), "spec.oidcProvider"))
     deletion_policy = spec.get("deletionPolicy", "Retain")
     if deletion_policy not in DELETION_POLICIES:
         raise InputError(f"spec.deletionPolicy is {deletion_policy!r}: use {' or '.join(DELETION_POLICIES)}")
-    generation = obj["metadata"].get("generation", 0)
-    if not isinstance(generation, int) or isinstance(generation, bool):
-        raise InputError(f"metadata.generation is {generation!r}, not an integer")
     return IssuerSpec(
         name=name,
-        generation=generation,
+        generation=generation(obj["metadata"]),
         owner=owner_value(cluster, ISSUER_KIND, name),
         issuer_url=issuer_url,
         s3=s3,
@@ -134,40 +132,14 @@ def _read(obj: Mapping[str, Any], name: str, cluster: str, read_file: ReadFile |
     )
 
 
-def _mapping(value: object, where: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise InputError(f"{where} must be a mapping, not {type(value).__name__}")
-    return value
-
-
-def _known(value: Mapping[str, Any], known: Sequence[str], where: str) -> None:
-    unknown = sorted(str(key) for key in value if key not in known)
-    if unknown:
-        raise InputError(f"unknown field {', '.join(unknown)} in {where}: the known fields are {', '.join(known)}")
-
-
-def _string(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise InputError(f"{where} must be a non-empty string")
-    return value
-
-
-def _strings(value: object, where: str) -> list[str]:
-    if not isinstance(value, list):
-        raise InputError(f"{where} must be a list of strings")
-    return [_string(item, f"{where}[{index}]") for index, item in enumerate(value)]
-
-
 def _s3(discovery: Mapping[str, Any], derived: bool) -> S3Discovery | None:
-    _known(discovery, DISCOVERY_FIELDS, "spec.discovery")
+    known(discovery, DISCOVERY_FIELDS, "spec.discovery")
     if discovery.get("s3") is None:
         return None
-    s3 = _mapping(discovery["s3"], "spec.discovery.s3")
-    _known(s3, S3_FIELDS, "spec.discovery.s3")
-    bucket = _bucket(_string(s3.get("bucket"), "spec.discovery.s3.bucket"), derived)
-    region = _string(s3.get("region"), "spec.discovery.s3.region")
+    s3 = mapping(discovery["s3"], "spec.discovery.s3")
+    known(s3, S3_FIELDS, "spec.discovery.s3")
+    bucket = _bucket(string(s3.get("bucket"), "spec.discovery.s3.bucket"), derived)
+    region = string(s3.get("region"), "spec.discovery.s3.region")
     if not REGION_RE.fullmatch(region):
         raise InputError(f"spec.discovery.s3.region {region!r} is not an AWS region name (like us-east-1)")
     create = s3.get("createBucket", False)
@@ -223,7 +195,7 @@ def _issuer_url(spec: Mapping[str, Any], s3: S3Discovery | None) -> str:
         if s3 is None:
             raise InputError("spec needs issuerURL, or discovery.s3 to publish to (the issuer URL is then derived)")
         return derived_issuer_url(s3)
-    url = validate_issuer(_string(spec["issuerURL"], "spec.issuerURL"), "spec.issuerURL")
+    url = validate_issuer(string(spec["issuerURL"], "spec.issuerURL"), "spec.issuerURL")
     if s3 is not None:
         # An issuer URL on the bucket's own endpoint must name the same prefix, or STS would fetch
         # documents from a path nothing is published to.
@@ -240,12 +212,12 @@ def _issuer_url(spec: Mapping[str, Any], s3: S3Discovery | None) -> str:
 def _keys(
     keys: Mapping[str, Any], s3: S3Discovery | None, read_file: ReadFile | None
 ) -> tuple[KeySource, tuple[str, ...]]:
-    _known(keys, KEYS_FIELDS, "spec.keys")
+    known(keys, KEYS_FIELDS, "spec.keys")
     source = keys.get("source", "APIServer")
     if source not in KEY_SOURCES:
         raise InputError(f"spec.keys.source is {source!r}: use {' or '.join(KEY_SOURCES)}")
     pems: dict[str, str] = {}  # kid -> public PEM, in the order given
-    for index, text in enumerate(_strings(keys.get("publicKeys", []), "spec.keys.publicKeys")):
+    for index, text in enumerate(strings(keys.get("publicKeys", []), "spec.keys.publicKeys")):
         where = f"spec.keys.publicKeys[{index}]"
         for loaded in load_public_keys(text.encode(), where):
             if loaded.from_private_key:
@@ -254,7 +226,7 @@ def _keys(
                     "put its public key there (openssl pkey -pubout)"
                 )
             pems.setdefault(key_id(loaded.key), public_key_pem(loaded.key).decode())
-    files = _strings(keys.get("publicKeyFiles", []), "spec.keys.publicKeyFiles")
+    files = strings(keys.get("publicKeyFiles", []), "spec.keys.publicKeyFiles")
     if files and read_file is None:
         raise InputError(NO_FILES_MESSAGE)
     for path in files:
@@ -269,15 +241,15 @@ def _keys(
 
 
 def _provider(provider: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    _known(provider, PROVIDER_FIELDS, "spec.oidcProvider")
-    client_ids = _strings(provider.get("clientIDs", [DEFAULT_AUDIENCE]), "spec.oidcProvider.clientIDs")
+    known(provider, PROVIDER_FIELDS, "spec.oidcProvider")
+    client_ids = strings(provider.get("clientIDs", [DEFAULT_AUDIENCE]), "spec.oidcProvider.clientIDs")
     if not client_ids:
         raise InputError(f"spec.oidcProvider.clientIDs is empty: list at least one (usually {DEFAULT_AUDIENCE})")
     for client_id in client_ids:
         if len(client_id) > MAX_CLIENT_ID:
             raise InputError(f"spec.oidcProvider.clientIDs: {client_id[:40]!r}... is longer than {MAX_CLIENT_ID}")
-    _unique(client_ids, "spec.oidcProvider.clientIDs")
-    thumbprints = [t.lower() for t in _strings(provider.get("thumbprints", []), "spec.oidcProvider.thumbprints")]
+    unique(client_ids, "spec.oidcProvider.clientIDs")
+    thumbprints = [t.lower() for t in strings(provider.get("thumbprints", []), "spec.oidcProvider.thumbprints")]
     for thumbprint in thumbprints:
         if not _THUMBPRINT_RE.fullmatch(thumbprint):
             raise InputError(
@@ -285,11 +257,5 @@ def _provider(provider: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, 
             )
     if len(thumbprints) > MAX_THUMBPRINTS:
         raise InputError(f"spec.oidcProvider.thumbprints has {len(thumbprints)} entries: IAM allows {MAX_THUMBPRINTS}")
-    _unique(thumbprints, "spec.oidcProvider.thumbprints")
+    unique(thumbprints, "spec.oidcProvider.thumbprints")
     return tuple(client_ids), tuple(thumbprints)
-
-
-def _unique(values: list[str], where: str) -> None:
-    repeated = sorted({value for value in values if values.count(value) > 1})
-    if repeated:
-        raise InputError(f"{where} lists {', '.join(repeated)} more than once")

@@ -84,14 +84,15 @@ def issuer_status(
     ]
     found.append(("Ready", _ready(found, plan_after, error)))
     before = {c.get("type"): c for c in previous.get("conditions", []) if isinstance(c, Mapping)}
-    status["conditions"] = [_condition(kind, value, before.get(kind), spec.generation, now) for kind, value in found]
+    status["conditions"] = [condition(kind, value, before.get(kind), spec.generation, now) for kind, value in found]
     return status
 
 
 Verdict = tuple[ConditionStatus, str, str]  # status, reason, message
 
 
-def _condition(kind: str, verdict: Verdict, before: Mapping[str, Any] | None, generation: int, now: datetime) -> JSON:
+def condition(kind: str, verdict: Verdict, before: Mapping[str, Any] | None, generation: int, now: datetime) -> JSON:
+    """One condition; its ``lastTransitionTime`` is ``before``'s while the status stays the same."""
     state, reason, message = verdict
     unchanged = before is not None and before.get("status") == state and before.get("lastTransitionTime")
     return {
@@ -130,7 +131,8 @@ def _pending(plan: Plan, service: str) -> list[str]:
     return [change.summary for change in plan.changes if change.action.startswith(service + ":")]
 
 
-def _pending_message(pending: Sequence[str], error: str | None) -> str:
+def pending_message(pending: Sequence[str], error: str | None) -> str:
+    """How many changes are pending (the summaries of ``pending``), the first, and the last error if any."""
     message = f"{len(pending)} change(s) pending, first: {pending[0]}"
     return message + (f"; last error: {error}" if error else "; they are made at the next reconcile")
 
@@ -142,7 +144,7 @@ def _published(spec: IssuerSpec, observed: ObservedIssuer, plan: Plan, error: st
         return "False", "Blocked", plan.blocked
     pending = _pending(plan, "s3")
     if pending:
-        return "False", "ChangesPending", _pending_message(pending, error)
+        return "False", "ChangesPending", pending_message(pending, error)
     bucket = observed.bucket
     objects = bucket.objects if bucket is not None and bucket.exists else {}
     missing = [key for key in object_keys(spec.s3) if objects.get(key) is None]
@@ -164,7 +166,7 @@ def _provider_ready(spec: IssuerSpec, observed: ObservedIssuer, plan: Plan, erro
         return state, "ProviderNotOurs", foreign_provider_note(spec, provider)
     pending = _pending(plan, "iam")
     if pending:
-        return "False", "ChangesPending", _pending_message(pending, error)
+        return "False", "ChangesPending", pending_message(pending, error)
     return "True", "ProviderReady", f"{provider.arn} lists client IDs {', '.join(spec.client_ids)}"
 
 
@@ -279,6 +281,6 @@ def invalid_status(
     before = next(
         (c for c in (previous or {}).get("conditions", []) if isinstance(c, Mapping) and c.get("type") == "Ready"), None
     )
-    ready = _condition("Ready", ("False", reason, message), before, status["observedGeneration"], now)
+    ready = condition("Ready", ("False", reason, message), before, status["observedGeneration"], now)
     status["conditions"] = [*(dict(c) for c in kept), ready]
     return status

@@ -17,6 +17,10 @@ For the code that writes: every other ``/apis/...`` path is served by ``store`` 
 API server's conflict rules); ``/openid/v1/jwks`` answers ``jwks`` (404 when None) to a client that
 accepts ``application/jwk-set+json``, as kube-apiserver does (406 otherwise); a TokenRequest for a
 ServiceAccount of ``service_accounts`` answers a token whose header carries ``signing_kid``.
+ServiceAccounts are also written (``serviceaccounts``: create, server-side apply of annotations with
+field ownership, delete with a uid precondition) in ``service_accounts``; a namespace exists when
+``namespaces`` lists it, or any does when it lists none; ``forbidden`` names the RBAC verbs on
+serviceaccounts the caller lacks (answered with RBAC's 403).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import yaml
 
 from tests.support.paths import MANIFESTS
 
+from . import serviceaccounts
 from .objects import JSON, key, list_of, status
 from .store import ObjectStore
 
@@ -68,6 +73,7 @@ class FakeCluster:
     jwks: JSON | None = None  # what /openid/v1/jwks answers (None: 404)
     signing_kid: str = "fake-signing-kid"  # the kid in the header of every token issued
     stall: dict[str, threading.Event] = field(default_factory=dict)  # path -> requests wait for it (30 s at most)
+    forbidden: set[str] = field(default_factory=set)  # RBAC verbs on serviceaccounts refused (get, patch, ...)
 
     def of_kind(self, path: str) -> list[Request]:
         return [r for r in self.requests if r.path == path]
@@ -141,6 +147,11 @@ class _Handler(BaseHTTPRequestHandler):
             code, answer = cluster.store.handle(method, url.path, query, self.body, content_type)
             self._send(code, answer)
             return
+        if parts[:3] == ["api", "v1", "namespaces"] and len(parts) in (5, 6) and parts[4] == "serviceaccounts":
+            answer = self._service_account(method, parts[3], parts[5] if len(parts) == 6 else None, query)
+            if answer is not None:
+                self._send(*answer)
+                return
         code, body = self._route(method, parts, query)
         if code == 0:  # scripted: the connection drops without an answer
             self.close_connection = True
@@ -197,6 +208,33 @@ class _Handler(BaseHTTPRequestHandler):
             return self._token(rest[1], rest[3])
         return 404, status(404, "not found")
 
+    def _service_account(
+        self, method: str, namespace: str, name: str | None, query: dict[str, str]
+    ) -> tuple[int, JSON] | None:
+        """A ServiceAccount request refused by RBAC, or a write; None: a read, served by ``_route``."""
+        cluster = self.server.cluster
+        verb = {"GET": "list" if name is None else "get", "POST": "create", "PATCH": "patch", "DELETE": "delete"}
+        if verb.get(method) in cluster.forbidden:
+            return 403, _forbidden(verb[method], namespace, name)
+        if method == "GET":
+            return None
+        if cluster.namespaces and namespace not in {n["metadata"]["name"] for n in cluster.namespaces}:
+            body = status(404, f'namespaces "{namespace}" not found')
+            body.update(reason="NotFound", details={"name": namespace, "kind": "namespaces"})
+            return 404, body
+        manager = query.get("fieldManager", "")
+        with cluster.lock:
+            items = cluster.service_accounts
+            if method == "POST" and name is None:
+                return serviceaccounts.create(items, namespace, self.body, manager)
+            if method == "PATCH" and name and "apply-patch" in (self.headers.get("Content-Type") or ""):
+                if query.get("force") == "true":
+                    return 422, status(422, "the fake API server does not take fields over (force=true)")
+                return serviceaccounts.apply(items, namespace, name, self.body, manager)
+            if method == "DELETE" and name:
+                return serviceaccounts.delete(items, namespace, name, self.body)
+        return 405, status(405, f"the fake API server does not serve {method} of serviceaccounts")
+
     def _jwks(self) -> None:
         jwks = self.server.cluster.jwks
         if "application/jwk-set+json" not in (self.headers.get("Accept") or ""):
@@ -250,6 +288,18 @@ class _Handler(BaseHTTPRequestHandler):
             with cluster.lock:
                 cluster.deleted.add((namespace, name))
         return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}
+
+
+def _forbidden(verb: str, namespace: str, name: str | None) -> JSON:
+    """RBAC's refusal, worded as kube-apiserver words it."""
+    subject = f'serviceaccounts "{name}"' if name else "serviceaccounts"
+    message = (
+        f'{subject} is forbidden: User "system:serviceaccount:irsa-webhook:irsa-webhook-provisioner" cannot {verb} '
+        f'resource "serviceaccounts" in API group "" in the namespace "{namespace}"'
+    )
+    body = status(403, message)
+    body.update(reason="Forbidden", details={"name": name or "", "kind": "serviceaccounts"})
+    return body
 
 
 class _Live(Sequence[JSON]):

@@ -21,14 +21,20 @@ def service_account(
     *,
     rv: str | None = None,
     annotations: Mapping[str, str] | None = None,
+    uid: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> JSON:
     """A ServiceAccount; ``role`` is its role-arn annotation, ``rv`` its resourceVersion (None: as a
-    client writes it, without one)."""
+    client writes it, without one), ``uid`` its uid (None: none, as a client writes it)."""
     meta: JSON = {"name": name}
     if namespace is not None:
         meta["namespace"] = namespace
     if rv is not None:
         meta["resourceVersion"] = rv
+    if uid is not None:
+        meta["uid"] = uid
+    if labels:
+        meta["labels"] = dict(labels)
     written = dict(annotations or {})
     if role:
         written[ROLE_ANNOTATION] = role

@@ -7,7 +7,9 @@ What it keeps of kube-apiserver's behaviour, because the code under test depends
 - ``.../status`` writes change only ``.status``; other writes keep the stored status;
 - ``metadata.generation`` moves when the spec changes or the deletion starts;
 - a delete of an object with finalizers only sets ``deletionTimestamp``; it goes once they are gone;
-- a list honours a ``labelSelector`` of ``key=value`` pairs.
+- a list honours a ``labelSelector`` of ``key=value`` pairs;
+- a namespaced kind is stored per namespace (``/apis/g/v/namespaces/ns/plural/name``) and listed in
+  one namespace or across all of them (``/apis/g/v/plural``).
 A watch answers an empty stream at once (the tests that need watches use the real API server).
 """
 
@@ -81,7 +83,7 @@ class ObjectStore:
                     items = [
                         o
                         for (c, _), o in sorted(self.objects.items())
-                        if c == at.collection and wanted.items() <= (o["metadata"].get("labels") or {}).items()
+                        if listed(c, at) and wanted.items() <= (o["metadata"].get("labels") or {}).items()
                     ]
                     return 200, list_of(items, str(self._peek()), kind="List")
                 if method == "POST":
@@ -165,6 +167,17 @@ class ObjectStore:
             return 200, current
         del self.objects[(at.collection, meta["name"])]
         return 200, current
+
+
+def listed(collection: str, at: Where) -> bool:
+    """Whether a list of ``at`` holds the objects of ``collection``: its own, and, for a list without a
+    namespace (``/apis/g/v/plural``), those of every namespace (as for a namespaced kind across all)."""
+    if collection == at.collection:
+        return True
+    if at.namespace is not None:
+        return False
+    parts, wanted = collection.strip("/").split("/"), at.collection.strip("/").split("/")
+    return len(parts) == 6 and parts[3] == "namespaces" and [*parts[:3], parts[5]] == wanted
 
 
 def merge(target: Any, patch: Any) -> Any:

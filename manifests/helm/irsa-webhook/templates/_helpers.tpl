@@ -359,6 +359,36 @@ gets its AWS credentials from the webhook.
 {{- $namespace }}
 {{- end }}
 
+{{/*
+The tenants' ClusterRole (provisioner.tenantRole.enabled): IRSARoles, aggregated into `edit`.
+*/}}
+{{- define "irsa-webhook.tenantRoleName" -}}
+{{- printf "%s-tenant" (include "irsa-webhook.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The controller's guardrail flags (provisioner.guardrails), one list item each, only those set;
+quoted, since they are the user's text (a " #" or ": " in one would change the YAML).
+*/}}
+{{- define "irsa-webhook.provisionerGuardrailArgs" -}}
+{{- $guardrails := .Values.provisioner.guardrails }}
+{{- range $guardrails.requirePermissionsBoundary }}
+- {{ printf "--require-permissions-boundary=%s" . | quote }}
+{{- end }}
+{{- range $guardrails.allowedPolicyARNs }}
+- {{ printf "--allowed-policy-arn=%s" . | quote }}
+{{- end }}
+{{- if $guardrails.forbidInlinePolicies }}
+- --forbid-inline-policies
+{{- end }}
+{{- with $guardrails.rolePath }}
+- {{ printf "--role-path=%s" . | quote }}
+{{- end }}
+{{- with $guardrails.roleNamePrefix }}
+- {{ printf "--role-name-prefix=%s" . | quote }}
+{{- end }}
+{{- end }}
+
 {{- define "irsa-webhook.provisionerClusterName" -}}
 {{- required "provisioner.clusterName is required with provisioner.enabled: the cluster's name, in the owner tag of every AWS resource the provisioner creates (--set provisioner.clusterName=prod-eu-1)" .Values.provisioner.clusterName }}
 {{- end }}

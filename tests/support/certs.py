@@ -15,7 +15,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,10 +81,11 @@ def cli_certs(folder: Path, *args: str) -> Certs:
     return certs
 
 
-def serving_pki(folder: Path) -> Certs:
-    """A CA of its own and a serving certificate for 127.0.0.1/localhost (a control plane's)."""
-    # A test run lasts minutes; a day leaves room for clock skew and a paused debugger.
-    files = devcerts.generate(folder, ["localhost"], ["127.0.0.1"], days=1, new_ca=True)
+def serving_pki(folder: Path, ips: Sequence[str] = ("127.0.0.1",), days: int = 1) -> Certs:
+    """A CA of its own and a serving certificate for ``ips`` and localhost (a control plane's)."""
+    # A test run lasts minutes; a day leaves room for clock skew and a paused debugger. A local cluster
+    # kept for trying things out asks for longer.
+    files = devcerts.generate(folder, ["localhost"], list(ips), days=days, new_ca=True)
     return Certs(files.ca_cert, files.cert, files.key)
 
 

@@ -89,6 +89,19 @@ class ControlPlane:
     external_issuer: str = ""
     # Extra kube-apiserver flags, e.g. ["--etcd-compaction-interval=2s"]; later flags win.
     apiserver_args: list[str] = field(default_factory=list)
+    # Where kube-apiserver listens and advertises itself: a real node's pods reach it through the
+    # kubernetes Service, so there it is the node bridge's address (tests/support/node).
+    address: str = "127.0.0.1"
+    # The addresses its serving certificate names (the kubernetes Service's ClusterIP for a node).
+    serving_ips: tuple[str, ...] = ()
+    # envtest mode (no controller-manager): the ServiceAccount admission plugin is off, since no
+    # namespace would get its "default" ServiceAccount. A real node runs kube-controller-manager.
+    envtest: bool = True
+    service_cidr: str = "10.0.0.0/24"
+    # A list flag (repeating it adds modes): a node's control plane asks for "Node,RBAC" here.
+    authorization_mode: str = "RBAC"
+    # Days the serving certificate lasts (a `make cluster` kept running for a while asks for more).
+    certificate_days: int = 1
     _apiserver_argv: list[str] = field(default_factory=list, init=False, repr=False)
 
     def start(self) -> ControlPlane:
@@ -103,7 +116,7 @@ class ControlPlane:
     def _start(self) -> None:
         pki_dir = self.workdir / "pki"
         pki_dir.mkdir(parents=True, exist_ok=True)
-        serving = serving_pki(pki_dir / "kube-apiserver")
+        serving = serving_pki(pki_dir / "kube-apiserver", (self.address, *self.serving_ips), days=self.certificate_days)
         self.ca_file, serving_cert, serving_key = serving.ca, serving.cert, serving.key
         self.sa_private_key, self.sa_public_key = service_account_keys(pki_dir)
         self.token = secrets.token_urlsafe(32)
@@ -139,31 +152,31 @@ class ControlPlane:
         wait_for(etcd_healthy, timeout=ETCD_START_TIMEOUT, what="etcd /health", on_timeout=etcd.tail)
 
         port = free_port()
-        self.server = f"https://127.0.0.1:{port}"
+        self.server = f"https://{self.address}:{port}"
         # The issuer is the API server's own URL, so /.well-known/openid-configuration points at a
         # jwks_uri that really serves the keys (as an EKS cluster's OIDC issuer does).
         self.issuer = self.external_issuer or self.server
         self._apiserver_argv = [
             str(self.assets / "kube-apiserver"),
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.address}",
+            f"--advertise-address={self.address}",
             f"--secure-port={port}",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             f"--tls-cert-file={serving_cert}",
             f"--tls-private-key-file={serving_key}",
             f"--etcd-servers={etcd_url}",
             f"--token-auth-file={tokens}",
-            "--authorization-mode=RBAC",
+            f"--authorization-mode={self.authorization_mode}",
             f"--service-account-issuer={self.issuer}",
             f"--service-account-key-file={self.sa_public_key}",
             f"--service-account-signing-key-file={self.sa_private_key}",
             f"--api-audiences={self.issuer},{STS_AUDIENCE}",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--service-cluster-ip-range={self.service_cidr}",
             "--allow-privileged=true",
             # As envtest does: without a controller-manager no namespace gets a "default"
             # ServiceAccount, and this plugin would reject every pod whose SA does not exist,
             # which would hide what the webhook does with a missing ServiceAccount.
-            "--disable-admission-plugins=ServiceAccount",
+            *(["--disable-admission-plugins=ServiceAccount"] if self.envtest else []),
             *self.apiserver_args,
         ]
         self.start_apiserver()

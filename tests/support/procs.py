@@ -132,3 +132,9 @@ def pytest_runtest_makereport(
 def _stop_leftovers() -> None:
     for process in running():
         process.stop(grace=5.0)
+
+
+def forget(process: ManagedProcess) -> None:
+    """Leave ``process`` running past this interpreter (a local cluster handed to its user): the
+    atexit backstop no longer stops it."""
+    _running.pop(process.pid, None)

@@ -1,6 +1,6 @@
 """EKS Pod Identity end to end: a real webhook process watching a kubelet-style identities volume,
 registered with kube-apiserver, and boto3's own container credential provider against an agent
-stand-in (``podidentityagent.py``) that checks the pod's token with the API server.
+stand-in (``tests.support.standins.podidentityagent``) that checks the pod's token with the API server.
 
 1. a pod of a listed ServiceAccount, created through the API server, is stored with the agent's URI
    and token file, the token volume for ``pods.eks.amazonaws.com`` and the pod-identity label;
@@ -32,11 +32,11 @@ from tests.support.certs import Certs
 from tests.support.controlplane import STS_AUDIENCE, ControlPlane
 from tests.support.kubeapi import identities_file
 from tests.support.server import Server
+from tests.support.standins.podidentityagent import POD_IDENTITY_AUDIENCE, PodIdentityAgent
 from tests.support.volumes import KubeletVolume
 from tests.support.waits import wait_for
 
 from .chain import BOTO3_TIMEOUT, Injected, in_root, request_kubelet_token, write_token
-from .podidentityagent import POD_IDENTITY_AUDIENCE, PodIdentityAgent
 from .shared import SELECTOR_LABEL
 
 pytestmark = pytest.mark.e2e

@@ -102,9 +102,9 @@ class QuietHandler(BaseHTTPRequestHandler):
 class _TLSServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext | None) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext | None, host: str) -> None:
         self.tls_context = context
-        super().__init__(("127.0.0.1", 0), handler)
+        super().__init__((host, 0), handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, address = super().get_request()
@@ -121,11 +121,14 @@ class LoopbackServer:
     """``handler`` served on a free port of 127.0.0.1 (TLS when ``context`` is given) until ``stop()``;
     also a context manager."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext | None = None) -> None:
-        self._server = _TLSServer(handler, context)
+    def __init__(
+        self, handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        """``host``: another local address to listen on (a local node's bridge, which its pods reach)."""
+        self._server = _TLSServer(handler, context, host)
         self.port = int(self._server.server_address[1])
         scheme = "https" if context is not None else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.url = f"{scheme}://{host}:{self.port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"standin-{self.port}", daemon=True
         )

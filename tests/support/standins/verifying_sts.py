@@ -89,6 +89,7 @@ class VerifyingSTS:
         jwks_ttl: float = 0.0,
         region: str = "us-east-1",
         credentials: Credentials | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.upstream = upstream or moto_url
         self.decisions: list[Decision] = []
@@ -96,7 +97,7 @@ class VerifyingSTS:
         self._offset = 0.0
         self._lock = threading.Lock()
         self.keys = IssuerKeys(ca_file, jwks_ttl, self.now)
-        self._server = LoopbackServer(_handler(self))
+        self._server = LoopbackServer(_handler(self), host=host)
         self.url = self._server.url
 
     def now(self) -> float:

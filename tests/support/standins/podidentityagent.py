@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.support.kuberest import KubeApiError, KubeRest
+from ..kuberest import KubeApiError, KubeRest
 
 POD_IDENTITY_AUDIENCE = "pods.eks.amazonaws.com"
 CREDENTIALS_PATH = "/v1/credentials"
@@ -81,20 +81,31 @@ class _Server(ThreadingHTTPServer):
 class PodIdentityAgent:
     """``associate(ns, sa)`` gives a ServiceAccount a role's credentials; ``url`` is the full URI."""
 
-    def __init__(self, api_server: str, admin_token: str, ca_file: Path, audience: str = POD_IDENTITY_AUDIENCE) -> None:
+    def __init__(
+        self,
+        api_server: str,
+        admin_token: str,
+        ca_file: Path,
+        audience: str = POD_IDENTITY_AUDIENCE,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        """Listens on ``host``:``port`` (a free port by default; a real node's pods reach the agent at
+        169.254.170.23:80, tests/support/node puts that address on the node's bridge)."""
         self.audience = audience
         self._kube = KubeRest(api_server, admin_token, ca_file)
         self._kube_lock = threading.Lock()
         self._lock = threading.Lock()
         self._associations: dict[str, dict[str, str]] = {}
         self.answers: list[Answer] = []
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server((host, port), _Handler)
         self._server.agent = self
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{CREDENTIALS_PATH}"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{CREDENTIALS_PATH}"
 
     def start(self) -> PodIdentityAgent:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)

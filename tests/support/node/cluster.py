@@ -164,9 +164,14 @@ class LocalCluster:
         return NODE_ADDRESS
 
     @property
+    def plane(self) -> ControlPlane:
+        """The control plane (once started)."""
+        assert self.control_plane is not None, "the cluster is not started"
+        return self.control_plane
+
+    @property
     def kubeconfig(self) -> Path:
-        assert self.control_plane is not None
-        return self.control_plane.kubeconfig
+        return self.plane.kubeconfig
 
     def start(self) -> LocalCluster:
         if os.geteuid() != 0:

@@ -62,6 +62,7 @@ def test_main_init_and_sidecar_containers_get_credentials_from_the_kubelets_toke
         assert claims["iss"] == node_aws.issuer
         assert claims["sub"] == f"system:serviceaccount:{namespace}:app"
         assert claims["kubernetes.io"]["pod"]["name"] == "app"  # bound to this very pod by the kubelet
+        assert probe["token_file"] == {"mode": "0o644", "uid": 0, "gid": 0}  # no runAsUser: world-readable
         assert probe["credential_method"] == "assume-role-with-web-identity"
         # The session name is the pod's name, resolved by the kubelet from metadata.name.
         assert assumed(probe["identity"], role_arn) == "app", probe["identity"]

@@ -9,8 +9,8 @@
 #   mounts and containerd need root.
 # - Debian packages: only what dpkg does not list as installed is installed (`apt-get update` only
 #   then), with a policy-rc.d that refuses every service start in place for the duration: the node
-#   runs its own containerd with its own config and state, and a system containerd started by the
-#   package would hold /run/containerd. A policy-rc.d found there is put back afterwards.
+#   tests start containerd themselves, with the configuration they need, and stop it by PID; a
+#   system service would run Debian's defaults beside it. A policy-rc.d found there is put back.
 # - IRSA_NODE_ASSETS naming a folder other than OUT_DIR/bin: it must hold the four binaries, and
 #   nothing is built (as KUBEBUILDER_ASSETS does for kube-apiserver, etcd and kubectl).
 # - OUT_DIR/bin/.stamp matches the pinned release, go.sum and this script: nothing is built.

@@ -56,8 +56,7 @@ if ! $plan && [[ $(id -u) -ne 0 ]]; then
 fi
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-mkdir -p "$1"
-OUT=$(cd "$1" && pwd)
+OUT=$(realpath --canonicalize-missing "$1")
 STAMP=$OUT/images.stamp
 UV=${UV:-$REPO/.cache/uv/bin/uv}
 # As the Makefile: the machine's python3, never an interpreter uv would download.
@@ -369,16 +368,23 @@ part_state() { # NAME KEY OUTPUT...: fresh when the stamp holds KEY and every ou
 
 if $plan; then
     [[ -x $UV ]] || make -C "$REPO" --no-print-directory uv >/dev/null
-    report() { # NAME KEY OUTPUT...
-        if part_state "$@"; then echo "$1 $2 fresh"; else echo "$1 $2 stale"; fi
-    }
-    report pause "$(pause_key)" "$OUT/pause.tar"
+    key=$(pause_key)
+    if part_state pause "$key" "$OUT/pause.tar"; then echo "pause $key fresh"; else echo "pause $key stale"; fi
     base=$(base_key)
-    report base "$base" "$OUT/base/rootfs" "$OUT/base/oci"
-    report app "$(app_key "$base")" "$OUT/app.tar"
+    base_state=stale
+    if part_state base "$base" "$OUT/base/rootfs" "$OUT/base/oci"; then base_state=fresh; fi
+    echo "base $base $base_state"
+    key=$(app_key "$base")
+    # A rebuilt base (even from the same key: its rootfs was gone) is a new bottom layer for the app.
+    if [[ $base_state == fresh ]] && part_state app "$key" "$OUT/app.tar"; then
+        echo "app $key fresh"
+    else
+        echo "app $key stale"
+    fi
     exit 0
 fi
 
+mkdir -p "$OUT"
 exec 9>"$OUT/.lock"
 flock 9
 ensure_tools
@@ -396,7 +402,9 @@ if ! part_state pause "$key" "$OUT/pause.tar"; then
 fi
 
 base=$(base_key)
+base_built=false
 if ! part_state base "$base" "$OUT/base/rootfs" "$OUT/base/oci"; then
+    base_built=true
     started=$SECONDS
     mkdir "$WORK/base-build"
     build_base "$WORK/base-build"
@@ -407,7 +415,8 @@ if ! part_state base "$base" "$OUT/base/rootfs" "$OUT/base/oci"; then
 fi
 
 key=$(app_key "$base")
-if ! part_state app "$key" "$OUT/app.tar"; then
+# A rebuilt base (even from the same key: its rootfs was gone) is a new bottom layer for the app.
+if $base_built || ! part_state app "$key" "$OUT/app.tar"; then
     started=$SECONDS
     mkdir "$WORK/app"
     digest=$(build_app "$WORK/app")

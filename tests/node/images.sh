@@ -167,8 +167,9 @@ layer_tar() {
 
 # Write the image TAG of LAYOUT as an OCI archive OUT named NAME, and print its manifest digest. The
 # layout's own index holds every tag (and umoci's ref names are short); the archive holds one image,
-# whose index names it in full with the annotation containerd's importer reads first
-# (io.containerd.image.name) and the OCI one, so that `ctr images import` needs no --base-name.
+# named in full in its index. containerd 1.6's importer reads io.containerd.image.name first, then
+# org.opencontainers.image.ref.name: a full name there is taken as is, a short one becomes
+# import-<date>:<ref> (without --base-name), and a manifest with neither is not imported at all.
 export_archive() {
     python3 - "$@" <<'PY'
 import io, json, sys, tarfile

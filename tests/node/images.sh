@@ -273,6 +273,8 @@ build_base() {
     # /etc/hostname, /etc/hosts and /etc/resolv.conf itself.
     rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
         "$root"/var/log/* "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/*
+    # Message translations (30 MB); glibc's locale.alias stays.
+    find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
     : >"$root/etc/hostname"
     : >"$root/etc/resolv.conf"
     printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"

@@ -32,12 +32,16 @@ VENV=/opt/irsa-webhook
 PY_VERSION=3.11
 # bookworm's glibc is 2.36: every manylinux wheel up to that runs on it.
 GLIBC_MINOR=36
-# The same environment as the Dockerfile's final stage, with this image's venv on PATH.
+# The Dockerfile's final stage's environment, with this image's venv on PATH, and one difference:
+# HOME is /tmp, not /nonexistent. The AWS CLI caches the credentials of its web-identity provider in
+# ~/.aws/cli/cache and fails when it cannot create that folder, so `aws sts get-caller-identity` in a
+# pod (uid 65532, writable root) needs a HOME it can write; on the webhook's read-only root /tmp is
+# as unwritable as /nonexistent.
 IMAGE_ENV=(
     "PATH=$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     "PYTHONDONTWRITEBYTECODE=1"
     "PYTHONUNBUFFERED=1"
-    "HOME=/nonexistent"
+    "HOME=/tmp"
     "LANG=C.UTF-8"
 )
 

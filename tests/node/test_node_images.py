@@ -264,6 +264,23 @@ def test_app_image_runs_as_its_user_on_a_read_only_root(
 @pytest.mark.node
 @root_only
 @slow_build
+def test_the_aws_cli_can_cache_credentials(containerd: Containerd, imported: dict[str, str]) -> None:
+    """The AWS CLI writes what its web-identity provider gets from STS to ~/.aws/cli/cache, and a
+    failure to create that folder fails the command: as uid 65532 on a pod's (writable) root, HOME
+    must be a place that user can write."""
+    probe = (
+        "import os; from awscli.customizations.assumerole import CACHE_DIR; "
+        "from botocore.credentials import JSONFileCache; "
+        "JSONFileCache(CACHE_DIR)['probe'] = {'Credentials': {}}; print(os.getuid(), CACHE_DIR)"
+    )
+    result = containerd.run(APP, "python", "-c", probe, read_only=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["65532", "/tmp/.aws/cli/cache"]
+
+
+@pytest.mark.node
+@root_only
+@slow_build
 def test_app_image_holds_exactly_the_locked_packages(containerd: Containerd, imported: dict[str, str]) -> None:
     probe = "import json, importlib.metadata as m; print(json.dumps({d.name: d.version for d in m.distributions()}))"
     result = containerd.run(APP, "python", "-c", probe)
@@ -288,10 +305,11 @@ def test_app_image_is_the_dockerfiles_in_place(images: Images) -> None:
     (user,) = re.findall(r"^USER (\S+)$", stage, flags=re.MULTILINE)
     assert config["config"]["User"] == user
     env = dict(item.split("=", 1) for item in config["config"]["Env"])
-    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "HOME"):
+    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
         (value,) = re.findall(rf"\b{name}=(\S+)", stage)
         assert env[name] == value, name
     assert env["PATH"].startswith("/opt/irsa-webhook/bin:")
+    assert env["HOME"] == "/tmp", "the AWS CLI's cache (test_the_aws_cli_can_cache_credentials)"
 
     base_size, top_size = (layer["size"] for layer in manifest["layers"])
     assert base_size > 50_000_000

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from packaging.markers import Marker
 
+from tests.support.moto import ACCOUNT, MotoServer
 from tests.support.paths import REPO
 from tests.support.procs import ManagedProcess
 from tests.support.waits import wait_for
@@ -276,6 +277,46 @@ def test_the_aws_cli_can_cache_credentials(containerd: Containerd, imported: dic
     result = containerd.run(APP, "python", "-c", probe, read_only=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["65532", "/tmp/.aws/cli/cache"]
+
+
+@pytest.mark.node
+@root_only
+@slow_build
+def test_the_aws_cli_assumes_a_role_with_a_web_identity_token(
+    containerd: Containerd, imported: dict[str, str], tmp_path: Path
+) -> None:
+    """What `make cluster` shows in a pod, here with the environment and token the webhook and the
+    kubelet would give it, and moto's STS on this machine's loopback (host network)."""
+    moto = MotoServer(tmp_path)
+    try:
+        tokens = tmp_path / "token"
+        tokens.mkdir(mode=0o755)
+        (tokens / "token").write_text("header.payload.signature")  # moto does not verify it
+        (tokens / "token").chmod(0o644)
+        mounted = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
+        env = {
+            "AWS_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/demo",
+            "AWS_WEB_IDENTITY_TOKEN_FILE": f"{mounted}/token",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": moto.url,
+        }
+        result = containerd.ctr(
+            "run",
+            "--rm",
+            "--net-host",
+            "--mount",
+            f"type=bind,src={tokens},dst={mounted},options=rbind:ro",
+            *(f"--env={name}={value}" for name, value in env.items()),
+            APP,
+            f"t-{uuid.uuid4().hex[:12]}",
+            "aws",
+            "sts",
+            "get-caller-identity",
+        )
+    finally:
+        moto.stop()
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["Arn"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/demo/")
 
 
 @pytest.mark.node

@@ -10,8 +10,8 @@
 #                      chart can run it in place of the Dockerfile's image.
 #   OUT_DIR/images.stamp  the key each part was built from, and each archive's manifest digest.
 #
-# Usage: tests/node/images.sh OUT_DIR         build what is stale, print `name sha256:digest` lines
-#        tests/node/images.sh --plan OUT_DIR  print `part key fresh|stale` lines, build nothing
+# Usage: bash tests/node/images.sh OUT_DIR         build what is stale, print `name sha256:digest` lines
+#        bash tests/node/images.sh --plan OUT_DIR  print `part key fresh|stale` lines, build nothing
 #
 # Three parts, each skipped while its key is unchanged: pause (pause.c, the compiler, its recipe),
 # base (suite, mirror, packages, the requirements exported from uv.lock, its recipe) and app (base's

@@ -143,6 +143,8 @@ def test_image_holds_the_locked_versions(each_image: Image) -> None:
     assert "irsa-webhook" in installed
     assert {name: v for name, v in installed.items() if v not in locked.get(name, set())} == {}
     assert not {"pytest", "mypy", "ruff", "moto", "checkov"} & installed.keys()
+    # The node-image group (awscli) is for the local node's app image alone: no uv sync here names it.
+    assert "awscli" not in installed
 
 
 def test_only_the_provisioner_image_has_boto3(image: Image, provisioner_image: Image) -> None:

@@ -12,6 +12,10 @@ METRICS_PORT ?= 9999
 # Where `make envtest` caches kube-apiserver, etcd and kubectl (the controller-runtime layout).
 ENVTEST_DIR := .cache/envtest
 ENVTEST_ASSETS = $${KUBEBUILDER_ASSETS:-$(CURDIR)/$(ENVTEST_DIR)/bin}
+# Where `make node` caches the node's binaries (bin/) and images (images/); IRSA_NODE_ASSETS and
+# IRSA_NODE_IMAGES point elsewhere (CI keeps them in a persistent cache).
+NODE_DIR := .cache/node
+NODE_ENV = IRSA_NODE_ASSETS="$${IRSA_NODE_ASSETS:-$(CURDIR)/$(NODE_DIR)/bin}" IRSA_NODE_IMAGES="$${IRSA_NODE_IMAGES:-$(CURDIR)/$(NODE_DIR)/images}"
 
 # uv installs every Python dependency from uv.lock (versions and hashes). The Makefile brings uv
 # itself: the version pinned with its hashes in .ci/requirements-uv.txt, into .cache/uv, with nothing but
@@ -82,17 +86,30 @@ run: install-runtime ## Serve the webhook on https://127.0.0.1:$(PORT) with dev 
 envtest: ## Provide kube-apiserver, etcd and kubectl for the e2e suite (built once, cached)
 	bash tests/e2e/envtest/build.sh $(ENVTEST_DIR)
 
+.PHONY: node
+node: install envtest ## Build the local node's kubelet & co. and its two images (root; cached in .cache/node)
+	bash tests/node/build.sh $(NODE_DIR)
+	bash tests/node/images.sh "$${IRSA_NODE_IMAGES:-$(NODE_DIR)/images}"
+
 .PHONY: test
-test: install envtest helm ## Run the whole test suite (unit, server, conformance and e2e)
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/pytest
+test: install envtest helm node ## Run the whole test suite (unit, server, conformance, e2e and, as root, the node tests)
+	$(NODE_ENV) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/pytest
+
+.PHONY: test-quick
+test-quick: install envtest helm ## The whole suite but the node tests (no root, no node build)
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/pytest -m 'not node'
+
+.PHONY: test-node
+test-node: install envtest node ## Only the node tests: pods on a real kubelet + containerd (root)
+	$(NODE_ENV) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/pytest -m node
 
 .PHONY: test-unit
-test-unit: install ## Everything but the e2e suite (no control plane needed)
-	$(BIN)/pytest -m 'not e2e'
+test-unit: install ## Everything but the e2e and node suites (no control plane needed)
+	$(BIN)/pytest -m 'not e2e and not node'
 
 .PHONY: test-e2e
 test-e2e: install envtest helm ## Only the e2e suite against the real kube-apiserver + etcd
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/pytest -m e2e
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/pytest -m 'e2e and not node'
 
 .PHONY: lint
 lint: install lock-check lint-python lint-deploy ## uv.lock in step with pyproject.toml, ruff, mypy strict, hadolint and the manifest checks

@@ -104,7 +104,7 @@ class PodIdentityAgent:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = str(self._server.server_address[0]), self._server.server_address[1]
         return f"http://{host}:{port}{CREDENTIALS_PATH}"
 
     def start(self) -> PodIdentityAgent:

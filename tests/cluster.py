@@ -236,6 +236,11 @@ class Started:
 def up(work: Path = WORK) -> Started:
     """Start everything and leave it running (module docstring); stops what it started on failure."""
     began = time.monotonic()
+    # A cluster that died without its clean-up is swept first: its mounts live under ``work``, and
+    # removing the folder through a live mount would reach into what is mounted there.
+    left = node.down() if node.read_state() is not None else []
+    if left:
+        raise node.NodeUnavailable(f"node: a stopped cluster left {left}: remove them, then try again")
     if work.exists():
         shutil.rmtree(work)  # a stopped cluster's files: nothing in them is worth keeping
     cluster = node.LocalCluster(work, node.NodeAssets.find(), days=DAYS)

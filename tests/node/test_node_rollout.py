@@ -14,6 +14,7 @@ The pods carry a scheduling gate: admission is what is measured, and none of the
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from tests.cluster import chart_values, install_webhook, kubectl
 from tests.deploy import helm as chart
@@ -60,7 +61,7 @@ class Creator:
             number += 1
             began = time.monotonic()
             try:
-                self.api.create_namespaced_pod(NAMESPACE, pod(name), _request_timeout=30)
+                self.api.create_namespaced_pod(NAMESPACE, pod(name), _request_timeout=30)  # type: ignore[arg-type]
                 self.attempts.append(Attempt(name, began, None))
             except ApiException as exc:
                 self.attempts.append(Attempt(name, began, f"{exc.status}: {exc.body}"))
@@ -109,13 +110,14 @@ def api(cluster: node.LocalCluster) -> Iterator[client.CoreV1Api]:
         yield client.CoreV1Api(api_client)
 
 
-def role_arns(api: client.CoreV1Api, names: set[str]) -> dict[str, str | None]:
+def role_arns(kubeconfig: Path, names: set[str]) -> dict[str, str | None]:
     """{stored pod: its container's AWS_ROLE_ARN, None without it}, for the pods in ``names``."""
+    items = json.loads(kubectl(kubeconfig, "get", "pods", "-n", NAMESPACE, "-o", "json", timeout=120).stdout)["items"]
     found: dict[str, str | None] = {}
-    for item in api.list_namespaced_pod(NAMESPACE).items:
-        if item.metadata.name in names:
-            env = {e.name: e.value for e in item.spec.containers[0].env or []}
-            found[item.metadata.name] = env.get("AWS_ROLE_ARN")
+    for item in items:
+        if item["metadata"]["name"] in names:
+            env = {e["name"]: e.get("value") for e in item["spec"]["containers"][0].get("env", [])}
+            found[item["metadata"]["name"]] = env.get("AWS_ROLE_ARN")
     return found
 
 
@@ -165,7 +167,7 @@ def summary(label: str, rollout: Rollout, stored: dict[str, str | None]) -> str:
 def test_fail_no_pod_without_credentials(api: client.CoreV1Api, cluster: node.LocalCluster) -> None:
     rollout = roll_while_creating(api, cluster.kubeconfig, "fail")
     created = {a.name for a in rollout.attempts if a.refused is None}
-    stored = role_arns(api, created)
+    stored = role_arns(cluster.kubeconfig, created)
     print(summary("failurePolicy Fail", rollout, stored))
     assert rollout.attempts, "no pod creation was attempted"
     assert set(stored) == created
@@ -194,7 +196,7 @@ def test_ignore_counts_what_slips_through(api: client.CoreV1Api, cluster: node.L
     assert set(failure_policies) == {"Ignore"}
     rollout = roll_while_creating(api, cluster.kubeconfig, "ignore")
     by_name = {a.name: a for a in rollout.attempts}
-    stored = role_arns(api, {a.name for a in rollout.attempts})
+    stored = role_arns(cluster.kubeconfig, {a.name for a in rollout.attempts})
     print(summary("failurePolicy Ignore", rollout, stored))
     # Ignore never refuses a pod: a failed call admits it unchanged.
     assert [a for a in rollout.attempts if a.refused] == []

@@ -208,6 +208,9 @@ def demo_command(sts_url: str, kubectl_name: str = "kubectl") -> list[str]:
         f"--overrides={json.dumps(overrides, separators=(',', ':'))}",
         f"--env=AWS_ENDPOINT_URL_STS={sts_url}",
         f"--env=AWS_DEFAULT_REGION={REGION}",
+        # The image's HOME is /nonexistent (the Dockerfile's, for the webhook), where the AWS CLI
+        # cannot create its ~/.aws folder.
+        "--env=HOME=/tmp",
         *("--command", "--", "aws", "sts", "get-caller-identity", "--output", "json"),
     ]
 

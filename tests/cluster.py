@@ -324,7 +324,7 @@ def status() -> int:
     if info.is_file():
         details = json.loads(info.read_text())
         print(f"  export KUBECONFIG={details['kubeconfig']}")
-        print(f"  verifying STS: {details['sts']}")
+        print(f"  verifying STS: {details['sts']}, moto (IAM, STS): {details['moto']}")
         print(f"  {details['command']}")
     for entry in state.get("processes", ()):
         print(f"  {entry['name']}: pid {entry['pid']}")

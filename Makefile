@@ -82,6 +82,16 @@ run: install-runtime ## Serve the webhook on https://127.0.0.1:$(PORT) with dev 
 		--tls-cert certs/tls.crt --tls-key certs/tls.key \
 		--service-accounts examples/service-accounts.yaml --aws-default-region us-west-2
 
+# A local single-node cluster (kubelet + containerd, no Docker) with the webhook, the STS stand-ins and
+# a demo role; as root. It stays up until `make cluster-down` (docs/local-cluster.md).
+.PHONY: cluster
+cluster: install envtest helm node ## Start a local cluster with the webhook and print a pod's AWS credentials (root; see docs/local-cluster.md)
+	$(NODE_ENV) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(BIN)/python -m tests.cluster up
+
+.PHONY: cluster-down
+cluster-down: install ## Stop the local cluster of `make cluster` and remove everything it made
+	$(BIN)/python -m tests.cluster down
+
 .PHONY: envtest
 envtest: ## Provide kube-apiserver, etcd and kubectl for the e2e suite (built once, cached)
 	bash tests/e2e/envtest/build.sh $(ENVTEST_DIR)

@@ -17,6 +17,7 @@ import pytest
 from tests.support import kuberest as k
 from tests.support.controlplane import STS_AUDIENCE, ControlPlane
 from webhook.cli import main
+from webhook.oidc.reach import check_published
 
 from .shared import NamespaceFactory
 
@@ -127,3 +128,35 @@ def test_trust_policy_check_with_real_projected_tokens(
     assert report["request"]["sub"] == f"system:serviceaccount:{elsewhere}:app"
     assert report["request"]["issuer"] == control_plane.issuer
     assert ":sub" in report["statements"][0]["reason"]
+
+
+def test_the_reachability_check_reads_kube_apiservers_own_issuer(
+    control_plane: ControlPlane, kube: k.KubeRest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An issuer served by kube-apiserver itself (a self-hosted cluster's, the local cluster's): its
+    JWKS is served only as application/jwk-set+json (HTTP 406 to a client accepting application/json
+    alone), so the provisioner's check must ask for that media type, as STS's fetch does not mind."""
+    binding = "e2e-anonymous-issuer-discovery"
+    kube.request(
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": binding},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:service-account-issuer-discovery",
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:unauthenticated"}],
+        },
+    )
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(control_plane.ca_file))
+        kids = [key["kid"] for key in kube.request("GET", "/openid/v1/jwks")["keys"]]
+        result = check_published(control_plane.issuer, kids)
+        assert result.ok, result.message
+        assert sorted(result.kids) == sorted(kids)
+    finally:
+        kube.delete(f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{binding}")

@@ -26,6 +26,7 @@ from webhook.oidc.discovery import DISCOVERY_PATH
 # Both documents are a few KiB; anything much larger is not an issuer's document.
 MAX_DOCUMENT_BYTES = 1 << 20
 TIMEOUT = 10.0
+ACCEPT = "application/json, application/jwk-set+json"
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,9 @@ def _fetch_json(url: str, timeout: float) -> dict[str, object]:
     if not url.startswith("https://"):
         raise _Unreadable(f"{url} is not an https URL: STS fetches issuer documents over https only")
     # The scheme is checked just above: no file: or custom scheme reaches the opener.
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 (no credentials: as STS)
+    # kube-apiserver serves its JWKS (an issuer it serves itself) only as the JWK Set media type: HTTP
+    # 406 to a client accepting application/json alone. S3 and other hosts answer either way.
+    request = urllib.request.Request(url, headers={"Accept": ACCEPT})  # noqa: S310 (no credentials: as STS)
     try:
         with opener.open(request, timeout=timeout) as response:
             body = response.read(MAX_DOCUMENT_BYTES + 1)

@@ -35,7 +35,6 @@ from tests.support.node import cluster as node
 from tests.support.node.network import NODE_ADDRESS
 from tests.support.paths import REPO
 from tests.support.procs import ManagedProcess
-from tests.support.standins import admin_client
 from tests.support.waits import wait_for
 
 WORK = REPO / ".cache" / "cluster"
@@ -45,6 +44,7 @@ WEBHOOK_NAMESPACE = "irsa-webhook"
 DEMO_NAMESPACE = "irsa-demo"
 DEMO_SERVICE_ACCOUNT = "demo"
 DEMO_ROLE = "irsa-demo"
+ISSUER_NAME = "local"  # the IRSAIssuer of the cluster's own issuer
 STS_AUDIENCE = "sts.amazonaws.com"
 INFO_FILE = "cluster.json"  # in WORK: what `status` prints about a running cluster
 STANDIN_TIMEOUT = 60.0
@@ -142,31 +142,24 @@ def start_sts(cluster: node.LocalCluster, moto_url: str) -> str:
     return url_file.read_text().strip()
 
 
-def create_provider(moto_url: str, issuer_url: str) -> str:
-    """The IAM OIDC provider of the cluster's issuer, made directly (as ``eksctl utils
-    associate-iam-oidc-provider`` does for EKS); its ARN.
-
-    An IRSAIssuer with only ``issuerURL`` would ensure it, but its Reachable check asks the issuer for
-    the JWKS with ``Accept: application/json``, which kube-apiserver answers with 406 (it serves the
-    key set only as ``application/jwk-set+json``): with the cluster itself as issuer, that object never
-    gets Ready and the role would wait for it forever."""
-    iam = admin_client(moto_url, "iam", REGION)
-    arn: str = iam.create_open_id_connect_provider(Url=issuer_url, ClientIDList=[STS_AUDIENCE], ThumbprintList=[])[
-        "OpenIDConnectProviderArn"
-    ]
-    return arn
-
-
 def provision_objects(issuer_url: str) -> list[dict[str, Any]]:
-    """The IRSARole the provisioner makes the demo's role from: trusting the cluster's issuer for the
-    demo ServiceAccount (created by it, annotated with the role)."""
+    """What the provisioner makes the demo's AWS side from: an IRSAIssuer for the cluster's own issuer
+    (served by kube-apiserver, so nothing to publish: only the IAM OIDC provider is ensured, as
+    ``eksctl utils associate-iam-oidc-provider`` does), and an IRSARole trusting it for the demo
+    ServiceAccount (created by it, annotated with the role)."""
     return [
+        {
+            "apiVersion": "irsa-webhook.io/v1alpha1",
+            "kind": "IRSAIssuer",
+            "metadata": {"name": ISSUER_NAME},
+            "spec": {"issuerURL": issuer_url, "oidcProvider": {"clientIDs": [STS_AUDIENCE]}},
+        },
         {
             "apiVersion": "irsa-webhook.io/v1alpha1",
             "kind": "IRSARole",
             "metadata": {"name": DEMO_SERVICE_ACCOUNT, "namespace": DEMO_NAMESPACE},
             "spec": {
-                "issuerURL": issuer_url,
+                "issuerRef": ISSUER_NAME,
                 "serviceAccounts": [{"name": DEMO_SERVICE_ACCOUNT, "create": True}],
                 "roleName": DEMO_ROLE,
             },
@@ -208,9 +201,6 @@ def demo_command(sts_url: str, kubectl_name: str = "kubectl") -> list[str]:
         f"--overrides={json.dumps(overrides, separators=(',', ':'))}",
         f"--env=AWS_ENDPOINT_URL_STS={sts_url}",
         f"--env=AWS_DEFAULT_REGION={REGION}",
-        # The image's HOME is /nonexistent (the Dockerfile's, for the webhook), where the AWS CLI
-        # cannot create its ~/.aws folder.
-        "--env=HOME=/tmp",
         *("--command", "--", "aws", "sts", "get-caller-identity", "--output", "json"),
     ]
 
@@ -262,7 +252,6 @@ def up(work: Path = WORK) -> Started:
         cluster.add_process(moto.process)
         sts_url = start_sts(cluster, moto.url)
         kubectl(kubeconfig, "create", "namespace", DEMO_NAMESPACE)
-        create_provider(moto.url, cluster.control_plane.issuer)
         provision(cluster, moto.url)
         install_webhook(kubeconfig)
         command = demo_command(sts_url)

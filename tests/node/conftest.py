@@ -31,6 +31,17 @@ from tests.support.server import Server
 from .shared import NODE_CONFIG, NODE_LABEL, REGION, NamespaceFactory
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a node of their own (`make cluster`'s entry points, the rollout's chart install)
+    run before the first test that uses the shared one: a machine runs one node at a time, and the
+    shared node, session-scoped, stays up until the end. A stable sort: each module stays together."""
+    items.sort(key=_shared_node)
+
+
+def _shared_node(item: pytest.Item) -> bool:
+    return "local_cluster" in getattr(item, "fixturenames", ())
+
+
 @pytest.fixture(scope="session")
 def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     if os.geteuid() != 0:

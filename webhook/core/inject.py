@@ -144,14 +144,19 @@ def _region_partner(env: list[Any], present: str) -> dict[str, Any] | None:
     same region. The copy shares nothing with the pod: the two entries are separate objects in the
     mutated pod, as in one written by hand (YAML output shows no anchors).
     """
-    entry = next(e for e in reversed(env) if isinstance(e, dict) and e.get("name") == present)
+    entry: dict[str, Any] = {}
+    for entry in reversed(env):  # ``present`` came from this list: the loop always finds it
+        if isinstance(entry, dict) and entry.get("name") == present:
+            break
     partner: dict[str, Any] = {"name": REGION_VAR if present == DEFAULT_REGION_VAR else DEFAULT_REGION_VAR}
     for key, value in entry.items():
-        if key != "name":
-            copied = json_copy(value)
-            if copied is None and value is not None:
-                return None
-            partner[key] = copied
+        if key == "name":
+            continue
+        # A str (``value``) needs no copy: the common case stays cheap.
+        copied = json_copy(value) if isinstance(value, (dict, list)) else value
+        if copied is None and value is not None:
+            return None
+        partner[key] = copied
     return partner
 
 

@@ -97,10 +97,10 @@ def test_rich_sample_details() -> None:
         mounts = [m for m in containers[name]["volumeMounts"] if m["name"] == "aws-iam-token"]
         assert mounts == [{"name": "aws-iam-token", "mountPath": token.rsplit("/", 1)[0], "readOnly": True}]
     assert read_marker(pod) == Marker(("migrate", "log-shipper", "app"), "serviceaccount")
-    # app already sets AWS_REGION: neither region variable is added; its own value survives
+    # app already sets AWS_REGION: its own value survives and AWS_DEFAULT_REGION gets it, not us-west-2
     app_env = [e["name"] for e in containers["app"]["env"]]
-    assert app_env.count("AWS_REGION") == 1
-    assert "AWS_DEFAULT_REGION" not in app_env
+    assert app_env.count("AWS_REGION") == app_env.count("AWS_DEFAULT_REGION") == 1
+    assert env_of(containers["app"])["AWS_DEFAULT_REGION"] == env_of(containers["app"])["AWS_REGION"] == "eu-west-1"
     assert env_of(containers["log-shipper"])["AWS_DEFAULT_REGION"] == "us-west-2"
     # the native sidecar keeps its restartPolicy; skip-containers leaves metrics-exporter alone
     assert containers["log-shipper"]["restartPolicy"] == "Always"

@@ -42,10 +42,21 @@ CASES = upstream.load_cases(CORPUS)
 EXPECTED_IRSA_CASES = 18
 EXPECTED_POD_IDENTITY_CASES = 6
 # Documented divergences (the corpus README; README "Differences from the upstream webhook"): {case: why}.
-DIVERGENCES = {
+VOLUME_DIVERGENCES = {
     "rawPodHasVolumeMount": "a non-projected aws-iam-token volume: upstream injects env for a token that will "
     "never be mounted (issue 315); we leave the pod unmutated and warn",
 }
+# [ours] Each of these pods sets AWS_REGION alone. Upstream adds no region variable to it; we add
+# AWS_DEFAULT_REGION with the same value, the only name boto3 reads (without it boto3 has no region
+# and every regional client raises NoRegionError). Ours is upstream's pod plus that one entry.
+REGION_PARTNER = "AWS_REGION alone: we add AWS_DEFAULT_REGION with the same value (boto3 reads no other)"
+REGION_DIVERGENCES = {
+    "rawPodHasSTS": REGION_PARTNER,
+    "rawPodHasTokenExpiration": REGION_PARTNER,
+    "rawPodMinTokenExpiration": REGION_PARTNER,
+    "rawPodRegionPresent": REGION_PARTNER,
+}
+DIVERGENCES = {**VOLUME_DIVERGENCES, **REGION_DIVERGENCES}
 
 
 def _identity(case: upstream.UpstreamCase, account: dict[str, Any], config: Any) -> Identity | None:
@@ -82,9 +93,8 @@ def test_corpus_has_every_case() -> None:
     assert DIVERGENCES.keys() <= set(irsa), "a documented divergence names no IRSA case"
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES if c.name not in DIVERGENCES])
-def test_same_outcome_as_upstream(case: upstream.UpstreamCase) -> None:
-    _runnable(case)
+def _ours_and_theirs(case: upstream.UpstreamCase) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Our mutated pod and upstream's, both normalised and with the differences of form settled."""
     result, account = _mutate(case)
     assert result.allowed
     theirs = upstream.normalise_upstream(case.upstream_pod(), case.pod)
@@ -99,11 +109,32 @@ def test_same_outcome_as_upstream(case: upstream.UpstreamCase) -> None:
         upstream.raise_token_lifetime(theirs, MIN_TOKEN_EXPIRATION)
     if case.pod_identity:
         upstream.settle_jitter(ours, theirs)
+    return upstream.volumes_in_name_order(ours), upstream.volumes_in_name_order(theirs)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES if c.name not in DIVERGENCES])
+def test_same_outcome_as_upstream(case: upstream.UpstreamCase) -> None:
+    _runnable(case)
+    ours, theirs = _ours_and_theirs(case)
     # Everything else, env and mount order included, must be equal.
-    assert upstream.volumes_in_name_order(ours) == upstream.volumes_in_name_order(theirs)
+    assert ours == theirs
 
 
-@pytest.mark.parametrize("name", sorted(DIVERGENCES))
+@pytest.mark.parametrize("name", sorted(REGION_DIVERGENCES))
+def test_region_partner_divergence(name: str) -> None:
+    case = next(c for c in CASES if c.name == name)
+    _runnable(case)
+    ours, theirs = _ours_and_theirs(case)
+    partners = upstream.remove_region_partners(ours, theirs)
+    # Upstream left AWS_REGION alone in at least one container, and there ours has its partner.
+    assert partners, "upstream now adds AWS_DEFAULT_REGION itself: this is no longer a divergence"
+    for container, region, partner in partners:
+        assert partner == {**region, "name": "AWS_DEFAULT_REGION"}, container
+    # Everything else, env and mount order included, must be equal.
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("name", sorted(VOLUME_DIVERGENCES))
 def test_documented_divergence(name: str) -> None:
     case = next(c for c in CASES if c.name == name)
     _runnable(case)

@@ -235,3 +235,26 @@ def volumes_in_name_order(pod: Mapping[str, Any]) -> dict[str, Any]:
 def env_names(pod: Mapping[str, Any]) -> list[list[str]]:
     spec = pod.get("spec") or {}
     return [[e["name"] for e in c.get("env") or ()] for f in CONTAINER_FIELDS for c in spec.get(f) or ()]
+
+
+def remove_region_partners(
+    ours: dict[str, Any], theirs: Mapping[str, Any]
+) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Take out of ``ours`` the ``AWS_DEFAULT_REGION`` we add where upstream left ``AWS_REGION`` alone.
+
+    Returns (container, upstream's ``AWS_REGION`` entry, the entry removed from ours) for each such
+    container; a container of ours without the entry fails. What remains of ``ours`` must then be
+    upstream's pod.
+    """
+    removed = []
+    spec, their_spec = ours.get("spec") or {}, theirs.get("spec") or {}
+    for field in CONTAINER_FIELDS:
+        for container, their_container in zip(spec.get(field) or (), their_spec.get(field) or (), strict=True):
+            their_env = {e["name"]: e for e in their_container.get("env") or ()}
+            if "AWS_REGION" not in their_env or "AWS_DEFAULT_REGION" in their_env:
+                continue
+            env = container.get("env") or []
+            index = next((i for i, e in enumerate(env) if e["name"] == "AWS_DEFAULT_REGION"), None)
+            assert index is not None, f"{container.get('name')}: AWS_REGION alone and no AWS_DEFAULT_REGION added"
+            removed.append((str(container.get("name")), their_env["AWS_REGION"], env.pop(index)))
+    return removed

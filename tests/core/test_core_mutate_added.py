@@ -39,7 +39,7 @@ def test_a_fresh_pod_reports_the_volume_and_each_container() -> None:
     credentials = ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
     assert added(result.injected) == [
         ("init", ("AWS_DEFAULT_REGION", "AWS_REGION", *credentials)),
-        ("app", credentials),  # one region variable present: no region variable added
+        ("app", ("AWS_DEFAULT_REGION", *credentials)),  # AWS_REGION present: only its partner is added
         ("#2", ("AWS_DEFAULT_REGION", "AWS_REGION", *credentials)),  # a nameless container, by position
     ]
 
@@ -52,6 +52,7 @@ def test_a_mutated_pod_reports_nothing_and_a_mount_alone_is_reported_without_var
     env = [
         {"name": "AWS_ROLE_ARN", "value": "x"},
         {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
+        {"name": "AWS_REGION", "value": "us-east-1"},
     ]
     spec = once.pod["spec"]
     partial = {**once.pod, "spec": {**spec, "containers": [*spec["containers"], {"name": "manual", "env": env}]}}

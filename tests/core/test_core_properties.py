@@ -254,6 +254,24 @@ def assert_only_appended(original: dict[str, Any], result: Decision, mode: str =
     assert reduced == original, "something other than volumes, env, mounts, the label and the marker changed"
 
 
+def assert_region_pair_whole(original: dict[str, Any], mutated: dict[str, Any]) -> None:
+    """Every container the mutation changed that did not set both region variables itself ends with
+    neither, or with both defined alike (the last definition of each, name aside): none is left with
+    one name only [ours]."""
+    for field in CONTAINER_FIELDS:
+        for index, old in enumerate(original["spec"].get(field) or ()):
+            new = mutated["spec"][field][index]
+            if new == old:
+                continue  # left alone: skipped, a mount conflict, or upstream's fully-configured exception
+            if {"AWS_REGION", "AWS_DEFAULT_REGION"} <= set(_names(old.get("env"))):
+                continue  # both set by the pod, maybe differently: its choice, untouched
+            last = {entry["name"]: entry for entry in new.get("env") or ()}
+            region, default_region = last.get("AWS_REGION"), last.get("AWS_DEFAULT_REGION")
+            assert (region is None) == (default_region is None), f"{field}[{index}]: one region variable only"
+            if region is not None and default_region is not None:
+                assert {**region, "name": ""} == {**default_region, "name": ""}, f"{field}[{index}]"
+
+
 def _restore_labels(new_meta: dict[str, Any], old_meta: dict[str, Any]) -> None:
     if "labels" in old_meta:
         new_meta["labels"] = copy.deepcopy(old_meta["labels"])
@@ -290,6 +308,7 @@ def test_mutation_is_additive_idempotent_and_applies(
 
     assert pod == original
     assert_only_appended(original, result, mode)
+    assert_region_pair_whole(original, result.pod)
     if not result.allowed:
         assert result.patch == []
         assert result.pod == original

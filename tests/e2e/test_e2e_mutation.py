@@ -157,12 +157,14 @@ def test_sa_audience_pod_expiration_and_skip_containers(kube: k.KubeRest, make_n
     assert k.token_mount(debug) is None
 
 
-def test_existing_env_is_kept_and_suppresses_its_pair(kube: k.KubeRest, make_namespace: Any) -> None:
+def test_existing_region_is_kept_and_completed_with_its_partner(kube: k.KubeRest, make_namespace: Any) -> None:
     ns = make_namespace()
     kube.create_service_account(ns, "app", {k.ROLE_ANNOTATION: ROLE})
     kube.create_pod(ns, k.pod("pinned", "app", containers=[k.container("app", {"AWS_REGION": "eu-west-1"})]))
     env = kube.get_pod(ns, "pinned")["spec"]["containers"][0]["env"]
-    assert env == [{"name": "AWS_REGION", "value": "eu-west-1"}, *expected_env()[2:]]
+    # The pod's own region under both names (boto3 reads only AWS_DEFAULT_REGION), not the webhook's.
+    own = [{"name": "AWS_REGION", "value": "eu-west-1"}, {"name": "AWS_DEFAULT_REGION", "value": "eu-west-1"}]
+    assert env == [*own, *expected_env()[2:]]
 
 
 def test_windows_pod_gets_a_windows_token_path(kube: k.KubeRest, make_namespace: Any) -> None:

@@ -2,10 +2,13 @@
 container has, and the record of what was added (:class:`Mutation`, :class:`Injected`).
 
 Existing env is never changed; new variables are appended in this order: regional STS, region, the
-credential pair, the session name. One variable of a pair present suppresses the pair. A container
-that already has a credential variable, a region variable and ``AWS_STS_REGIONAL_ENDPOINTS`` is left
-entirely alone (upstream's exception); one that mounts something else at the token's mount path is
-left alone with a warning [ours].
+credential pair, the session name. One credential variable present suppresses the pair. The region
+pair is kept whole instead [ours]: a container that sets one of the two gets the other with the same
+definition, because boto3 reads only ``AWS_DEFAULT_REGION`` while other SDKs (the Java SDK v2 for
+one) read ``AWS_REGION``, so either name alone leaves some SDK without a region. A container that
+already has a credential variable, a region variable and ``AWS_STS_REGIONAL_ENDPOINTS`` is left
+entirely alone (upstream's exception, kept even when that region variable is alone); one that
+mounts something else at the token's mount path is left alone with a warning [ours].
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ from webhook.core.pod import PodView
 from webhook.core.records import AdmissionWarning, PatchOp, Pod
 
 STS_VAR = "AWS_STS_REGIONAL_ENDPOINTS"
+DEFAULT_REGION_VAR = "AWS_DEFAULT_REGION"
+REGION_VAR = "AWS_REGION"
+# The deepest value the region partner copies. In a real env entry it is two objects deep at most
+# (``valueFrom: {configMapKeyRef: {...}}``); only a hostile request nests further, and copying that
+# into the patch could exceed what the JSON encoder accepts (orjson: 255 levels), turning the
+# answer into a 500.
+MAX_COPY_DEPTH = 32
 SESSION_NAME_VAR = "AWS_ROLE_SESSION_NAME"
 # Init containers first: the order only affects the order of operations, not the result.
 CONTAINER_FIELDS = ("initContainers", "containers")
@@ -98,16 +108,22 @@ def _env_additions(container: Mapping[str, Any], how: Injection) -> tuple[list[d
     present = names(container.get("env"))
     first, second = how.credential_names
     has_credentials = first in present or second in present
-    has_region = "AWS_DEFAULT_REGION" in present or "AWS_REGION" in present
+    has_default_region = DEFAULT_REGION_VAR in present
+    has_region = REGION_VAR in present
     has_sts = STS_VAR in present
-    if has_credentials and has_region and has_sts:
+    if has_credentials and (has_default_region or has_region) and has_sts:
         return None  # upstream leaves such a container entirely alone, mount included
     env: list[dict[str, Any]] = []
     if how.regional_sts and not has_sts:
         env.append({"name": STS_VAR, "value": "regional"})
-    if how.region and not has_region:
-        env.append({"name": "AWS_DEFAULT_REGION", "value": how.region})
-        env.append({"name": "AWS_REGION", "value": how.region})
+    if has_default_region != has_region:
+        # The container chose its region: the other name gets that choice, never the configured one.
+        partner = _region_partner(container["env"], DEFAULT_REGION_VAR if has_default_region else REGION_VAR)
+        if partner is not None:
+            env.append(partner)
+    elif how.region and not has_region:
+        env.append({"name": DEFAULT_REGION_VAR, "value": how.region})
+        env.append({"name": REGION_VAR, "value": how.region})
     if not has_credentials:
         env.append({"name": first, "value": how.credential_values[0]})
         env.append({"name": second, "value": how.credential_values[1]})
@@ -117,6 +133,53 @@ def _env_additions(container: Mapping[str, Any], how: Injection) -> tuple[list[d
         # together (a caller that edits one result would change the next; YAML prints it as anchors).
         env.append({"name": SESSION_NAME_VAR, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
     return env, not has_credentials
+
+
+def _region_partner(env: list[Any], present: str) -> dict[str, Any] | None:
+    """The region variable ``present`` is not, defined as the container defines ``present``; None when
+    that definition is nested too deeply to copy (see :data:`MAX_COPY_DEPTH`).
+
+    The last entry of that name is the one the kubelet applies. Everything but the name is copied
+    (``value``, ``valueFrom``, a field this code does not know), so both names always resolve to the
+    same region. The copy shares nothing with the pod: the two entries are separate objects in the
+    mutated pod, as in one written by hand (YAML output shows no anchors).
+    """
+    entry: dict[str, Any] = {}
+    for entry in reversed(env):  # ``present`` came from this list: the loop always finds it
+        if isinstance(entry, dict) and entry.get("name") == present:
+            break
+    partner: dict[str, Any] = {"name": REGION_VAR if present == DEFAULT_REGION_VAR else DEFAULT_REGION_VAR}
+    for key, value in entry.items():
+        if key == "name":
+            continue
+        # A str (``value``) needs no copy: the common case stays cheap.
+        copied = json_copy(value) if isinstance(value, (dict, list)) else value
+        if copied is None and value is not None:
+            return None
+        partner[key] = copied
+    return partner
+
+
+def json_copy(value: Any) -> Any:
+    """A copy of a decoded JSON value with fresh dicts and lists at every depth; None when it nests
+    deeper than :data:`MAX_COPY_DEPTH`.
+
+    Without recursion, so that no input can raise RecursionError on the way to the depth check.
+    """
+    if not isinstance(value, (dict, list)):
+        return value
+    root: Any = dict(value) if isinstance(value, dict) else list(value)
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for key, child in list(node.items() if isinstance(node, dict) else enumerate(node)):
+            if isinstance(child, (dict, list)):
+                if depth >= MAX_COPY_DEPTH:
+                    return None
+                fresh = dict(child) if isinstance(child, dict) else list(child)
+                node[key] = fresh
+                stack.append((fresh, depth + 1))
+    return root
 
 
 def _mount_conflict(container: Mapping[str, Any], mount_path: str, volume_name: str) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 from ..controlplane import STS_AUDIENCE, ControlPlane
 from ..kuberest import KubeRest
 from ..moto import MotoServer
+from ..standins.issuer import trust_policy
 from ..standins.motoserver import ACCOUNT_ID, admin_client
 from ..standins.verifying_sts import VerifyingSTS
 from .network import NODE_ADDRESS
@@ -59,22 +60,7 @@ class NodeAWS:
         self.sts_url = self.sts.url
 
     def trust_policy(self, namespace: str, service_account: str) -> dict[str, Any]:
-        return {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": self.provider_arn},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {
-                            f"{self.host_path}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-                            f"{self.host_path}:aud": STS_AUDIENCE,
-                        }
-                    },
-                }
-            ],
-        }
+        return trust_policy(self.provider_arn, self.host_path, namespace, service_account)
 
     def create_role(self, name: str, namespace: str, service_account: str) -> str:
         """A role only ``namespace/service_account`` may assume; its ARN."""

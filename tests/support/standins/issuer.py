@@ -74,6 +74,29 @@ def service_account_subject(namespace: str, name: str) -> str:
     return f"system:serviceaccount:{namespace}:{name}"
 
 
+def trust_policy(
+    provider_arn: str, host_path: str, namespace: str, service_account: str, audience: str = STS_AUDIENCE
+) -> JSON:
+    """The trust policy of an IRSA role for one ServiceAccount (the documented shape), written here by
+    hand: the stand-ins share no code with the project's own trust-policy command they judge."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{host_path}:sub": service_account_subject(namespace, service_account),
+                        f"{host_path}:aud": audience,
+                    }
+                },
+            }
+        ],
+    }
+
+
 class ManualIssuer:
     """An issuer at ``s3://bucket/prefix`` behind ``front``; ``setup()`` does every step."""
 
@@ -177,23 +200,7 @@ class ManualIssuer:
         return self.provider_arn
 
     def trust_policy(self, namespace: str, service_account: str, audience: str = STS_AUDIENCE) -> JSON:
-        """The trust policy of an IRSA role for one ServiceAccount (the documented shape)."""
-        return {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": self.provider_arn},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {
-                            f"{self.host_path}:sub": service_account_subject(namespace, service_account),
-                            f"{self.host_path}:aud": audience,
-                        }
-                    },
-                }
-            ],
-        }
+        return trust_policy(self.provider_arn, self.host_path, namespace, service_account, audience)
 
     def create_role(self, name: str, namespace: str, service_account: str, policy: JSON | None = None) -> str:
         """A role that ``namespace/service_account`` may assume (or with ``policy`` as its trust policy)."""

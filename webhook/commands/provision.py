@@ -40,9 +40,9 @@ IAM OIDC provider. Nothing is written without a difference: a second apply makes
   convert print irsa-manager and eksctl IRSA objects as ours (provision convert -h)
 
 AWS credentials and endpoints come from boto3's standard chain and variables (AWS_PROFILE,
-AWS_REGION, AWS_ENDPOINT_URL, ...). With keys.source APIServer the key set is read from the
-cluster of --kubeconfig (its /openid/v1/jwks) and the key signing new tokens is found from a token
-requested for --probe-service-account.
+AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, ...; boto3 reads AWS_DEFAULT_REGION, not AWS_REGION). With
+keys.source APIServer the key set is read from the cluster of --kubeconfig (its /openid/v1/jwks)
+and the key signing new tokens is found from a token requested for --probe-service-account.
 """
 
 EPILOG = """\

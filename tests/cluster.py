@@ -188,6 +188,51 @@ def provision(cluster: node.LocalCluster, moto_url: str) -> None:
         )
 
 
+def wait_injected(kubeconfig: Path) -> None:
+    """Until kube-apiserver calls the webhook for the demo's pods: a server-side dry run of a pod of
+    the demo ServiceAccount comes back with AWS_ROLE_ARN. With failurePolicy Ignore, a pod created
+    before kube-apiserver has picked up the configuration (and its caBundle) is admitted without
+    credentials, which is what the demo would then show."""
+    manifest = json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "probe", "namespace": DEMO_NAMESPACE},
+            "spec": {
+                "serviceAccountName": DEMO_SERVICE_ACCOUNT,
+                "containers": [{"name": "probe", "image": "localhost/irsa-app:dev"}],
+            },
+        }
+    )
+
+    def injected() -> bool:
+        result = kubectl(kubeconfig, "create", "--dry-run=server", "-o", "json", "-f", "-", input=manifest, check=False)
+        if result.returncode != 0:
+            return False
+        env = json.loads(result.stdout)["spec"]["containers"][0].get("env") or []
+        return any(e.get("name") == "AWS_ROLE_ARN" for e in env)
+
+    wait_for(
+        injected,
+        timeout=60.0,
+        what="the webhook to inject the demo ServiceAccount's pods",
+        interval=0.5,
+        on_timeout=lambda: (
+            kubectl(
+                kubeconfig,
+                "get",
+                "serviceaccount",
+                DEMO_SERVICE_ACCOUNT,
+                "-n",
+                DEMO_NAMESPACE,
+                "-o",
+                "yaml",
+                check=False,
+            ).stdout
+        ),
+    )
+
+
 # --- the demo pod ------------------------------------------------------------------------------------
 def demo_command(sts_url: str, kubectl_name: str = "kubectl") -> list[str]:
     """One `kubectl run` whose pod obtains credentials through the webhook and asks STS who it is.
@@ -254,6 +299,7 @@ def up(work: Path = WORK) -> Started:
         kubectl(kubeconfig, "create", "namespace", DEMO_NAMESPACE)
         provision(cluster, moto.url)
         install_webhook(kubeconfig)
+        wait_injected(kubeconfig)
         command = demo_command(sts_url)
         answer = run_demo(kubeconfig, command)
         (work / INFO_FILE).write_text(

@@ -114,6 +114,25 @@ def test_a_kind_not_served_is_waited_for_logged_once_and_listed_when_it_comes(
     assert "gadgets are served now" in caplog.text
 
 
+def test_the_kind_is_served_by_the_time_synced_is_set(watched: Watched, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whoever waits on ``synced`` (readiness, the CRD-installed path) must find ``served`` True at
+    once, not a moment later (a race CI once lost)."""
+    at_set: list[bool | None] = []
+    original = watched.cache.synced.set
+
+    def recording_set() -> None:
+        at_set.append(watched.cache.served)
+        original()
+
+    monkeypatch.setattr(watched.cache.synced, "set", recording_set)
+    watched.server.cluster.fail[COLLECTION] = 404
+    watched.cache.start()
+    wait_for(lambda: watched.cache.served is False, timeout=5, what="the kind to be found missing")
+    del watched.server.cluster.fail[COLLECTION]
+    wait_for(watched.cache.synced.is_set, timeout=5, what="the list once served")
+    assert at_set == [True]
+
+
 def test_a_kind_that_goes_while_watched_is_waited_for_again(watched: Watched, caplog: pytest.LogCaptureFixture) -> None:
     watched.cache.start()
     wait_for(watched.cache.synced.is_set, timeout=5, what="the first list")

@@ -111,6 +111,10 @@ class ObjectCache(ListWatch[JSON]):
                 self._on_change(key, old.get(key), obj)
         for key in old.keys() - fresh.keys():
             self._on_change(key, old[key], None)
+        if self.served is False:
+            log.info("%s are served now: listed and watched", self.kind)
+        # Before synced: whoever synced wakes (readiness, a test) must find the kind served.
+        self.served = True
         self.synced.set()
 
     def _apply(self, kind: str, obj: Any, resource_version: str) -> None:
@@ -135,10 +139,7 @@ class ObjectCache(ListWatch[JSON]):
                 self._not_served(delay)
                 delay = min(delay * 2, NOT_SERVED_RETRY_MAX)
                 continue
-            if self.served is False:
-                log.info("%s are served now: listed and watched", self.kind)
-            self.served = True
-            return
+            return  # listed: _replace marked the kind served
 
     def _watch(self) -> str:
         try:
